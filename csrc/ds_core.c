@@ -1,0 +1,56 @@
+/* luaopen_dynamodb_stream_core: builds the module table from the ds_open_* parts. */
+#include <string.h>
+
+#include "ds.h"
+
+int ds_fail(lua_State *L, const char *code, const char *msg)
+{
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", code, msg);
+    lua_pushstring(L, code);
+    return 3;
+}
+
+const char *ds_marker(lua_State *L, int idx)
+{
+    const char *tag = NULL;
+    if (!lua_getmetatable(L, idx))
+        return NULL;
+    if (lua_getfield(L, -1, "__ddb") == LUA_TSTRING)
+        tag = lua_tostring(L, -1); /* interned literal kept alive by the metatable */
+    lua_pop(L, 2);
+    return tag;
+}
+
+static void markers_new(lua_State *L, const char *name, const char *tag, const char *field)
+{
+    luaL_newmetatable(L, name);
+    lua_pushstring(L, tag);
+    lua_setfield(L, -2, "__ddb");
+    lua_setfield(L, -2, field);
+}
+
+void ds_open_markers(lua_State *L)
+{
+    markers_new(L, DS_LIST_MT, "L", "list_mt");
+    markers_new(L, DS_STRING_SET_MT, "SS", "string_set_mt");
+    markers_new(L, DS_NUMBER_SET_MT, "NS", "number_set_mt");
+    markers_new(L, DS_BINARY_SET_MT, "BS", "binary_set_mt");
+    markers_new(L, DS_DECIMAL_MT, "N", "decimal_mt");
+    markers_new(L, DS_BINARY_MT, "B", "binary_mt");
+}
+
+DS_EXPORT int luaopen_dynamodb_stream_core(lua_State *L)
+{
+    lua_newtable(L);
+    ds_open_markers(L);
+    ds_open_sigv4(L);
+    ds_open_http(L);
+    ds_open_json(L);
+    ds_open_av(L);
+    ds_pushnull(L);
+    lua_setfield(L, -2, "null");
+    lua_pushliteral(L, DS_VERSION);
+    lua_setfield(L, -2, "_VERSION");
+    return 1;
+}
