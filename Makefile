@@ -35,7 +35,7 @@ all: $(TARGET)
 
 $(TARGET): $(OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(LIBFLAG) -o $@ $(OBJ) $(DEPS_LIBS) $(LDFLAGS)
+	$(CC) $(LIBFLAG) -o $@ $(OBJ) $(DEPS_LIBS) -lm $(LDFLAGS)
 
 $(BUILD)/obj/%.o: csrc/%.c $(wildcard csrc/*.h)
 	@mkdir -p $(@D)

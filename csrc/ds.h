@@ -41,6 +41,9 @@ DS_HIDDEN void ds_open_http(lua_State *L);    /* ds_http.c */
 DS_HIDDEN void ds_open_json(lua_State *L);    /* ds_json.c */
 DS_HIDDEN void ds_open_av(lua_State *L);      /* ds_av.c: marshall / unmarshall */
 
+/* The only exported symbol. */
+DS_EXPORT int luaopen_dynamodb_stream_core(lua_State *L);
+
 /* Runtime failure: pushes nil, "code: msg", code and returns 3. Never raises
  * (but may, like any push, on memory exhaustion). */
 DS_HIDDEN int ds_fail(lua_State *L, const char *code, const char *msg);

@@ -1,5 +1,8 @@
 /* luaopen_dynamodb_stream_core: builds the module table from the ds_open_* parts. */
+#include <errno.h>
+#include <math.h>
 #include <string.h>
+#include <time.h>
 
 #include "ds.h"
 
@@ -40,9 +43,38 @@ void ds_open_markers(lua_State *L)
     markers_new(L, DS_BINARY_MT, "B", "binary_mt");
 }
 
+/* core.sleep(seconds): blocks the calling thread without spinning; resumes
+ * after a signal interrupts it so the whole interval is slept. */
+static int core_sleep(lua_State *L)
+{
+    lua_Number seconds = luaL_checknumber(L, 1);
+    luaL_argcheck(L, seconds >= 0 && seconds < 1e9, 1, "seconds must be between 0 and 1e9");
+    struct timespec left;
+    left.tv_sec = (time_t)seconds;
+    left.tv_nsec = (long)((seconds - floor(seconds)) * 1e9);
+    while (nanosleep(&left, &left) != 0 && errno == EINTR)
+        ;
+    return 0;
+}
+
+/* core.monotime(): seconds from an arbitrary start, never going backwards. */
+static int core_monotime(lua_State *L)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    lua_pushnumber(L, (lua_Number)now.tv_sec + (lua_Number)now.tv_nsec / 1e9);
+    return 1;
+}
+
+static const luaL_Reg core_funcs[] = {
+    {"sleep", core_sleep},
+    {"monotime", core_monotime},
+    {NULL, NULL},
+};
+
 DS_EXPORT int luaopen_dynamodb_stream_core(lua_State *L)
 {
-    lua_newtable(L);
+    luaL_newlib(L, core_funcs);
     ds_open_markers(L);
     ds_open_sigv4(L);
     ds_open_http(L);
