@@ -8,5 +8,43 @@ function helper.ddb_local_endpoint()
   return endpoint
 end
 
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+helper.shell_quote = shell_quote
+
+-- Runs a Lua chunk in a fresh lua5.4 with exactly the given environment
+-- (plus the module paths) and returns its stdout and whether it succeeded.
+function helper.run_lua(env, code)
+  local parts = { "env -i" }
+  for k, v in pairs(env) do parts[#parts + 1] = shell_quote(k .. "=" .. v) end
+  parts[#parts + 1] = shell_quote("LUA_PATH=" .. package.path)
+  parts[#parts + 1] = shell_quote("LUA_CPATH=" .. package.cpath)
+  parts[#parts + 1] = "lua5.4 -e " .. shell_quote(code) .. " 2>&1"
+  local p = assert(io.popen(table.concat(parts, " ")))
+  local out = p:read("a")
+  local ok = p:close()
+  return out, ok
+end
+
+-- A fresh directory under /tmp, removed by the caller with helper.rmdir.
+function helper.tmpdir()
+  local p = assert(io.popen("mktemp -d /tmp/ds-spec.XXXXXX"))
+  local dir = p:read("l")
+  p:close()
+  return dir
+end
+
+function helper.rmdir(dir)
+  assert(dir:match("^/tmp/ds%-spec%."), "refusing to remove " .. dir)
+  os.execute("rm -rf " .. shell_quote(dir))
+end
+
+function helper.write_file(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
 package.loaded["helper"] = helper
 return helper

@@ -1,0 +1,183 @@
+-- Region, credentials and endpoint, resolved the way AWS SDKs do:
+-- explicit options, then environment variables, then the shared credentials
+-- and config files of the selected profile.
+
+local config = {}
+
+-- Reads an AWS shared config/credentials file into { [section] = { key = value } }.
+-- Indented lines belong to a nested block (e.g. `s3 =` sub-settings) and are skipped.
+local function read_ini(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local sections, current = {}, nil
+  for line in f:lines() do
+    local indented = line:match("^%s+%S") ~= nil
+    line = line:gsub("^%s+", ""):gsub("%s+$", "")
+    if line == "" or line:match("^[#;]") then -- luacheck: ignore 542
+      -- blank or comment
+    elseif line:match("^%[.*%]$") then
+      local name = line:sub(2, -2):gsub("^%s+", ""):gsub("%s+$", "")
+      current = sections[name] or {}
+      sections[name] = current
+    elseif current and not indented then
+      local key, value = line:match("^([^=]-)%s*=%s*(.-)$")
+      if key then current[key:lower()] = value end
+    end
+  end
+  f:close()
+  return sections
+end
+
+local function home_path(relative)
+  local home = os.getenv("HOME")
+  return home and (home .. "/" .. relative) or relative
+end
+
+-- The settings of one profile: the credentials file's [name] over the config
+-- file's [profile name] ([default] in both files for the default profile).
+local function read_profile(name)
+  local creds = read_ini(os.getenv("AWS_SHARED_CREDENTIALS_FILE") or home_path(".aws/credentials")) or {}
+  local conf = read_ini(os.getenv("AWS_CONFIG_FILE") or home_path(".aws/config")) or {}
+  local from_conf = conf[name == "default" and "default" or ("profile " .. name)]
+    or (name == "default" and conf["profile default"]) or {}
+  local merged = {}
+  for k, v in pairs(from_conf) do merged[k] = v end
+  for k, v in pairs(creds[name] or {}) do merged[k] = v end
+  return merged, (creds[name] or conf[name == "default" and "default" or ("profile " .. name)]) ~= nil
+end
+
+local function nonempty(value)
+  if value ~= nil and value ~= "" then return value end
+  return nil
+end
+
+local function env(name)
+  return nonempty(os.getenv(name))
+end
+
+local function check_credentials(creds, source)
+  if type(creds) ~= "table" then
+    error(source .. ": credentials must be a table", 4)
+  end
+  local id, secret = creds.access_key_id, creds.secret_access_key
+  if type(id) ~= "string" or id == "" or type(secret) ~= "string" or secret == "" then
+    error(source .. ": access_key_id and secret_access_key must be non-empty strings", 4)
+  end
+  if creds.session_token ~= nil and type(creds.session_token) ~= "string" then
+    error(source .. ": session_token must be a string", 4)
+  end
+  return { access_key_id = id, secret_access_key = secret, session_token = nonempty(creds.session_token) }
+end
+
+local function profile_credentials(profile, name)
+  if profile.aws_access_key_id and profile.aws_secret_access_key then
+    return {
+      access_key_id = profile.aws_access_key_id,
+      secret_access_key = profile.aws_secret_access_key,
+      session_token = nonempty(profile.aws_session_token),
+    }
+  end
+  return nil, "profile '" .. name .. "' has no aws_access_key_id/aws_secret_access_key"
+end
+
+-- Splits "https://host:port/path" into its parts; nil, why for anything else.
+function config.parse_endpoint(url)
+  if type(url) ~= "string" then return nil, "endpoint must be a string" end
+  local scheme, authority, path = url:match("^(%a[%w+.-]*)://([^/?#]+)([^?#]*)$")
+  if not scheme then return nil, "endpoint '" .. url .. "' is not an http(s) URL" end
+  scheme = scheme:lower()
+  if scheme ~= "http" and scheme ~= "https" then
+    return nil, "endpoint '" .. url .. "' must use http or https"
+  end
+  if authority:find("@", 1, true) then
+    return nil, "endpoint must not carry user information"
+  end
+  local host, port = authority:match("^(.-):(%d+)$")
+  host = host or authority
+  if host == "" then return nil, "endpoint '" .. url .. "' has no host" end
+  local default_port = scheme == "https" and 443 or 80
+  port = tonumber(port) or default_port
+  return {
+    url = scheme .. "://" .. authority .. (path == "" and "/" or path),
+    scheme = scheme,
+    -- The Host header (and so the signature) omits the scheme's default port.
+    host = port == default_port and host or (host .. ":" .. port),
+    path = path == "" and "/" or path,
+  }
+end
+
+local function explicit_profile_endpoint(profile)
+  return nonempty(profile.endpoint_url)
+end
+
+-- Resolves the settings of one service.
+-- service: { endpoint_prefix = "streams.dynamodb", env_endpoint = "AWS_ENDPOINT_URL_DYNAMODB_STREAMS" }
+-- opts: region, endpoint, credentials, profile, connect_timeout, timeout, verify_tls, ca_file.
+function config.resolve(service, opts, caller)
+  caller = caller or "dynamodb_stream"
+  if opts ~= nil and type(opts) ~= "table" then error(caller .. ": options must be a table", 3) end
+  opts = opts or {}
+
+  local profile_name = opts.profile or env("AWS_PROFILE") or "default"
+  if type(profile_name) ~= "string" then error(caller .. ": profile must be a string", 3) end
+  local profile, profile_found = read_profile(profile_name)
+
+  local region = opts.region or env("AWS_REGION") or env("AWS_DEFAULT_REGION") or nonempty(profile.region)
+  if region == nil then
+    error(caller .. ": no region: pass opts.region or set AWS_REGION (or a region in the profile)", 3)
+  end
+  if type(region) ~= "string" or not region:match("^[%w-]+$") then
+    error(caller .. ": region must be a name such as 'us-east-1'", 3)
+  end
+
+  -- Explicit options, then an explicitly chosen profile, then the environment,
+  -- then AWS_PROFILE or the default profile.
+  local credentials
+  if opts.credentials ~= nil then
+    credentials = check_credentials(opts.credentials, caller)
+  else
+    local env_id, env_secret = env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")
+    if opts.profile == nil and env_id and env_secret then
+      credentials = { access_key_id = env_id, secret_access_key = env_secret,
+                      session_token = env("AWS_SESSION_TOKEN") }
+    else
+      local why
+      credentials, why = profile_credentials(profile, profile_name)
+      if not credentials then
+        if opts.profile ~= nil and not profile_found then why = "profile '" .. profile_name .. "' not found" end
+        error(caller .. ": no credentials: pass opts.credentials, set AWS_ACCESS_KEY_ID and "
+          .. "AWS_SECRET_ACCESS_KEY, or configure a profile (" .. why .. ")", 3)
+      end
+    end
+  end
+
+  local endpoint = opts.endpoint
+  if endpoint == nil and os.getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS") ~= "true" then
+    endpoint = env(service.env_endpoint) or env("AWS_ENDPOINT_URL") or explicit_profile_endpoint(profile)
+  end
+  endpoint = endpoint or ("https://" .. service.endpoint_prefix .. "." .. region .. ".amazonaws.com")
+  local parsed, why = config.parse_endpoint(endpoint)
+  if not parsed then error(caller .. ": " .. why, 3) end
+
+  for _, key in ipairs({ "connect_timeout", "timeout" }) do
+    local v = opts[key]
+    if v ~= nil and (type(v) ~= "number" or v <= 0) then
+      error(caller .. ": " .. key .. " must be a positive number of seconds", 3)
+    end
+  end
+  if opts.verify_tls ~= nil and type(opts.verify_tls) ~= "boolean" then
+    error(caller .. ": verify_tls must be a boolean", 3)
+  end
+
+  return {
+    region = region,
+    credentials = credentials,
+    endpoint = parsed,
+    connect_timeout = opts.connect_timeout,
+    timeout = opts.timeout,
+    verify_tls = opts.verify_tls,
+    ca_file = opts.ca_file or env("AWS_CA_BUNDLE"),
+  }
+end
+
+return config

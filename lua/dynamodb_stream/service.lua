@@ -1,0 +1,165 @@
+-- A client for an AWS JSON 1.0 service (DynamoDB, DynamoDB Streams):
+-- builds and signs the request, posts it, decodes the answer or the error.
+
+local core = require("dynamodb_stream.core")
+local config = require("dynamodb_stream.config")
+local errors = require("dynamodb_stream.errors")
+
+local Service = {}
+Service.__index = Service
+
+local EMPTY_OBJECT = "{}"
+local MAX_SNIPPET = 200
+
+function Service.__tostring(self)
+  return "dynamodb_stream." .. self._def.name .. " (" .. self._endpoint.url .. ", " .. self.region .. ")"
+end
+
+-- def: { name, target_prefix, endpoint_prefix, env_endpoint }; every AWS JSON
+-- service here signs with the scope "dynamodb" (DynamoDB Streams included).
+function Service.new(def, opts)
+  local cfg = config.resolve(def, opts, "dynamodb_stream." .. def.name)
+  local self = setmetatable({
+    region = cfg.region,
+    _def = def,
+    _endpoint = cfg.endpoint,
+    _target = def.target_prefix .. ".",
+    _http = core.http({
+      connect_timeout = cfg.connect_timeout,
+      timeout = cfg.timeout,
+      verify_tls = cfg.verify_tls,
+      ca_file = cfg.ca_file,
+    }),
+    _signer = core.signer({
+      access_key_id = cfg.credentials.access_key_id,
+      secret_access_key = cfg.credentials.secret_access_key,
+      session_token = cfg.credentials.session_token,
+      region = cfg.region,
+      service = "dynamodb",
+    }),
+  }, Service)
+  -- Kept in a closure, not a field, so that dumping the client shows no secret.
+  local secrets = { cfg.credentials.secret_access_key, cfg.credentials.session_token }
+  self._redact = function(text)
+    for _, secret in ipairs(secrets) do
+      local from, to = text:find(secret, 1, true)
+      while from do
+        text = text:sub(1, from - 1) .. "<redacted>" .. text:sub(to + 1)
+        from, to = text:find(secret, from + 10, true)
+      end
+    end
+    return text
+  end
+  return self
+end
+
+-- A short printable excerpt of a body for error messages.
+local function snippet(body)
+  local s = body:sub(1, MAX_SNIPPET):gsub("[%c\128-\255]+", " ")
+  if #body > MAX_SNIPPET then s = s .. "..." end
+  return s
+end
+
+local function field(tbl, ...)
+  if type(tbl) ~= "table" then return nil end
+  for i = 1, select("#", ...) do
+    local v = tbl[select(i, ...)]
+    if type(v) == "string" then return v end
+  end
+  return nil
+end
+
+-- The error value of a non-2xx answer, following the AWS JSON protocol:
+-- the code from X-Amzn-ErrorType, else __type or code in the body.
+local function service_error(self, operation, status, body, headers)
+  local decoded = core.json_decode(body)
+  local code = headers["x-amzn-errortype"] or field(decoded, "__type", "code")
+  local message = field(decoded, "message", "Message", "errorMessage")
+  if code == nil then
+    code = status >= 500 and "InternalServerError" or "UnexpectedResponse"
+    message = "HTTP " .. status .. " without an AWS error body"
+      .. (body ~= "" and (": " .. snippet(body)) or "")
+  end
+  return errors.new({
+    code = errors.sanitize_code(code),
+    message = self._redact(message or ""),
+    status = status,
+    operation = operation,
+  })
+end
+
+-- Calls one operation: params (a table in AWS shape, or nil) -> decoded answer, or nil, err.
+function Service:call(operation, params)
+  if type(operation) ~= "string" or not operation:match("^%a+$") then
+    error("operation must be an AWS operation name such as 'GetRecords'", 2)
+  end
+  if params ~= nil and type(params) ~= "table" then
+    error(operation .. ": params must be a table", 2)
+  end
+  local body = params and next(params) ~= nil and core.json_encode(params) or EMPTY_OBJECT
+  local headers = {
+    host = self._endpoint.host,
+    ["content-type"] = "application/x-amz-json-1.0",
+    ["x-amz-date"] = os.date("!%Y%m%dT%H%M%SZ"),
+    ["x-amz-target"] = self._target .. operation,
+  }
+  local authorization = self._signer:sign({
+    method = "POST", path = self._endpoint.path, query = "",
+    headers = headers, body = body, amz_date = headers["x-amz-date"],
+  })
+  local lines = { "Authorization: " .. authorization }
+  for name, value in pairs(headers) do
+    if name ~= "host" then lines[#lines + 1] = name .. ": " .. value end
+  end
+
+  local status, answer, answer_headers = self._http:post(self._endpoint.url, lines, body)
+  if not status then
+    -- On a transport failure post returns nil, "Code: message", "Code".
+    local code = answer_headers
+    local message = answer:gsub("^%w+: ", "", 1)
+    return nil, errors.new({ code = code, message = self._redact(message), operation = operation })
+  end
+  if status < 200 or status > 299 then
+    return nil, service_error(self, operation, status, answer, answer_headers)
+  end
+  local decoded, why = core.json_decode(answer)
+  if decoded == nil or type(decoded) ~= "table" then
+    return nil, errors.new({
+      code = "InvalidResponse",
+      message = (why or "answer is not a JSON object") .. " (" .. #answer .. " bytes: " .. snippet(answer) .. ")",
+      status = status,
+      operation = operation,
+    })
+  end
+  return decoded
+end
+
+function Service:close()
+  self._http:close()
+end
+
+-- Adds a method per operation, snake_case and camelCase ("GetRecords" ->
+-- get_records, getRecords), to a client class.
+function Service.define_operations(class, operations)
+  for _, operation in ipairs(operations) do
+    local method = function(self, params) return self:call(operation, params) end
+    local snake = operation:gsub("(%l)(%u)", "%1_%2"):lower()
+    local camel = operation:sub(1, 1):lower() .. operation:sub(2)
+    class[snake] = method
+    class[camel] = method
+  end
+end
+
+-- A class whose instances are Service objects with the given operations.
+function Service.class(def, operations)
+  local class = setmetatable({}, { __index = Service })
+  class.__index = class
+  class.__tostring = Service.__tostring
+  Service.define_operations(class, operations)
+  function class.new(opts)
+    return setmetatable(Service.new(def, opts), class)
+  end
+  return class
+end
+
+return Service
