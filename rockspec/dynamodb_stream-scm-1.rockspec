@@ -1,0 +1,50 @@
+rockspec_format = "3.0"
+package = "dynamodb_stream"
+version = "scm-1"
+source = {
+  url = "git+file:///dev/null",
+}
+description = {
+  summary = "A DynamoDB Streams consumer with an event-emitter API, with a C core",
+  detailed = [[
+    Consumes an Amazon DynamoDB stream: shard lineage, expiry and trimming handled,
+    AttributeValues unmarshalled in C, SigV4 and HTTP through OpenSSL and libcurl.
+    Mirrors the API and events of the npm package dynamodb-stream.
+  ]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.3, < 5.5",
+}
+external_dependencies = {
+  OPENSSL = { header = "openssl/evp.h", library = "crypto" },
+  CURL = { library = "curl" },
+  CJSON = { header = "cjson/cJSON.h", library = "cjson" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["dynamodb_stream.core"] = {
+      sources = {
+        "csrc/ds_core.c", "csrc/ds_sigv4.c", "csrc/sigv4.c", "csrc/ds_http.c", "csrc/buffer.c",
+        "csrc/ds_json.c", "csrc/ds_av.c", "csrc/number.c", "csrc/base64.c",
+      },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      incdirs = { "$(OPENSSL_INCDIR)", "$(CJSON_INCDIR)" },
+      libdirs = { "$(OPENSSL_LIBDIR)", "$(CURL_LIBDIR)", "$(CJSON_LIBDIR)" },
+      libraries = { "crypto", "curl", "cjson", "m" },
+    },
+    ["dynamodb_stream"] = "lua/dynamodb_stream/init.lua",
+    ["dynamodb_stream.config"] = "lua/dynamodb_stream/config.lua",
+    ["dynamodb_stream.errors"] = "lua/dynamodb_stream/errors.lua",
+    ["dynamodb_stream.service"] = "lua/dynamodb_stream/service.lua",
+    ["dynamodb_stream.client"] = "lua/dynamodb_stream/client.lua",
+    ["dynamodb_stream.dynamodb"] = "lua/dynamodb_stream/dynamodb.lua",
+    ["dynamodb_stream.emitter"] = "lua/dynamodb_stream/emitter.lua",
+    ["dynamodb_stream.stream"] = "lua/dynamodb_stream/stream.lua",
+    ["dynamodb_stream.checkpoint"] = "lua/dynamodb_stream/checkpoint.lua",
+  },
+  copy_directories = { "examples" },
+}
+test_dependencies = { "busted" }
+test = { type = "busted" }
