@@ -46,5 +46,28 @@ function helper.write_file(path, text)
   f:close()
 end
 
+-- Starts spec/support/http_server.py; returns its ports ({ http =, refused = })
+-- and a function that stops it.
+function helper.start_http_server()
+  local proc = assert(io.popen("exec /usr/bin/python3 spec/support/http_server.py"))
+  local line = assert(proc:read("l"), "http_server.py did not start")
+  local ports = {}
+  for k, v in line:gmatch("(%w+)=(%d+)") do ports[k] = tonumber(v) end
+  return ports, function()
+    os.execute("kill " .. ports.pid .. " 2>/dev/null")
+    proc:close()
+  end
+end
+
+-- Static credentials and a region for DynamoDB Local; a distinct access key id
+-- gives a spec its own namespace of tables there.
+function helper.local_opts(namespace)
+  return {
+    endpoint = helper.ddb_local_endpoint(),
+    region = "us-east-1",
+    credentials = { access_key_id = namespace or "spec", secret_access_key = "local-secret" },
+  }
+end
+
 package.loaded["helper"] = helper
 return helper
