@@ -78,7 +78,8 @@ static size_t http_on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 static ds_http *http_check_open(lua_State *L, int idx)
 {
     ds_http *h = luaL_checkudata(L, idx, DS_HTTP_MT);
-    luaL_argcheck(L, h->curl != NULL, idx, "http handle is closed");
+    if (h->curl == NULL)
+        luaL_error(L, "http handle is closed");
     return h;
 }
 
