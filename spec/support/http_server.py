@@ -18,8 +18,9 @@ Routes (any method, POST in practice):
   /status/<n>      status n, body "status n"
   /html            502 with an HTML error page
   /truncated       Content-Length: 100 but 10 bytes, then the socket closes
-  /slow?ms=<n>     answers 200 after n ms
+  /slow?ms=<n>     answers 200 after n ms (also /slow/<n>)
   /big?bytes=<n>[&chunked=1]  200 with n bytes of "x", with Content-Length or chunked
+                   (also /big/<n>)
   /reset           closes the socket without answering (RST)
   /close           closes the socket without answering (FIN)
   /headers         200 with several response headers, one repeated
@@ -70,6 +71,12 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = parse_qs(url.query)
         path = url.path
+        # /slow/<ms> and /big/<bytes>: the same routes for clients whose
+        # endpoint URL cannot carry a query string.
+        parts = path.split("/")
+        if len(parts) == 3 and parts[1] in ("slow", "big") and parts[2].isdigit():
+            query[{"slow": "ms", "big": "bytes"}[parts[1]]] = [parts[2]]
+            path = "/" + parts[1]
         body = self._read_body()
         if path == "/echo":
             out = [b"method " + self.command.encode()]
