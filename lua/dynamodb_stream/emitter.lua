@@ -1,0 +1,111 @@
+-- A small event emitter in the shape of Node's EventEmitter.
+--
+--   emitter:on(event, fn)          -> emitter (chainable); alias add_listener
+--   emitter:once(event, fn)        -> emitter; fn runs at most once
+--   emitter:off(event, fn)         -> emitter; removes fn (also when added with once); alias remove_listener
+--   emitter:remove_all_listeners([event]) -> emitter
+--   emitter:emit(event, ...)       -> true if a listener ran, false if none
+--   emitter:listener_count(event)  -> integer
+--
+-- Listeners run synchronously, in the order they were added. Adding or removing
+-- listeners from inside a listener is safe: an emit calls the listeners that were
+-- registered when it started, minus those removed since. Emitting 'error' with no
+-- listener raises the error (Node does the same), so errors are never silent.
+local Emitter = {}
+Emitter.__index = Emitter
+
+function Emitter.new(self)
+  self = self or {}
+  self._listeners = {}
+  return setmetatable(self, Emitter)
+end
+
+local function check(event, fn)
+  if type(event) ~= "string" then error("event name must be a string", 3) end
+  if type(fn) ~= "function" then error("listener must be a function", 3) end
+end
+
+local function add(self, event, fn, once)
+  local list = self._listeners[event]
+  if not list then
+    list = {}
+    self._listeners[event] = list
+  end
+  list[#list + 1] = { fn = fn, once = once }
+  return self
+end
+
+function Emitter:on(event, fn)
+  check(event, fn)
+  return add(self, event, fn, false)
+end
+
+function Emitter:once(event, fn)
+  check(event, fn)
+  return add(self, event, fn, true)
+end
+
+-- Removes the most recently added registration of fn for event.
+function Emitter:off(event, fn)
+  check(event, fn)
+  local list = self._listeners[event]
+  if not list then return self end
+  for i = #list, 1, -1 do
+    if list[i].fn == fn then
+      list[i].removed = true
+      table.remove(list, i)
+      break
+    end
+  end
+  return self
+end
+
+function Emitter:remove_all_listeners(event)
+  local function mark(list)
+    for _, entry in ipairs(list) do entry.removed = true end
+  end
+  if event == nil then
+    for _, list in pairs(self._listeners) do mark(list) end
+    self._listeners = {}
+  else
+    mark(self._listeners[event] or {})
+    self._listeners[event] = nil
+  end
+  return self
+end
+
+function Emitter:listener_count(event)
+  local list = self._listeners[event]
+  return list and #list or 0
+end
+
+function Emitter:emit(event, ...)
+  local list = self._listeners[event]
+  if not list or #list == 0 then
+    if event == "error" then error((...), 0) end
+    return false
+  end
+  local snapshot = table.move(list, 1, #list, 1, {})
+  for i = 1, #snapshot do
+    local entry = snapshot[i]
+    if not entry.removed then
+      if entry.once then
+        entry.removed = true
+        for j = #list, 1, -1 do
+          if list[j] == entry then table.remove(list, j) break end
+        end
+      end
+      entry.fn(...)
+    end
+  end
+  return true
+end
+
+Emitter.add_listener = Emitter.on
+Emitter.remove_listener = Emitter.off
+Emitter.addListener = Emitter.on
+Emitter.removeListener = Emitter.off
+Emitter.removeAllListeners = Emitter.remove_all_listeners
+Emitter.listenerCount = Emitter.listener_count
+
+return Emitter

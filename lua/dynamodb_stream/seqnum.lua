@@ -1,0 +1,29 @@
+-- DynamoDB Streams sequence numbers are decimal strings of 21 to 40 digits:
+-- too large for a Lua float or integer, so they are compared as strings
+-- (fewer significant digits is smaller, then byte order), never with tonumber.
+local seqnum = {}
+
+-- True when s is a non-empty string of decimal digits.
+function seqnum.valid(s)
+  return type(s) == "string" and #s > 0 and #s <= 128 and not s:find("%D")
+end
+
+local function significant(s)
+  local digits = s:match("^0*(%d-)$")
+  return digits == "" and "0" or digits
+end
+
+-- -1, 0 or 1 as a < b, a == b, a > b. Raises on anything but digit strings.
+function seqnum.compare(a, b)
+  if not seqnum.valid(a) then error("bad sequence number: " .. tostring(a), 2) end
+  if not seqnum.valid(b) then error("bad sequence number: " .. tostring(b), 2) end
+  a, b = significant(a), significant(b)
+  if #a ~= #b then return #a < #b and -1 or 1 end
+  if a == b then return 0 end
+  return a < b and -1 or 1
+end
+
+function seqnum.lt(a, b) return seqnum.compare(a, b) < 0 end
+function seqnum.le(a, b) return seqnum.compare(a, b) <= 0 end
+
+return seqnum
