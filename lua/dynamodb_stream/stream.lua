@@ -1,0 +1,642 @@
+-- The DynamoDB Streams consumer: the API and events of the npm package
+-- dynamodb-stream 1.1.4, without its defects (see README, "Coming from npm").
+--
+--   local stream = Stream.new(client, stream_arn[, unmarshall | opts])
+--   stream:on('insert record', function(new, keys, record) ... end)
+--   local records, err = stream:fetch_stream_state()
+--   stream:run{ checkpoint = 'state.json' }     -- polls until stream:stop()
+--
+-- Per shard we keep the iterator, the last delivered sequence number and the
+-- position to re-open at when the iterator is lost (expired, trimmed, a
+-- listener failed, a restart). Within a shard records are delivered in order;
+-- a child shard is read only after its parent was read to its end.
+local Emitter = require("dynamodb_stream.emitter")
+local seqnum = require("dynamodb_stream.seqnum")
+
+local ok_core, core = pcall(require, "dynamodb_stream.core")
+if not ok_core then core = nil end
+local NULL = core and core.null
+
+local Stream = setmetatable({}, { __index = Emitter })
+Stream.__index = Stream
+
+local EVENT_FOR = { INSERT = "insert record", MODIFY = "modify record", REMOVE = "remove record" }
+local ITERATOR_TYPES = {
+  TRIM_HORIZON = true, LATEST = true, AT_SEQUENCE_NUMBER = true, AFTER_SEQUENCE_NUMBER = true,
+}
+local CLIENT_METHODS = {
+  { "describe_stream", "describeStream" },
+  { "get_shard_iterator", "getShardIterator" },
+  { "get_records", "getRecords" },
+}
+local MAX_DESCRIBE_PAGES = 10000
+
+---------------------------------------------------------------------- errors
+
+local errors = require("dynamodb_stream.errors")
+
+local function new_error(code, message, fields)
+  local e = errors.new({ code = code, message = message, retryable = fields and fields.retryable })
+  for k, v in pairs(fields or {}) do
+    if e[k] == nil then e[k] = v end
+  end
+  return e
+end
+
+-- Client errors are tables with a code; anything else is wrapped.
+local function as_error(err, operation)
+  if type(err) == "table" and type(err.code) == "string" then return err end
+  return new_error("ClientError", tostring(err), { operation = operation, retryable = true })
+end
+
+local function absent(v) return v == nil or v == NULL or v == "" end
+
+---------------------------------------------------------------------- helpers
+
+local function check_position(pos, where)
+  if type(pos) ~= "table" then error(where .. ": position table expected", 3) end
+  local t = pos.type or "AFTER_SEQUENCE_NUMBER"
+  if not ITERATOR_TYPES[t] then error(where .. ": bad iterator type " .. tostring(t), 3) end
+  local seq = pos.sequence_number or pos.sequenceNumber
+  if t == "AT_SEQUENCE_NUMBER" or t == "AFTER_SEQUENCE_NUMBER" then
+    if not seqnum.valid(seq) then error(where .. ": sequence number must be a digit string", 3) end
+  end
+  return { type = t, sequence_number = seq }
+end
+
+local function opt_integer(opts, name, lo, hi)
+  local v = opts[name]
+  if v == nil then return nil end
+  if math.type(v) ~= "integer" or v < lo or v > hi then
+    error(string.format("opts.%s must be an integer in %d..%d", name, lo, hi), 3)
+  end
+  return v
+end
+
+---------------------------------------------------------------------- construction
+
+-- Stream.new(client, stream_arn[, unmarshall | opts])
+-- opts: unmarshall (function), start_at ('LATEST' | 'TRIM_HORIZON' | { [shard_id] =
+-- { sequence_number =, type = 'AT_SEQUENCE_NUMBER' | 'AFTER_SEQUENCE_NUMBER' } }),
+-- limit (GetRecords Limit, 1..1000), max_pages_per_shard (GetRecords calls per shard
+-- per fetch, default 10).
+function Stream.new(client, stream_arn, opts)
+  local ct = type(client)
+  if ct ~= "table" and ct ~= "userdata" then error("client (a DynamoDB Streams client) expected", 2) end
+  local methods = {}
+  for _, names in ipairs(CLIENT_METHODS) do
+    local fn = client[names[1]] or client[names[2]]
+    if fn == nil then error("client has no " .. names[1] .. " (or " .. names[2] .. ") method", 2) end
+    methods[names[1]] = fn
+  end
+  if type(stream_arn) ~= "string" or stream_arn == "" then error("stream_arn (a string) expected", 2) end
+  if type(opts) == "function" then opts = { unmarshall = opts } end
+  if opts ~= nil and type(opts) ~= "table" then error("third argument must be a function or a table", 2) end
+  opts = opts or {}
+  if opts.unmarshall ~= nil and type(opts.unmarshall) ~= "function" then
+    error("opts.unmarshall must be a function", 2)
+  end
+
+  local self = Emitter.new()
+  self.client, self.stream_arn = client, stream_arn
+  self._call = methods
+  self._unmarshall = opts.unmarshall
+  self._limit = opt_integer(opts, "limit", 1, 1000)
+  self._max_pages = opt_integer(opts, "max_pages_per_shard", 1, 1000000) or 10
+  self._shards, self._order = {}, {}  -- tracked shards by id; ids in reading order
+  self._retired = {}                  -- finished shard ids still listed -> summary
+  self._initial = true                -- next describe is the first since new/set_shard_state
+  self._start_type = "LATEST"
+  setmetatable(self, Stream)
+
+  local start = opts.start_at
+  if start == nil or start == "LATEST" or start == "TRIM_HORIZON" then
+    self._start_type = start or "LATEST"
+  elseif type(start) == "table" then
+    self._start_type = "TRIM_HORIZON"  -- shards not named in start_at (new since) lose nothing
+    local ids = {}
+    for id in pairs(start) do
+      if type(id) ~= "string" then error("opts.start_at keys must be shard ids", 2) end
+      ids[#ids + 1] = id
+    end
+    table.sort(ids)
+    for _, id in ipairs(ids) do
+      local sh = self:_track(id, nil, check_position(start[id], "opts.start_at." .. id))
+      sh.announce = true
+    end
+    self._restored = #ids > 0
+  else
+    error("opts.start_at must be 'LATEST', 'TRIM_HORIZON' or a table of shard positions", 2)
+  end
+  return self
+end
+
+-- Starts tracking a shard that will be read from position.
+function Stream:_track(id, parent, position)
+  local sh = { shard_id = id, parent_shard_id = parent, position = position }
+  self._shards[id] = sh
+  self._order[#self._order + 1] = id
+  return sh
+end
+
+---------------------------------------------------------------------- reporting
+
+-- Emits 'error' when someone listens (a raising error listener is ignored), and
+-- returns nil, err for the caller.
+function Stream:_fail(err)
+  if self:listener_count("error") > 0 then pcall(self.emit, self, "error", err) end
+  return nil, err
+end
+
+-- Emits a shard event; a raising listener is reported, not fatal.
+function Stream:_notify(event, ids)
+  if #ids == 0 then return end
+  local ok, raised = pcall(self.emit, self, event, ids)
+  if not ok then
+    self:_fail(new_error("ListenerError", tostring(raised), { event = event, cause = raised }))
+  end
+end
+
+function Stream:_client(op, params)
+  local ok, res, err = pcall(self._call[op], self.client, params)
+  if not ok then return nil, new_error("ClientError", tostring(res), { operation = op }) end
+  if res == nil then return nil, as_error(err, op) end
+  return res
+end
+
+---------------------------------------------------------------------- shards
+
+-- Lists every shard (all pages of DescribeStream) and updates what we track.
+function Stream:_describe()
+  local listing, parent_of, start_id = {}, {}, nil
+  for _ = 1, MAX_DESCRIBE_PAGES do
+    local res, err = self:_client("describe_stream",
+      { StreamArn = self.stream_arn, ExclusiveStartShardId = start_id })
+    if not res then return nil, err end
+    local desc = res.StreamDescription
+    if type(desc) ~= "table" then
+      return nil, new_error("InvalidResponse", "DescribeStream returned no StreamDescription")
+    end
+    self.stream_status = desc.StreamStatus
+    for _, s in ipairs(type(desc.Shards) == "table" and desc.Shards or {}) do
+      if not parent_of[s.ShardId] then
+        local range = type(s.SequenceNumberRange) == "table" and s.SequenceNumberRange or {}
+        local parent = not absent(s.ParentShardId) and s.ParentShardId or nil
+        listing[#listing + 1] = { id = s.ShardId, parent = parent, closed = not absent(range.EndingSequenceNumber) }
+        parent_of[s.ShardId] = parent or false
+      end
+    end
+    local last = desc.LastEvaluatedShardId
+    if absent(last) then start_id = nil break end
+    if last == start_id then
+      return nil, new_error("InvalidResponse", "DescribeStream repeated LastEvaluatedShardId " .. last)
+    end
+    start_id = last
+  end
+  if start_id then return nil, new_error("InvalidResponse", "DescribeStream did not end") end
+
+  -- After a restore (or start_at positions), shards we do not know that are
+  -- ancestors of shards we do know were read before the state was saved.
+  local done_before = {}
+  if self._initial and self._restored then
+    for id, sh in pairs(self._shards) do
+      local p = sh.parent_shard_id or parent_of[id]
+      local seen = {}
+      while p and not seen[p] do
+        seen[p] = true
+        done_before[p] = true
+        p = parent_of[p]
+      end
+    end
+  end
+
+  local listed, new_ids = {}, {}
+  for _, s in ipairs(listing) do
+    listed[s.id] = true
+    local sh = self._shards[s.id]
+    if sh then
+      sh.parent_shard_id = sh.parent_shard_id or s.parent
+      sh.closed = s.closed
+      if sh.announce then sh.announce = nil; new_ids[#new_ids + 1] = s.id end
+    elseif self._retired[s.id] then -- luacheck: ignore 542
+      -- read to its end already
+    elseif self._initial and (done_before[s.id]
+        or (not self._restored and self._start_type == "LATEST" and s.closed)) then
+      -- nothing after "now" in a closed shard; an ancestor of a restored shard
+      self._retired[s.id] = { shard_id = s.id, parent_shard_id = s.parent }
+    else
+      local start_type = self._initial and not self._restored and self._start_type or "TRIM_HORIZON"
+      local sh_new = self:_track(s.id, s.parent, { type = start_type })
+      sh_new.closed = s.closed
+      new_ids[#new_ids + 1] = s.id
+    end
+  end
+  for id in pairs(self._retired) do
+    if not listed[id] then self._retired[id] = nil end
+  end
+  self._initial = false
+  self._described = true
+  self:_notify("new shards", new_ids)
+  return true
+end
+
+-- Stops tracking a shard (read to its end, or gone) and reports it once.
+function Stream:_retire(sh)
+  self._shards[sh.shard_id] = nil
+  self._retired[sh.shard_id] = {
+    shard_id = sh.shard_id, parent_shard_id = sh.parent_shard_id, sequence_number = sh.sequence_number,
+  }
+  self._shard_changed = true
+  self:_notify("remove shards", { sh.shard_id })
+end
+
+-- A child waits until its parent is read to its end; a parent we do not
+-- track (finished, aged out of the stream, never seen) does not hold it back.
+function Stream:_ready(sh)
+  local parent = sh.parent_shard_id and self._shards[sh.parent_shard_id]
+  return parent == nil
+end
+
+---------------------------------------------------------------------- records
+
+-- Calls the listeners for one record. Raises if unmarshall or a listener does
+-- (an unmarshall failure raises an UnmarshallError before any listener runs).
+function Stream:_dispatch(record, shard_id)
+  local event = EVENT_FOR[record.eventName]
+  local ddb = type(record.dynamodb) == "table" and record.dynamodb or {}
+  local unmarshall = self._unmarshall
+  local function image(av)
+    if av == nil or av == NULL then return nil end
+    if not unmarshall then return av end
+    local ok, v = pcall(unmarshall, av)
+    if not ok then error(new_error("UnmarshallError", tostring(v), { cause = v }), 0) end
+    return v
+  end
+  local keys, new, old
+  if event then
+    keys = image(ddb.Keys)
+    if event ~= "remove record" then new = image(ddb.NewImage) end
+    if event ~= "insert record" then old = image(ddb.OldImage) end
+  end
+  record.shardId = shard_id
+  self:emit("record", record, shard_id)
+  if event == "insert record" then
+    self:emit(event, new, keys, record)
+  elseif event == "modify record" then
+    self:emit(event, new, old, keys, record)
+  elseif event == "remove record" then
+    self:emit(event, old, keys, record)
+  end
+end
+
+-- xpcall handler: keeps our own errors, adds a traceback to the others.
+local function trace(e)
+  if errors.is_error(e) and e.code == "UnmarshallError" then return e end
+  local message = type(e) == "string" and e or tostring(e)
+  return new_error("ListenerError", message, { cause = e, traceback = debug.traceback(message, 2) })
+end
+
+-- Data was trimmed away before we read it, unless we were reading from the
+-- trim horizon and had delivered nothing since (DynamoDB Local answers Trimmed
+-- to a TRIM_HORIZON iterator taken on an empty shard; re-opening loses nothing).
+function Stream:_trimmed(sh, reason)
+  if sh.position.type ~= "TRIM_HORIZON" then
+    local info = { shard_id = sh.shard_id, last_sequence_number = sh.sequence_number, reason = reason }
+    local ok, raised = pcall(self.emit, self, "gap", info)
+    if not ok then
+      self:_fail(new_error("ListenerError", tostring(raised), { event = "gap", cause = raised }))
+    end
+  end
+  sh.iterator = nil
+  sh.position = { type = "TRIM_HORIZON" }
+end
+
+-- Reads one shard until it is caught up, at its end, or max_pages calls were made.
+-- Appends the delivered records to out. Returns true, or nil and an error.
+function Stream:_read_shard(sh, out)
+  local pages = 0
+  while pages < self._max_pages do
+    if self._running and self._stop_requested then return true end
+    if not sh.iterator then
+      local pos = sh.position
+      local res, err = self:_client("get_shard_iterator", {
+        StreamArn = self.stream_arn, ShardId = sh.shard_id,
+        ShardIteratorType = pos.type, SequenceNumber = pos.sequence_number,
+      })
+      if not res then
+        if err.code == "ResourceNotFoundException" then self:_retire(sh) return true end
+        if err.code ~= "TrimmedDataAccessException" or pos.type == "TRIM_HORIZON" then
+          err.shard_id = err.shard_id or sh.shard_id
+          return nil, err
+        end
+        self:_trimmed(sh, err.code)
+        pages = pages + 1
+        goto continue
+      end
+      if absent(res.ShardIterator) then
+        return nil, new_error("InvalidResponse", "GetShardIterator returned no ShardIterator",
+          { shard_id = sh.shard_id })
+      end
+      sh.iterator = res.ShardIterator
+    end
+
+    do
+      local res, err = self:_client("get_records", { ShardIterator = sh.iterator, Limit = self._limit })
+      pages = pages + 1
+      if not res then
+        if err.code == "ExpiredIteratorException" then
+          sh.iterator = nil                          -- re-open at sh.position: no gap, no repeat
+        elseif err.code == "TrimmedDataAccessException" then
+          self:_trimmed(sh, err.code)
+        elseif err.code == "ResourceNotFoundException" then
+          self:_retire(sh)
+          return true
+        else
+          err.shard_id = err.shard_id or sh.shard_id
+          return nil, err
+        end
+        goto continue
+      end
+
+      local records = type(res.Records) == "table" and res.Records or {}
+      for _, record in ipairs(records) do
+        if self._running and self._stop_requested then
+          -- stop() from a listener: keep the rest for the next run
+          sh.iterator = nil
+          return true
+        end
+        local seq = type(record.dynamodb) == "table" and record.dynamodb.SequenceNumber or nil
+        if not seqnum.valid(seq) then seq = nil end
+        if seq == nil or sh.sequence_number == nil or seqnum.lt(sh.sequence_number, seq) then
+          local ok, err = xpcall(self._dispatch, trace, self, record, sh.shard_id)
+          if not ok then
+            -- Re-open at this record: the next fetch delivers it again.
+            sh.iterator = nil
+            if seq then sh.position = { type = "AT_SEQUENCE_NUMBER", sequence_number = seq } end
+            err.shard_id, err.sequence_number, err.event_name = sh.shard_id, seq, record.eventName
+            return nil, err
+          end
+          if seq then
+            sh.sequence_number = seq
+            sh.position = { type = "AFTER_SEQUENCE_NUMBER", sequence_number = seq }
+          end
+          out[#out + 1] = record
+        end
+      end
+
+      local next_it = res.NextShardIterator
+      if absent(next_it) then
+        sh.iterator = nil
+        self:_retire(sh)                           -- closed and read to its end
+        return true
+      end
+      sh.iterator = next_it
+      -- An open shard that returns an empty page is caught up. A closed one has
+      -- more ahead until GetRecords drops NextShardIterator.
+      if #records == 0 and not sh.closed then return true end
+    end
+    ::continue::
+  end
+  return true
+end
+
+-- Reads every ready shard; a child becomes ready in the same pass when its
+-- parent finishes.
+function Stream:_read_all()
+  local out, visited = {}, {}
+  local progressed = true
+  while progressed do
+    progressed = false
+    local order = self._order
+    for i = 1, #order do
+      local sh = self._shards[order[i]]
+      if sh and not visited[sh] and self:_ready(sh) then
+        visited[sh], progressed = true, true
+        local ok, err = self:_read_shard(sh, out)
+        if not ok then return nil, err, out end
+        if self._running and self._stop_requested then return out end
+      end
+    end
+  end
+  local compact = {}
+  for _, id in ipairs(self._order) do
+    if self._shards[id] then compact[#compact + 1] = id end
+  end
+  self._order = compact
+  return out
+end
+
+---------------------------------------------------------------------- public API
+
+function Stream:_guarded(fn, ...)
+  if self._fetching then
+    return self:_fail(new_error("FetchInProgress",
+      "a fetch is already running on this stream (called from a listener or a timer?)"))
+  end
+  self._fetching = true
+  local ok, res, err = pcall(fn, self, ...)
+  self._fetching = false
+  if not ok then return self:_fail(new_error("InternalError", tostring(res))) end
+  if res == nil then return self:_fail(err) end
+  return res
+end
+
+local function fetch_shards(self)
+  return self:_describe()
+end
+
+local function fetch_records(self)
+  if not self._described then
+    local ok, err = self:_describe()
+    if not ok then return nil, err end
+  end
+  return self:_read_all()
+end
+
+local function fetch_state(self)
+  local ok, err = self:_describe()
+  if not ok then return nil, err end
+  return self:_read_all()
+end
+
+-- DescribeStream (every page); emits 'new shards'. Returns true or nil, err.
+function Stream:fetch_stream_shards() return self:_guarded(fetch_shards) end
+
+-- Reads every shard until caught up; emits the record events. Returns the raw
+-- records delivered (a list, maybe empty) or nil, err.
+function Stream:fetch_stream_records() return self:_guarded(fetch_records) end
+
+-- fetch_stream_shards then fetch_stream_records. Returns the records delivered.
+function Stream:fetch_stream_state() return self:_guarded(fetch_state) end
+
+local function position_state(pos)
+  if not pos then return nil end
+  return { type = pos.type, sequenceNumber = pos.sequence_number }
+end
+
+-- A JSON-serialisable copy of the consumer's position, keyed by shard id.
+-- { shardId, nextShardIterator, sequenceNumber (last delivered), parentShardId,
+--   position = { type, sequenceNumber } (where to re-open without an iterator),
+--   finished = true (read to its end, kept while DescribeStream lists it) }
+function Stream:get_shard_state()
+  local state = {}
+  for id, sh in pairs(self._shards) do
+    state[id] = {
+      shardId = id, nextShardIterator = sh.iterator, sequenceNumber = sh.sequence_number,
+      parentShardId = sh.parent_shard_id, position = position_state(sh.position),
+    }
+  end
+  for id, r in pairs(self._retired) do
+    state[id] = { shardId = id, parentShardId = r.parent_shard_id, sequenceNumber = r.sequence_number,
+      finished = true }
+  end
+  return state
+end
+
+local function str(v) return type(v) == "string" and v ~= "" and v or nil end
+
+-- Replaces the position with a state from get_shard_state (or one saved by the
+-- npm package: { [id] = { shardId, nextShardIterator } }). Copies; keeps no
+-- reference to the caller's tables. Raises on a malformed state.
+function Stream:set_shard_state(state)
+  if type(state) ~= "table" then error("shard state table expected", 2) end
+  if self._fetching then
+    return self:_fail(new_error("FetchInProgress", "cannot set the shard state during a fetch"))
+  end
+  local shards, retired, order = {}, {}, {}
+  local ids = {}
+  for id, entry in pairs(state) do
+    if type(id) ~= "string" or type(entry) ~= "table" then
+      error("shard state: entries must be shard id -> table", 2)
+    end
+    ids[#ids + 1] = id
+  end
+  table.sort(ids)
+  for _, id in ipairs(ids) do
+    local entry = state[id]
+    local seq = str(entry.sequenceNumber or entry.sequence_number)
+    if seq and not seqnum.valid(seq) then error("shard state: bad sequenceNumber for " .. id, 2) end
+    local parent = str(entry.parentShardId or entry.parent_shard_id)
+    if entry.finished == true then
+      retired[id] = { shard_id = id, parent_shard_id = parent, sequence_number = seq }
+    else
+      local pos = entry.position
+      if type(pos) == "table" then
+        pos = check_position(pos, "shard state " .. id)
+      elseif seq then
+        pos = { type = "AFTER_SEQUENCE_NUMBER", sequence_number = seq }
+      else
+        -- A state without sequence numbers (the npm package's): if its iterator
+        -- has expired, nothing says what was delivered, so read all that is left.
+        pos = { type = "TRIM_HORIZON" }
+      end
+      shards[id] = {
+        shard_id = id, parent_shard_id = parent, sequence_number = seq, position = pos,
+        iterator = str(entry.nextShardIterator or entry.next_shard_iterator),
+      }
+      order[#order + 1] = id
+    end
+  end
+  self._shards, self._retired, self._order = shards, retired, order
+  self._initial, self._restored = true, #ids > 0
+  self._described = false
+  return true
+end
+
+---------------------------------------------------------------------- poll loop
+
+local function now()
+  return core and core.monotime and core.monotime() or os.time()
+end
+
+-- Polls until stop(): fetches again at once while records flow, backs off when
+-- idle or failing. opts:
+--   interval (s, default 1): first idle sleep; max_interval (s, default 5): cap
+--   describe_interval (s, default 10): DescribeStream at least this often (and
+--     at once when a shard ended or vanished)
+--   checkpoint: a file path, or a store with load() and save(state); loaded at
+--     the start, saved after every fetch
+--   duration (s): stop after this long;  sleep: function(seconds) (default core.sleep)
+-- Returns true when stopped, or nil, err on a fatal error (the stream is gone,
+-- the checkpoint cannot be read).
+function Stream:run(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("run: options table expected", 2) end
+  if self._running or self._fetching then
+    return self:_fail(new_error("FetchInProgress", "run: the stream is already being read"))
+  end
+  local interval = opts.interval or 1
+  local max_interval = opts.max_interval or 5
+  local describe_interval = opts.describe_interval or 10
+  local sleep = opts.sleep or (core and core.sleep)
+  if type(sleep) ~= "function" then error("run: no sleep function (core.sleep unavailable)", 2) end
+  if type(interval) ~= "number" or interval < 0 then error("run: interval must be >= 0", 2) end
+  if type(max_interval) ~= "number" or max_interval < interval then
+    error("run: max_interval must be >= interval", 2)
+  end
+
+  local store = opts.checkpoint
+  if type(store) == "string" then store = require("dynamodb_stream.checkpoint").file(store) end
+  if store ~= nil then
+    local state, err = store:load()
+    if err then return self:_fail(err) end
+    if state then
+      local ok, bad = pcall(self.set_shard_state, self, state)
+      if not ok then return self:_fail(new_error("BadCheckpoint", tostring(bad))) end
+    end
+  end
+
+  local deadline = opts.duration and now() + opts.duration
+  self._running, self._stop_requested = true, false
+  local wait, last_describe = interval, nil
+  local result, fatal = true, nil
+  while not self._stop_requested do
+    local describe = last_describe == nil or self._shard_changed
+      or now() - last_describe >= describe_interval or next(self._shards) == nil
+    self._shard_changed = false
+    local records, err
+    if describe then
+      last_describe = now()
+      records, err = self:fetch_stream_state()
+    else
+      records, err = self:fetch_stream_records()
+    end
+    if store then
+      local ok, serr = store:save(self:get_shard_state())
+      if not ok then self:_fail(serr) end
+    end
+    if not records and err.code == "ResourceNotFoundException" then
+      result, fatal = nil, err  -- the stream itself is gone
+      break
+    end
+    if self._stop_requested then break end
+    local pause
+    if records and #records > 0 then
+      wait, pause = interval, 0
+    else
+      pause, wait = wait, math.min(wait * 2, max_interval)
+    end
+    if deadline then
+      local left = deadline - now()
+      if left <= 0 then break end
+      pause = math.min(pause, left)
+    end
+    if pause > 0 then sleep(pause) end
+  end
+  self._running, self._stop_requested = false, false
+  return result, fatal
+end
+
+-- Ends run() after the record being delivered (callable from a listener).
+function Stream:stop()
+  if self._running then self._stop_requested = true end
+  return true
+end
+
+Stream.fetchStreamState = Stream.fetch_stream_state
+Stream.fetchStreamShards = Stream.fetch_stream_shards
+Stream.fetchStreamRecords = Stream.fetch_stream_records
+Stream.getShardState = Stream.get_shard_state
+Stream.setShardState = Stream.set_shard_state
+
+return Stream
