@@ -1,0 +1,76 @@
+/* number.h - Lua-free decimal handling for DynamoDB N values: parse and
+ * validate a decimal string, classify it (int64 / exact double / decimal),
+ * and format doubles in the shortest form that reads back the same. */
+#ifndef DS_NUMBER_H
+#define DS_NUMBER_H
+
+#include <stddef.h>
+
+/* DynamoDB limits: 38 significant digits, 1E-130 <= |x| < 1E+126. */
+#define DS_NUM_MAX_DIGITS 38
+#define DS_NUM_MIN_EXP    (-130)
+#define DS_NUM_MAX_EXP    125
+
+/* A decimal in normalized form: value = (-1)^neg * 0.d1 d2 ... dn * 10^(exp + 1),
+ * i.e. d1.d2...dn * 10^exp, with d1 != 0 and dn != 0. Zero has ndig == 0,
+ * exp == 0 and neg == 0 (DynamoDB has no negative zero). */
+typedef struct {
+    int neg;
+    long ndig;                          /* significant digits; may exceed what dig holds */
+    long exp;                           /* adjusted exponent (saturates far outside any limit) */
+    char dig[DS_NUM_MAX_DIGITS + 1];    /* first min(ndig, 38) digits, NUL-terminated */
+} ds_decimal;
+
+/* Status codes of ds_decimal_parse / ds_decimal_check / ds_number_classify. */
+enum {
+    DS_NUM_OK = 0,
+    DS_NUM_SYNTAX,      /* not [+-]digits[.digits][(e|E)[+-]digits] (".5" and "5." allowed) */
+    DS_NUM_PRECISION,   /* more than 38 significant digits */
+    DS_NUM_RANGE        /* magnitude outside 1E-130 .. 9.99..E+125 */
+};
+
+typedef enum {
+    DS_NUM_INTEGER,     /* integral and fits int64: use .i */
+    DS_NUM_DOUBLE,      /* the shortest form of .d denotes the same decimal: use .d */
+    DS_NUM_DECIMAL      /* anything else: keep the string */
+} ds_numkind;
+
+typedef struct {
+    ds_numkind kind;
+    long long i;
+    double d;
+} ds_number;
+
+/* Syntax only (no DynamoDB limits): DS_NUM_OK or DS_NUM_SYNTAX. s need not be
+ * NUL-terminated; exactly len bytes are read. */
+int ds_decimal_parse(const char *s, size_t len, ds_decimal *d);
+
+/* DynamoDB limits of a parsed decimal: DS_NUM_OK, DS_NUM_PRECISION or DS_NUM_RANGE. */
+int ds_decimal_check(const ds_decimal *d);
+
+/* 1 when a and b denote the same number (both fully stored, ndig <= 38). */
+int ds_decimal_equal(const ds_decimal *a, const ds_decimal *b);
+
+/* 1 and *out set when d is integral and fits int64, else 0. */
+int ds_decimal_to_int64(const ds_decimal *d, long long *out);
+
+/* Canonical text of d (ndig <= 38) in the layout of ds_format_double:
+ * plain digits for 1e-7 <= |x| < 1e21, else "d.ddde+X". Returns the length. */
+#define DS_DECIMAL_BUFSIZE 64
+size_t ds_decimal_format(const ds_decimal *d, char buf[DS_DECIMAL_BUFSIZE]);
+
+/* Parse, check the DynamoDB limits, classify. Returns a DS_NUM_* status;
+ * out is filled only on DS_NUM_OK. */
+int ds_number_classify(const char *s, size_t len, ds_number *out);
+
+/* A short English description of a DS_NUM_* status. */
+const char *ds_number_strerror(int status);
+
+/* Shortest text that strtod reads back as v (v must be finite), laid out as
+ * ECMAScript's Number.prototype.toString: plain digits for 1e-7 <= |v| < 1e21
+ * ("3.14159", "0.1", "100", "0.000001"), else "1e+21", "1.5e-7". Negative zero
+ * prints "0". Independent of the C locale. Returns the length. */
+#define DS_DOUBLE_BUFSIZE 32
+size_t ds_format_double(double v, char buf[DS_DOUBLE_BUFSIZE]);
+
+#endif
