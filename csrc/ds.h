@@ -51,4 +51,19 @@ DS_HIDDEN int ds_fail(lua_State *L, const char *code, const char *msg);
 /* The __ddb tag of the metatable of the table at idx, or NULL when it has none. */
 DS_HIDDEN const char *ds_marker(lua_State *L, int idx);
 
+/* Where a value sits inside a nested value, for error messages: a chain of
+ * frames on the C stack (free on the success path), rendered only on error.
+ * key points into a Lua string that stays on the stack while the frame lives. */
+typedef struct ds_path {
+    const struct ds_path *up;
+    const char *key;     /* string key, or NULL for an index */
+    size_t keylen;
+    lua_Integer index;   /* 1-based position when key is NULL */
+    const void *table;   /* the table holding the key (cycle checks), or NULL */
+} ds_path;
+
+/* Pushes the path as text, e.g. 'a.b[3]["odd key"]', or "top level". [-0, +1]
+ * (ds_av.c) */
+DS_HIDDEN void ds_path_push(lua_State *L, const ds_path *p);
+
 #endif

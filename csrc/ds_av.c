@@ -1,7 +1,867 @@
-#include "ds.h"
+/* ds_av.c - AttributeValue <-> Lua: unmarshall, marshall, and the decimal,
+ * binary and set boxes (contract and type table in HACKING.md).
+ *
+ * Binary values. A B value unmarshalls to a plain Lua string of its bytes. So
+ * that marshall can write it back as B (not S), the table holding it gets its
+ * own metatable { __binary = { [key] = bytes } } (lists: also __ddb = "L"),
+ * created only for tables that hold B values. marshall writes B for a string
+ * whose key is in __binary with an equal string; a changed value is S again.
+ *
+ * Errors raise "<fn>: <what> at <path>". The path is a chain of ds_path frames
+ * on the C stack, rendered only when raising. Scratch memory is a luaL_Buffer,
+ * so a raise leaks nothing. */
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
 
-/* placeholder until the av part lands */
+#include "ds.h"
+#include "base64.h"
+#include "number.h"
+
+#define AV_SNIPPET_MAX 40 /* bytes of a bad value or key quoted in a message */
+
+typedef struct {
+    const char *fn;      /* "unmarshall", "marshall", ... for messages */
+    int numbers_string;  /* opts.numbers == "string" */
+} av_ctx;
+
+/* ---- messages -------------------------------------------------------- */
+
+static void add_escaped(luaL_Buffer *b, const char *s, size_t n)
+{
+    size_t i, lim = n > AV_SNIPPET_MAX ? AV_SNIPPET_MAX : n;
+    for (i = 0; i < lim; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\') {
+            luaL_addchar(b, (char)ch);
+        } else {
+            char esc[8];
+            snprintf(esc, sizeof esc, "\\%u", ch);
+            luaL_addstring(b, esc);
+        }
+    }
+    if (n > lim)
+        luaL_addstring(b, "...");
+}
+
+/* Pushes a printable, bounded excerpt of s and returns it. [-0, +1] */
+static const char *av_snippet(lua_State *L, const char *s, size_t n)
+{
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    add_escaped(&b, s, n);
+    luaL_pushresult(&b);
+    return lua_tostring(L, -1);
+}
+
+static int path_is_ident(const char *s, size_t n)
+{
+    size_t i;
+    if (n == 0 || n > AV_SNIPPET_MAX || (s[0] >= '0' && s[0] <= '9'))
+        return 0;
+    for (i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+static void path_add(luaL_Buffer *b, const ds_path *p)
+{
+    if (p->up)
+        path_add(b, p->up);
+    if (p->key == NULL) {
+        char idx[32];
+        snprintf(idx, sizeof idx, "[%lld]", (long long)p->index);
+        luaL_addstring(b, idx);
+    } else if (path_is_ident(p->key, p->keylen)) {
+        if (p->up)
+            luaL_addchar(b, '.');
+        luaL_addlstring(b, p->key, p->keylen);
+    } else {
+        luaL_addstring(b, "[\"");
+        add_escaped(b, p->key, p->keylen);
+        luaL_addstring(b, "\"]");
+    }
+}
+
+void ds_path_push(lua_State *L, const ds_path *p)
+{
+    luaL_Buffer b;
+    if (p == NULL) {
+        lua_pushliteral(L, "top level");
+        return;
+    }
+    luaL_buffinit(L, &b);
+    path_add(&b, p);
+    luaL_pushresult(&b);
+}
+
+/* Raises "<fn>: <message> at <path>". Never returns. */
+static int av_error(lua_State *L, const av_ctx *c, const ds_path *p, const char *fmt, ...)
+{
+    va_list ap;
+    const char *msg;
+    lua_checkstack(L, 8);
+    va_start(ap, fmt);
+    msg = lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    ds_path_push(L, p);
+    lua_pushfstring(L, "%s: %s at %s", c->fn, msg, lua_tostring(L, -1));
+    return lua_error(L);
+}
+
+static void av_checkstack(lua_State *L, const av_ctx *c, const ds_path *p)
+{
+    if (!lua_checkstack(L, 16))
+        av_error(L, c, p, "Lua stack exhausted");
+}
+
+/* ---- shared helpers ---------------------------------------------------- */
+
+/* Parses and checks a DynamoDB number string; raises when invalid. */
+static void av_check_number(lua_State *L, const char *s, size_t n, const char *where, const av_ctx *c,
+                            const ds_path *p)
+{
+    ds_decimal d;
+    int st = ds_decimal_parse(s, n, &d);
+    if (st == DS_NUM_OK)
+        st = ds_decimal_check(&d);
+    if (st != DS_NUM_OK)
+        av_error(L, c, p, "invalid number '%s' in %s (%s)", av_snippet(L, s, n), where, ds_number_strerror(st));
+}
+
+/* The decoded digits of a decimal box at idx (a table marked "N"), or 0. */
+static int decimal_get(lua_State *L, int idx, ds_decimal *d)
+{
+    const char *m = ds_marker(L, idx);
+    int ok = 0;
+    if (m == NULL || strcmp(m, "N") != 0 || lua_type(L, idx) != LUA_TTABLE)
+        return 0;
+    if (lua_rawgeti(L, idx, 1) == LUA_TSTRING) {
+        size_t n;
+        const char *s = lua_tolstring(L, -1, &n);
+        ok = ds_decimal_parse(s, n, d) == DS_NUM_OK && ds_decimal_check(d) == DS_NUM_OK;
+    }
+    lua_pop(L, 1);
+    return ok;
+}
+
+/* Value at top -> { [tag] = value }. [-1, +1] */
+static void av_wrap(lua_State *L, const char *tag)
+{
+    lua_createtable(L, 0, 1);
+    lua_insert(L, -2);
+    lua_setfield(L, -2, tag);
+}
+
+static void push_base64(lua_State *L, const char *s, size_t n)
+{
+    luaL_Buffer b;
+    size_t len = DS_BASE64_ENCODED_LEN(n);
+    char *out = luaL_buffinitsize(L, &b, len);
+    ds_base64_encode((const unsigned char *)s, n, out);
+    luaL_pushresultsize(&b, len);
+}
+
+/* ---- unmarshall ------------------------------------------------------- */
+
+static void unm_value(lua_State *L, int av, const ds_path *path, int depth, const av_ctx *c, int *binary);
+
+/* Pushes the bytes of the base64 string at v. */
+static void unm_binary(lua_State *L, int v, const char *where, const av_ctx *c, const ds_path *p)
+{
+    luaL_Buffer b;
+    size_t n, outlen;
+    const char *s = lua_tolstring(L, v, &n);
+    unsigned char *out = (unsigned char *)luaL_buffinitsize(L, &b, DS_BASE64_DECODED_MAX(n));
+    if (ds_base64_decode(s, n, out, &outlen) != 0) {
+        luaL_pushresultsize(&b, 0);
+        lua_pop(L, 1);
+        av_error(L, c, p, "bad base64 in %s (character %d of %d)", where, (int)(outlen + 1), (int)n);
+    }
+    luaL_pushresultsize(&b, outlen);
+}
+
+/* Pushes the Lua value of the N string at v. */
+static void unm_number(lua_State *L, int v, const char *where, const av_ctx *c, const ds_path *p)
+{
+    size_t n;
+    const char *s = lua_tolstring(L, v, &n);
+    ds_number num;
+    int st;
+
+    if (c->numbers_string) {
+        av_check_number(L, s, n, where, c, p);
+        lua_pushvalue(L, v);
+        return;
+    }
+    st = ds_number_classify(s, n, &num);
+    if (st != DS_NUM_OK)
+        av_error(L, c, p, "invalid number '%s' in %s (%s)", av_snippet(L, s, n), where, ds_number_strerror(st));
+    switch (num.kind) {
+    case DS_NUM_INTEGER:
+        lua_pushinteger(L, (lua_Integer)num.i);
+        break;
+    case DS_NUM_DOUBLE:
+        lua_pushnumber(L, (lua_Number)num.d);
+        break;
+    default:
+        lua_createtable(L, 1, 0);
+        lua_pushvalue(L, v);
+        lua_rawseti(L, -2, 1);
+        luaL_setmetatable(L, DS_DECIMAL_MT);
+        break;
+    }
+}
+
+/* The table at res gets its metatable: a per-table one when bin holds a
+ * __binary table, else list_mt for lists. Leaves res at the top. */
+static void unm_finish(lua_State *L, int res, int bin, int is_list)
+{
+    int has_binary = lua_istable(L, bin);
+    if (has_binary) {
+        lua_createtable(L, 0, 2);
+        if (is_list) {
+            lua_pushliteral(L, "L");
+            lua_setfield(L, -2, "__ddb");
+        }
+        lua_pushvalue(L, bin);
+        lua_setfield(L, -2, "__binary");
+        lua_setmetatable(L, res);
+    }
+    lua_settop(L, res);
+    if (!has_binary && is_list)
+        luaL_setmetatable(L, DS_LIST_MT);
+}
+
+/* The __binary table at bin is created on first use (it starts as nil). */
+static void unm_binary_slot(lua_State *L, int bin)
+{
+    if (lua_isnil(L, bin)) {
+        lua_newtable(L);
+        lua_replace(L, bin);
+    }
+}
+
+/* Pushes the table of the map (M or a whole item) at m; level counts M/L. */
+static void unm_map(lua_State *L, int m, const ds_path *path, int level, const av_ctx *c)
+{
+    int res, bin;
+    av_checkstack(L, c, path);
+    lua_newtable(L);
+    res = lua_gettop(L);
+    lua_pushnil(L);
+    bin = res + 1;
+    lua_pushnil(L);
+    while (lua_next(L, m)) { /* k v */
+        ds_path fr;
+        int isbin = 0;
+        if (lua_type(L, -2) != LUA_TSTRING)
+            av_error(L, c, path, "map key must be a string, got %s", luaL_typename(L, -2));
+        fr.up = path;
+        fr.key = lua_tolstring(L, -2, &fr.keylen);
+        fr.index = 0;
+        fr.table = NULL;
+        unm_value(L, lua_gettop(L), &fr, level, c, &isbin); /* k v val */
+        if (isbin) {
+            unm_binary_slot(L, bin);
+            lua_pushvalue(L, -3);
+            lua_pushvalue(L, -2);
+            lua_rawset(L, bin);
+        }
+        lua_pushvalue(L, -3);
+        lua_insert(L, -2);
+        lua_rawset(L, res); /* k v */
+        lua_pop(L, 1);
+    }
+    unm_finish(L, res, bin, 0);
+}
+
+static void unm_list(lua_State *L, int l, const ds_path *path, int level, const av_ctx *c)
+{
+    lua_Integer i, n = (lua_Integer)lua_rawlen(L, l);
+    int res, bin;
+    av_checkstack(L, c, path);
+    lua_createtable(L, n < INT_MAX ? (int)n : 0, 0);
+    res = lua_gettop(L);
+    lua_pushnil(L);
+    bin = res + 1;
+    for (i = 1; i <= n; i++) {
+        ds_path fr = {path, NULL, 0, i, NULL};
+        int isbin = 0;
+        lua_rawgeti(L, l, i);
+        unm_value(L, lua_gettop(L), &fr, level, c, &isbin); /* item val */
+        if (isbin) {
+            unm_binary_slot(L, bin);
+            lua_pushvalue(L, -1);
+            lua_rawseti(L, bin, i);
+        }
+        lua_rawseti(L, res, i);
+        lua_pop(L, 1);
+    }
+    unm_finish(L, res, bin, 1);
+}
+
+static void unm_set(lua_State *L, int s, const char *tag, const ds_path *path, const av_ctx *c)
+{
+    lua_Integer i, n = (lua_Integer)lua_rawlen(L, s);
+    av_checkstack(L, c, path);
+    lua_createtable(L, n < INT_MAX ? (int)n : 0, 0);
+    for (i = 1; i <= n; i++) {
+        ds_path fr = {path, NULL, 0, i, NULL};
+        int item;
+        lua_rawgeti(L, s, i);
+        item = lua_gettop(L);
+        if (lua_type(L, item) != LUA_TSTRING)
+            av_error(L, c, &fr, "%s items must be strings, got %s", tag, luaL_typename(L, item));
+        if (tag[0] == 'N')
+            unm_number(L, item, tag, c, &fr);
+        else if (tag[0] == 'B')
+            unm_binary(L, item, tag, c, &fr);
+        else
+            lua_pushvalue(L, item);
+        lua_rawseti(L, -3, i);
+        lua_pop(L, 1);
+    }
+    luaL_setmetatable(L, tag[0] == 'N' ? DS_NUMBER_SET_MT : tag[0] == 'B' ? DS_BINARY_SET_MT : DS_STRING_SET_MT);
+}
+
+static void unm_expect(lua_State *L, int v, int type, const char *tag, const av_ctx *c, const ds_path *p)
+{
+    if (lua_type(L, v) != type)
+        av_error(L, c, p, "%s value must be a %s, got %s", tag, lua_typename(L, type), luaL_typename(L, v));
+}
+
+#define AV_SHAPE "AttributeValue must be a table with exactly one type key"
+
+/* Pushes the Lua value of the AttributeValue at av. *binary is set when it was
+ * a B. level is the number of M/L around it. [-0, +1] */
+static void unm_value(lua_State *L, int av, const ds_path *path, int level, const av_ctx *c, int *binary)
+{
+    const char *tag;
+    size_t tlen;
+    int v;
+
+    if (lua_type(L, av) != LUA_TTABLE)
+        av_error(L, c, path, AV_SHAPE ", got %s", luaL_typename(L, av));
+    av_checkstack(L, c, path);
+    lua_pushnil(L);
+    if (!lua_next(L, av))
+        av_error(L, c, path, AV_SHAPE ", got an empty table");
+    if (lua_type(L, -2) != LUA_TSTRING)
+        av_error(L, c, path, AV_SHAPE ", got a %s key", luaL_typename(L, -2));
+    lua_pushvalue(L, -2);
+    if (lua_next(L, av))
+        av_error(L, c, path, AV_SHAPE ", got several keys");
+    tag = lua_tolstring(L, -2, &tlen); /* k v */
+    v = lua_gettop(L);
+
+    if (tlen == 1 && tag[0] == 'S') {
+        unm_expect(L, v, LUA_TSTRING, tag, c, path);
+        lua_pushvalue(L, v);
+    } else if (tlen == 1 && tag[0] == 'N') {
+        unm_expect(L, v, LUA_TSTRING, tag, c, path);
+        unm_number(L, v, "N", c, path);
+    } else if (tlen == 1 && tag[0] == 'B') {
+        unm_expect(L, v, LUA_TSTRING, tag, c, path);
+        unm_binary(L, v, "B", c, path);
+        *binary = 1;
+    } else if (tlen == 4 && memcmp(tag, "BOOL", 4) == 0) {
+        unm_expect(L, v, LUA_TBOOLEAN, tag, c, path);
+        lua_pushvalue(L, v);
+    } else if (tlen == 4 && memcmp(tag, "NULL", 4) == 0) {
+        if (lua_type(L, v) != LUA_TBOOLEAN || !lua_toboolean(L, v))
+            av_error(L, c, path, "NULL value must be true, got %s", luaL_typename(L, v));
+        ds_pushnull(L);
+    } else if (tlen == 1 && (tag[0] == 'M' || tag[0] == 'L')) {
+        unm_expect(L, v, LUA_TTABLE, tag, c, path);
+        if (level + 1 > DS_MAX_DEPTH)
+            av_error(L, c, path, "nesting deeper than %d levels", DS_MAX_DEPTH);
+        if (tag[0] == 'M')
+            unm_map(L, v, path, level + 1, c);
+        else
+            unm_list(L, v, path, level + 1, c);
+    } else if (tlen == 2 && tag[1] == 'S' && (tag[0] == 'S' || tag[0] == 'N' || tag[0] == 'B')) {
+        unm_expect(L, v, LUA_TTABLE, tag, c, path);
+        unm_set(L, v, tag, path, c);
+    } else {
+        av_error(L, c, path, "unknown AttributeValue type '%s'", av_snippet(L, tag, tlen));
+    }
+    lua_replace(L, v - 1); /* val v */
+    lua_pop(L, 1);
+}
+
+static void av_opts(lua_State *L, int idx, av_ctx *c)
+{
+    c->numbers_string = 0;
+    if (lua_isnoneornil(L, idx))
+        return;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_getfield(L, idx, "numbers");
+    if (!lua_isnil(L, -1)) {
+        const char *mode = lua_tostring(L, -1);
+        if (lua_type(L, -1) == LUA_TSTRING && strcmp(mode, "string") == 0)
+            c->numbers_string = 1;
+        else if (lua_type(L, -1) != LUA_TSTRING || strcmp(mode, "auto") != 0)
+            luaL_argerror(L, idx, "opts.numbers must be \"auto\" or \"string\"");
+    }
+    lua_pop(L, 1);
+}
+
+/* core.unmarshall(av_map[, opts]) -> table */
+static int av_unmarshall(lua_State *L)
+{
+    av_ctx c = {"unmarshall", 0};
+    luaL_checktype(L, 1, LUA_TTABLE);
+    av_opts(L, 2, &c);
+    lua_settop(L, 2);
+    unm_map(L, 1, NULL, 0, &c);
+    return 1;
+}
+
+/* core.unmarshall_value(av[, opts]) -> value */
+static int av_unmarshall_value(lua_State *L)
+{
+    av_ctx c = {"unmarshall_value", 0};
+    int binary = 0;
+    luaL_checkany(L, 1);
+    av_opts(L, 2, &c);
+    lua_settop(L, 2);
+    unm_value(L, 1, NULL, 0, &c, &binary);
+    return 1;
+}
+
+/* ---- marshall --------------------------------------------------------- */
+
+static void mar_value(lua_State *L, int idx, const ds_path *path, int level, const av_ctx *c, int as_binary);
+
+/* Pushes the N text of the Lua number at idx. */
+static void mar_number(lua_State *L, int idx, const av_ctx *c, const ds_path *p)
+{
+    char buf[DS_DOUBLE_BUFSIZE];
+    ds_decimal d;
+    lua_Number x;
+    size_t n;
+
+    if (lua_isinteger(L, idx)) {
+        lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, idx));
+        return;
+    }
+    x = lua_tonumber(L, idx);
+    if (!isfinite(x))
+        av_error(L, c, p, "cannot marshall %s (DynamoDB numbers are finite)", x != x ? "NaN" : x > 0 ? "inf" : "-inf");
+    n = ds_format_double((double)x, buf);
+    if (ds_decimal_parse(buf, n, &d) != DS_NUM_OK || ds_decimal_check(&d) != DS_NUM_OK)
+        av_error(L, c, p, "number %s is outside the range DynamoDB stores (1E-130 .. 9.99E+125)", buf);
+    lua_pushlstring(L, buf, n);
+}
+
+/* Pushes the validated string of the decimal box at t. */
+static void mar_decimal(lua_State *L, int t, const char *where, const av_ctx *c, const ds_path *p)
+{
+    size_t n;
+    const char *s;
+    if (lua_rawgeti(L, t, 1) != LUA_TSTRING)
+        av_error(L, c, p, "decimal box holds a %s, not a string", luaL_typename(L, -1));
+    s = lua_tolstring(L, -1, &n);
+    av_check_number(L, s, n, where, c, p);
+}
+
+/* Pushes the base64 text of the binary box at t. */
+static void mar_binary_box(lua_State *L, int t, const av_ctx *c, const ds_path *p)
+{
+    size_t n;
+    const char *s;
+    if (lua_rawgeti(L, t, 1) != LUA_TSTRING)
+        av_error(L, c, p, "binary box holds a %s, not a string", luaL_typename(L, -1));
+    s = lua_tolstring(L, -1, &n);
+    push_base64(L, s, n);
+    lua_remove(L, -2);
+}
+
+/* Checks depth and cycles before descending into the container t. */
+static void mar_enter(lua_State *L, int t, const ds_path *path, int level, const av_ctx *c)
+{
+    const void *ptr = lua_topointer(L, t);
+    const ds_path *p;
+    for (p = path; p != NULL; p = p->up)
+        if (p->table == ptr)
+            av_error(L, c, path, "table cycle (the table contains itself)");
+    if (level > DS_MAX_DEPTH)
+        av_error(L, c, path, "nesting deeper than %d levels", DS_MAX_DEPTH);
+    av_checkstack(L, c, path);
+}
+
+/* Pushes the __binary table from t's metatable, or nil; returns its index. */
+static int mar_binary_table(lua_State *L, int t)
+{
+    if (lua_getmetatable(L, t)) {
+        lua_pushliteral(L, "__binary");
+        lua_rawget(L, -2);
+        lua_remove(L, -2);
+        if (!lua_istable(L, -1)) {
+            lua_pop(L, 1);
+            lua_pushnil(L);
+        }
+    } else {
+        lua_pushnil(L);
+    }
+    return lua_gettop(L);
+}
+
+/* 1 when the string at val is recorded as binary under the key at the top of
+ * the stack (which is popped). */
+static int mar_is_binary(lua_State *L, int bin, int val)
+{
+    int yes;
+    if (!lua_istable(L, bin) || lua_type(L, val) != LUA_TSTRING) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lua_rawget(L, bin);
+    yes = lua_rawequal(L, -1, val);
+    lua_pop(L, 1);
+    return yes;
+}
+
+/* Pushes the map of AttributeValues for the string-keyed table t. */
+static void mar_map_body(lua_State *L, int t, const ds_path *path, int level, const av_ctx *c)
+{
+    const void *ptr = lua_topointer(L, t);
+    int bin = mar_binary_table(L, t);
+    int res;
+    lua_newtable(L);
+    res = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, t)) { /* k v */
+        ds_path fr;
+        int as_binary;
+        if (lua_type(L, -2) == LUA_TNUMBER) {
+            lua_pushvalue(L, -2); /* convert a copy, not the traversal key */
+            av_error(L, c, path, "cannot marshall a table with the number key %s (mixed or sparse table?"
+                     " map keys must be strings)", lua_tostring(L, -1));
+        } else if (lua_type(L, -2) != LUA_TSTRING) {
+            av_error(L, c, path, "cannot marshall a table with a %s key (map keys must be strings)",
+                     luaL_typename(L, -2));
+        }
+        fr.up = path;
+        fr.key = lua_tolstring(L, -2, &fr.keylen);
+        fr.index = 0;
+        fr.table = ptr;
+        lua_pushvalue(L, -2);
+        as_binary = mar_is_binary(L, bin, lua_gettop(L) - 1);
+        mar_value(L, lua_gettop(L), &fr, level, c, as_binary); /* k v av */
+        lua_pushvalue(L, -3);
+        lua_insert(L, -2);
+        lua_rawset(L, res); /* k v */
+        lua_pop(L, 1);
+    }
+    lua_remove(L, bin);
+}
+
+static void mar_list(lua_State *L, int t, const ds_path *path, int level, const av_ctx *c)
+{
+    const void *ptr = lua_topointer(L, t);
+    lua_Integer i, n = (lua_Integer)lua_rawlen(L, t);
+    int bin, res;
+    mar_enter(L, t, path, level, c);
+    bin = mar_binary_table(L, t);
+    lua_createtable(L, n < INT_MAX ? (int)n : 0, 0);
+    res = lua_gettop(L);
+    for (i = 1; i <= n; i++) {
+        ds_path fr = {path, NULL, 0, i, ptr};
+        int as_binary;
+        if (lua_rawgeti(L, t, i) == LUA_TNIL)
+            av_error(L, c, &fr, "nil in a list (use core.null)");
+        lua_pushinteger(L, i);
+        as_binary = mar_is_binary(L, bin, lua_gettop(L) - 1);
+        mar_value(L, lua_gettop(L), &fr, level, c, as_binary); /* item av */
+        lua_rawseti(L, res, i);
+        lua_pop(L, 1);
+    }
+    luaL_setmetatable(L, DS_LIST_MT); /* so json_encode writes [] even when empty */
+    lua_remove(L, bin);
+    av_wrap(L, "L");
+}
+
+static void mar_set(lua_State *L, int t, const char *tag, const ds_path *path, const av_ctx *c)
+{
+    lua_Integer i, n = (lua_Integer)lua_rawlen(L, t);
+    av_checkstack(L, c, path);
+    if (n == 0)
+        av_error(L, c, path, "empty %s set (DynamoDB rejects empty sets)", tag);
+    lua_createtable(L, n < INT_MAX ? (int)n : 0, 0);
+    for (i = 1; i <= n; i++) {
+        ds_path fr = {path, NULL, 0, i, NULL};
+        int item, type = lua_rawgeti(L, t, i);
+        const char *m = type == LUA_TTABLE ? ds_marker(L, -1) : NULL;
+        item = lua_gettop(L);
+        if (tag[0] == 'S' && type == LUA_TSTRING) {
+            lua_pushvalue(L, item);
+        } else if (tag[0] == 'N' && type == LUA_TNUMBER) {
+            mar_number(L, item, c, &fr);
+        } else if (tag[0] == 'N' && type == LUA_TSTRING) {
+            size_t len;
+            const char *s = lua_tolstring(L, item, &len);
+            av_check_number(L, s, len, "NS", c, &fr);
+            lua_pushvalue(L, item);
+        } else if (tag[0] == 'N' && m && strcmp(m, "N") == 0) {
+            mar_decimal(L, item, "NS", c, &fr);
+        } else if (tag[0] == 'B' && type == LUA_TSTRING) {
+            size_t len;
+            const char *s = lua_tolstring(L, item, &len);
+            push_base64(L, s, len);
+        } else if (tag[0] == 'B' && m && strcmp(m, "B") == 0) {
+            mar_binary_box(L, item, c, &fr);
+        } else {
+            av_error(L, c, &fr, "cannot put a %s into a %s set", luaL_typename(L, item), tag);
+        }
+        lua_rawseti(L, -3, i);
+        lua_pop(L, 1);
+    }
+    luaL_setmetatable(L, DS_LIST_MT);
+    av_wrap(L, tag);
+}
+
+/* 1 when the keys of t are exactly 1..n for some n >= 1. */
+static int is_sequence(lua_State *L, int t)
+{
+    lua_Integer count = 0, max = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_Integer k;
+        lua_pop(L, 1);
+        if (!lua_isinteger(L, -1) || (k = lua_tointeger(L, -1)) < 1) {
+            lua_pop(L, 1);
+            return 0;
+        }
+        if (k > max)
+            max = k;
+        count++;
+    }
+    return count > 0 && count == max;
+}
+
+static void mar_table(lua_State *L, int t, const ds_path *path, int level, const av_ctx *c)
+{
+    const char *m = ds_marker(L, t);
+    if (m == NULL) { /* plain table (or a map carrying __binary) */
+        int first_key_type;
+        lua_pushnil(L);
+        if (lua_next(L, t)) {
+            first_key_type = lua_type(L, -2);
+            lua_pop(L, 2);
+        } else {
+            first_key_type = LUA_TNIL;
+        }
+        if (first_key_type == LUA_TNUMBER && is_sequence(L, t)) {
+            mar_list(L, t, path, level, c);
+        } else {
+            mar_enter(L, t, path, level, c);
+            mar_map_body(L, t, path, level, c);
+            av_wrap(L, "M");
+        }
+    } else if (strcmp(m, "L") == 0) {
+        mar_list(L, t, path, level, c);
+    } else if (strcmp(m, "N") == 0) {
+        mar_decimal(L, t, "N", c, path);
+        av_wrap(L, "N");
+    } else if (strcmp(m, "B") == 0) {
+        mar_binary_box(L, t, c, path);
+        av_wrap(L, "B");
+    } else if (strcmp(m, "SS") == 0 || strcmp(m, "NS") == 0 || strcmp(m, "BS") == 0) {
+        mar_set(L, t, m, path, c);
+    } else {
+        av_error(L, c, path, "cannot marshall a table marked __ddb = '%s'", m);
+    }
+}
+
+/* Pushes the AttributeValue of the Lua value at idx. as_binary: the string is
+ * a recorded B value. level counts the M/L around it. [-0, +1] */
+static void mar_value(lua_State *L, int idx, const ds_path *path, int level, const av_ctx *c, int as_binary)
+{
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING:
+        if (as_binary) {
+            size_t n;
+            const char *s = lua_tolstring(L, idx, &n);
+            push_base64(L, s, n);
+            av_wrap(L, "B");
+        } else {
+            lua_pushvalue(L, idx);
+            av_wrap(L, "S");
+        }
+        break;
+    case LUA_TNUMBER:
+        mar_number(L, idx, c, path);
+        av_wrap(L, "N");
+        break;
+    case LUA_TBOOLEAN:
+        lua_pushvalue(L, idx);
+        av_wrap(L, "BOOL");
+        break;
+    case LUA_TTABLE:
+        mar_table(L, idx, path, level + 1, c);
+        break;
+    default:
+        if (ds_isnull(L, idx)) {
+            lua_pushboolean(L, 1);
+            av_wrap(L, "NULL");
+        } else {
+            av_error(L, c, path, "cannot marshall a %s", luaL_typename(L, idx));
+        }
+        break;
+    }
+}
+
+static void mar_opts(lua_State *L, int idx)
+{
+    /* No options yet; accept a table so callers can pass one through. */
+    if (!lua_isnoneornil(L, idx))
+        luaL_checktype(L, idx, LUA_TTABLE);
+}
+
+/* core.marshall(tbl[, opts]) -> { name = AttributeValue, ... } */
+static int av_marshall(lua_State *L)
+{
+    av_ctx c = {"marshall", 0};
+    const char *m;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    mar_opts(L, 2);
+    lua_settop(L, 2);
+    m = ds_marker(L, 1);
+    if (m != NULL)
+        return luaL_error(L, "marshall: an item must be a map, got a table marked '%s' (use marshall_value)", m);
+    mar_map_body(L, 1, NULL, 0, &c);
+    return 1;
+}
+
+/* core.marshall_value(v[, opts]) -> AttributeValue */
+static int av_marshall_value(lua_State *L)
+{
+    av_ctx c = {"marshall_value", 0};
+    luaL_checkany(L, 1);
+    mar_opts(L, 2);
+    lua_settop(L, 2);
+    mar_value(L, 1, NULL, 0, &c, 0);
+    return 1;
+}
+
+/* ---- boxes ------------------------------------------------------------ */
+
+/* core.decimal(str) -> decimal box */
+static int av_decimal(lua_State *L)
+{
+    size_t n;
+    const char *s;
+    ds_decimal d;
+    int st;
+    luaL_checktype(L, 1, LUA_TSTRING);
+    s = lua_tolstring(L, 1, &n);
+    st = ds_decimal_parse(s, n, &d);
+    if (st == DS_NUM_OK)
+        st = ds_decimal_check(&d);
+    if (st != DS_NUM_OK)
+        return luaL_argerror(L, 1, lua_pushfstring(L, "invalid number '%s' (%s)", av_snippet(L, s, n),
+                                                   ds_number_strerror(st)));
+    lua_createtable(L, 1, 0);
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, -2, 1);
+    luaL_setmetatable(L, DS_DECIMAL_MT);
+    return 1;
+}
+
+/* core.binary(str) -> binary box */
+static int av_binary(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TSTRING);
+    lua_createtable(L, 1, 0);
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, -2, 1);
+    luaL_setmetatable(L, DS_BINARY_MT);
+    return 1;
+}
+
+/* core.set(kind, items) -> a new sequence of the items tagged with the set marker */
+static int av_set(lua_State *L)
+{
+    static const char *const kinds[] = {"SS", "NS", "BS", NULL};
+    static const char *const mts[] = {DS_STRING_SET_MT, DS_NUMBER_SET_MT, DS_BINARY_SET_MT};
+    int kind = luaL_checkoption(L, 1, NULL, kinds);
+    lua_Integer i, n;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    n = (lua_Integer)lua_rawlen(L, 2);
+    lua_createtable(L, n < INT_MAX ? (int)n : 0, 0);
+    for (i = 1; i <= n; i++) {
+        int type = lua_rawgeti(L, 2, i);
+        const char *m = type == LUA_TTABLE ? ds_marker(L, -1) : NULL;
+        int ok;
+        if (kind == 0) {
+            ok = type == LUA_TSTRING;
+        } else if (kind == 1) {
+            ds_decimal d;
+            size_t len;
+            const char *s;
+            if (type == LUA_TNUMBER) {
+                lua_Number x = lua_tonumber(L, -1);
+                ok = lua_isinteger(L, -1) || isfinite(x);
+            } else if (type == LUA_TSTRING) {
+                s = lua_tolstring(L, -1, &len);
+                ok = ds_decimal_parse(s, len, &d) == DS_NUM_OK && ds_decimal_check(&d) == DS_NUM_OK;
+            } else {
+                ok = decimal_get(L, lua_gettop(L), &d);
+            }
+        } else if (m != NULL && strcmp(m, "B") == 0) {
+            ok = lua_rawgeti(L, -1, 1) == LUA_TSTRING; /* unbox: BS items are raw byte strings */
+            lua_remove(L, -2);
+        } else {
+            ok = type == LUA_TSTRING;
+        }
+        if (!ok)
+            return luaL_error(L, "set: item %I cannot be in a %s set (%s)", (LUAI_UACINT)i, kinds[kind],
+                              type == LUA_TNIL ? "nil" : luaL_typename(L, -1));
+        lua_rawseti(L, -2, i);
+    }
+    luaL_setmetatable(L, mts[kind]);
+    return 1;
+}
+
+static int decimal_tostring(lua_State *L)
+{
+    if (lua_type(L, 1) != LUA_TTABLE || lua_rawgeti(L, 1, 1) != LUA_TSTRING)
+        lua_pushliteral(L, "<invalid decimal>");
+    return 1;
+}
+
+static int decimal_eq(lua_State *L)
+{
+    ds_decimal a, b;
+    lua_pushboolean(L, decimal_get(L, 1, &a) && decimal_get(L, 2, &b) && ds_decimal_equal(&a, &b));
+    return 1;
+}
+
+static const luaL_Reg av_funcs[] = {
+    {"unmarshall", av_unmarshall},
+    {"unmarshall_value", av_unmarshall_value},
+    {"marshall", av_marshall},
+    {"marshall_value", av_marshall_value},
+    {"decimal", av_decimal},
+    {"binary", av_binary},
+    {"set", av_set},
+    {NULL, NULL},
+};
+
 void ds_open_av(lua_State *L)
 {
-    (void)L;
+    luaL_setfuncs(L, av_funcs, 0);
+    luaL_getmetatable(L, DS_DECIMAL_MT); /* created by ds_open_markers */
+    lua_pushcfunction(L, decimal_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushcfunction(L, decimal_eq);
+    lua_setfield(L, -2, "__eq");
+    lua_pop(L, 1);
 }
