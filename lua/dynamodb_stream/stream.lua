@@ -105,6 +105,7 @@ function Stream.new(client, stream_arn, opts)
   self._max_pages = opt_integer(opts, "max_pages_per_shard", 1, 1000000) or 10
   self._shards, self._order = {}, {}  -- tracked shards by id; ids in reading order
   self._retired = {}                  -- finished shard ids still listed -> summary
+  self._listed = {}                   -- ids in the last DescribeStream
   self._initial = true                -- next describe is the first since new/set_shard_state
   self._start_type = "LATEST"
   setmetatable(self, Stream)
@@ -234,18 +235,23 @@ function Stream:_describe()
   for id in pairs(self._retired) do
     if not listed[id] then self._retired[id] = nil end
   end
+  self._listed = listed
   self._initial = false
   self._described = true
   self:_notify("new shards", new_ids)
   return true
 end
 
--- Stops tracking a shard (read to its end, or gone) and reports it once.
-function Stream:_retire(sh)
+-- Stops tracking a shard (read to its end, or gone) and reports it once. A
+-- finished shard is remembered while DescribeStream lists it, so that it does
+-- not come back as new.
+function Stream:_retire(sh, gone)
   self._shards[sh.shard_id] = nil
-  self._retired[sh.shard_id] = {
-    shard_id = sh.shard_id, parent_shard_id = sh.parent_shard_id, sequence_number = sh.sequence_number,
-  }
+  if not gone or self._listed[sh.shard_id] then
+    self._retired[sh.shard_id] = {
+      shard_id = sh.shard_id, parent_shard_id = sh.parent_shard_id, sequence_number = sh.sequence_number,
+    }
+  end
   self._shard_changed = true
   self:_notify("remove shards", { sh.shard_id })
 end
@@ -324,7 +330,7 @@ function Stream:_read_shard(sh, out)
         ShardIteratorType = pos.type, SequenceNumber = pos.sequence_number,
       })
       if not res then
-        if err.code == "ResourceNotFoundException" then self:_retire(sh) return true end
+        if err.code == "ResourceNotFoundException" then self:_retire(sh, true) return true end
         if err.code ~= "TrimmedDataAccessException" or pos.type == "TRIM_HORIZON" then
           err.shard_id = err.shard_id or sh.shard_id
           return nil, err
@@ -349,7 +355,7 @@ function Stream:_read_shard(sh, out)
         elseif err.code == "TrimmedDataAccessException" then
           self:_trimmed(sh, err.code)
         elseif err.code == "ResourceNotFoundException" then
-          self:_retire(sh)
+          self:_retire(sh, true)
           return true
         else
           err.shard_id = err.shard_id or sh.shard_id
@@ -537,7 +543,7 @@ function Stream:set_shard_state(state)
       order[#order + 1] = id
     end
   end
-  self._shards, self._retired, self._order = shards, retired, order
+  self._shards, self._retired, self._order, self._listed = shards, retired, order, {}
   self._initial, self._restored = true, #ids > 0
   self._described = false
   return true
