@@ -1,0 +1,107 @@
+-- The file checkpoint store and stream:run{ checkpoint = path }.
+local checkpoint = require("dynamodb_stream.checkpoint")
+local Stream = require("dynamodb_stream.stream")
+local Fake = require("fake_streams")
+local core = require("dynamodb_stream.core")
+local helper = require("helper")
+
+-- core.json_* when the C core has them, lua-cjson otherwise (tests only).
+local codec = {}
+if not core.json_encode then
+  local cjson = require("cjson")
+  codec = { encode = cjson.encode, decode = cjson.decode }
+end
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+describe("dynamodb_stream.checkpoint", function()
+  local dir, path
+  before_each(function()
+    dir = helper.tmpdir()
+    path = dir .. "/state.json"
+  end)
+  after_each(function() helper.rmdir(dir) end)
+
+  it("returns nil (no error) when there is no checkpoint yet", function()
+    local state, err = checkpoint.file(path, codec):load()
+    assert.is_nil(state)
+    assert.is_nil(err)
+  end)
+
+  it("saves and loads a shard state, leaving no temporary file", function()
+    local store = checkpoint.file(path, codec)
+    local state = { A = { shardId = "A", sequenceNumber = "100000000000000000001", nextShardIterator = "it",
+      position = { type = "AFTER_SEQUENCE_NUMBER", sequenceNumber = "100000000000000000001" } } }
+    assert.is_true(store:save(state))
+    assert.same(state, store:load())
+    assert.is_nil(read(path .. ".tmp"))
+    assert.is_true(store:save({}))
+    assert.same({}, store:load())
+  end)
+
+  it("replaces the file by rename: a leftover temporary file from a crash changes nothing", function()
+    local store = checkpoint.file(path, codec)
+    assert.is_true(store:save({ A = { shardId = "A" } }))
+    helper.write_file(path .. ".tmp", '{"A": {"shardId": "tor') -- a write cut short by a crash
+    assert.same({ A = { shardId = "A" } }, store:load())
+    assert.is_true(store:save({ B = { shardId = "B" } }))
+    assert.same({ B = { shardId = "B" } }, store:load())
+  end)
+
+  it("reports an unreadable or corrupt checkpoint as CheckpointError", function()
+    helper.write_file(path, "{not json")
+    local state, err = checkpoint.file(path, codec):load()
+    assert.is_nil(state)
+    assert.equals("CheckpointError", err.code)
+    local ok, werr = checkpoint.file(dir .. "/missing/dir/state.json", codec):save({})
+    assert.is_nil(ok)
+    assert.equals("CheckpointError", werr.code)
+  end)
+
+  local mode_spec = core.write_file_atomic and it or pending
+  mode_spec("writes the checkpoint with mode 0600 (needs core.write_file_atomic)", function()
+    assert.is_true(checkpoint.file(path, codec):save({}))
+    assert.equals("rw-------", require("lfs").attributes(path, "permissions"))
+  end)
+
+  it("stream:run{ checkpoint = path } saves after each fetch and resumes from it", function()
+    local fake = Fake.new()
+    fake:add_shard("A")
+    local s1 = Stream.new(fake, fake.stream_arn)
+    local store = checkpoint.file(path, codec)
+    local log1 = Fake.recorder(s1)
+    s1:on("insert record", function() s1:stop() end)
+    -- first run: the LATEST bookmark, then two records arrive; stop after the first
+    local rounds = 0
+    s1:run({ checkpoint = store, sleep = function()
+      rounds = rounds + 1
+      if rounds == 1 then fake:insert("A", { pk = "1" }); fake:insert("A", { pk = "2" }) end
+      if rounds > 5 then s1:stop() end
+    end })
+    assert.same({ "new A", "insert 1" }, log1)
+    local saved = store:load()
+    assert.equals(fake.by_id.A.records[1].dynamodb.SequenceNumber, saved.A.sequenceNumber)
+    -- a new process: resumes after record 1, long after its iterators expired
+    fake:advance(3600)
+    local s2 = Stream.new(fake, fake.stream_arn)
+    local log2 = Fake.recorder(s2)
+    s2:run({ checkpoint = store, sleep = function() s2:stop() end })
+    assert.same({ "insert 2" }, log2)
+    assert.equals(fake.by_id.A.records[2].dynamodb.SequenceNumber, store:load().A.sequenceNumber)
+  end)
+
+  it("run with a corrupt checkpoint fails at once", function()
+    helper.write_file(path, "[1,2")
+    local fake = Fake.new()
+    local r, err = Stream.new(fake, fake.stream_arn):run({ checkpoint = checkpoint.file(path, codec) })
+    assert.is_nil(r)
+    assert.equals("CheckpointError", err.code)
+    assert.equals(0, fake:count())
+  end)
+end)
