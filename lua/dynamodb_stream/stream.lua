@@ -170,6 +170,7 @@ end
 -- Lists every shard (all pages of DescribeStream) and updates what we track.
 function Stream:_describe()
   local listing, parent_of, start_id = {}, {}, nil
+  local seen = {}
   for _ = 1, MAX_DESCRIBE_PAGES do
     local res, err = self:_client("describe_stream",
       { StreamArn = self.stream_arn, ExclusiveStartShardId = start_id })
@@ -180,7 +181,8 @@ function Stream:_describe()
     end
     self.stream_status = desc.StreamStatus
     for _, s in ipairs(type(desc.Shards) == "table" and desc.Shards or {}) do
-      if not parent_of[s.ShardId] then
+      if type(s) == "table" and type(s.ShardId) == "string" and not seen[s.ShardId] then
+        seen[s.ShardId] = true
         local range = type(s.SequenceNumberRange) == "table" and s.SequenceNumberRange or {}
         local parent = not absent(s.ParentShardId) and s.ParentShardId or nil
         listing[#listing + 1] = { id = s.ShardId, parent = parent, closed = not absent(range.EndingSequenceNumber) }
@@ -202,9 +204,9 @@ function Stream:_describe()
   if self._initial and self._restored then
     for id, sh in pairs(self._shards) do
       local p = sh.parent_shard_id or parent_of[id]
-      local seen = {}
-      while p and not seen[p] do
-        seen[p] = true
+      local visited = {}
+      while p and not visited[p] do
+        visited[p] = true
         done_before[p] = true
         p = parent_of[p]
       end
