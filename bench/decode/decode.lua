@@ -1,0 +1,154 @@
+-- Lua decode benchmarks on one GetRecords page.
+--
+--   lua5.4 bench/decode/decode.lua IMPL PAGE.json [runs] [min_seconds_per_run]
+--
+-- IMPL:
+--   cjson  lua-cjson decode + a plain-Lua recursive unmarshall (what a user
+--          would write: N -> tonumber, B -> base64-decoded bytes, NULL ->
+--          cjson.null, sets -> sequences) of Keys, NewImage, OldImage.
+--   ours   ds.decode_records(text) when require('dynamodb_stream') has it;
+--          otherwise core.json_decode(text) + core.unmarshall of the three
+--          images of every record (the path the consumer takes today).
+-- Prints: RESULT <name> <records/s> <MB/s> <records per page> <bytes>
+-- where name is lua_cjson, ours_decode_records or ours_json_decode_unmarshall.
+-- Timing: wall clock, warm-up run first, then `runs` runs each long enough to
+-- last min_seconds; the median run is reported. GC cost is included.
+
+local impl, file = arg[1], arg[2]
+local runs = tonumber(arg[3] or 7)
+local min_sec = tonumber(arg[4] or 0.25)
+if not impl or not file then
+  io.stderr:write("usage: lua5.4 bench/decode/decode.lua cjson|ours PAGE.json [runs] [min_s]\n")
+  os.exit(2)
+end
+
+local fh = assert(io.open(file, "rb"))
+local text = fh:read("a")
+fh:close()
+
+local ok_core, core = pcall(require, "dynamodb_stream.core")
+local clock = (ok_core and core.monotime) or os.clock
+
+local name, decode
+
+if impl == "cjson" then
+  local cjson = require("cjson")
+  local cjson_null = cjson.null
+  local byte, char, concat = string.byte, string.char, table.concat
+
+  local B64 = {}
+  local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+  for i = 1, 64 do B64[byte(alphabet, i)] = i - 1 end
+  local function b64decode(s)
+    local out, n = {}, 0
+    for i = 1, #s, 4 do
+      local a, b, c, d = byte(s, i, i + 3)
+      local v = (B64[a] << 18) | (B64[b] << 12) | ((B64[c] or 0) << 6) | (B64[d] or 0)
+      n = n + 1
+      if d == 61 then  -- '='
+        if c == 61 then out[n] = char(v >> 16)
+        else out[n] = char(v >> 16, (v >> 8) & 255) end
+      else
+        out[n] = char(v >> 16, (v >> 8) & 255, v & 255)
+      end
+    end
+    return concat(out)
+  end
+
+  local unmarshall_value
+  local function unmarshall(map)
+    local out = {}
+    for k, av in pairs(map) do out[k] = unmarshall_value(av) end
+    return out
+  end
+  function unmarshall_value(av)
+    local t, v = next(av)
+    if t == "S" then return v
+    elseif t == "N" then return tonumber(v)
+    elseif t == "BOOL" then return v
+    elseif t == "NULL" then return cjson_null
+    elseif t == "M" then return unmarshall(v)
+    elseif t == "L" then
+      local out = {}
+      for i = 1, #v do out[i] = unmarshall_value(v[i]) end
+      return out
+    elseif t == "SS" then
+      local out = {}
+      for i = 1, #v do out[i] = v[i] end
+      return out
+    elseif t == "NS" then
+      local out = {}
+      for i = 1, #v do out[i] = tonumber(v[i]) end
+      return out
+    elseif t == "B" then return b64decode(v)
+    elseif t == "BS" then
+      local out = {}
+      for i = 1, #v do out[i] = b64decode(v[i]) end
+      return out
+    else
+      error("unknown AttributeValue type " .. tostring(t))
+    end
+  end
+
+  name = "lua_cjson"
+  decode = function()
+    local page = cjson.decode(text)
+    local recs = page.Records
+    for i = 1, #recs do
+      local d = recs[i].dynamodb
+      if d.Keys then d.Keys = unmarshall(d.Keys) end
+      if d.NewImage then d.NewImage = unmarshall(d.NewImage) end
+      if d.OldImage then d.OldImage = unmarshall(d.OldImage) end
+    end
+    return #recs
+  end
+
+elseif impl == "ours" then
+  local ds = require("dynamodb_stream")
+  if ds.decode_records then
+    name = "ours_decode_records"
+    local decode_records = ds.decode_records
+    decode = function()
+      local recs, err = decode_records(text)
+      if not recs then error(tostring(err)) end
+      if recs.Records then recs = recs.Records end
+      return #recs
+    end
+  else
+    name = "ours_json_decode_unmarshall"
+    local json_decode, unmarshall, null = core.json_decode, core.unmarshall, core.null
+    decode = function()
+      local page, err = json_decode(text)
+      if not page then error(err) end
+      local recs = page.Records
+      for i = 1, #recs do
+        local d = recs[i].dynamodb
+        local k, n, o = d.Keys, d.NewImage, d.OldImage
+        if k and k ~= null then d.Keys = unmarshall(k) end
+        if n and n ~= null then d.NewImage = unmarshall(n) end
+        if o and o ~= null then d.OldImage = unmarshall(o) end
+      end
+      return #recs
+    end
+  end
+else
+  error("unknown IMPL " .. impl)
+end
+
+local nrec = decode()  -- warm-up; also checks the page decodes
+local iters = 1
+while true do
+  local t0 = clock()
+  for _ = 1, iters do decode() end
+  if clock() - t0 >= min_sec then break end
+  iters = iters * 2
+end
+local rates = {}
+for r = 1, runs do
+  local t0 = clock()
+  for _ = 1, iters do decode() end
+  rates[r] = iters / (clock() - t0)
+end
+table.sort(rates)
+local pages = rates[(runs + 1) // 2]
+print(string.format("RESULT %s %.0f %.1f %d %d", name, pages * nrec, pages * #text / 1e6, nrec, #text))

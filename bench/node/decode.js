@@ -1,0 +1,53 @@
+// Node decode baseline: JSON.parse + @aws-sdk/util-dynamodb unmarshall of
+// Keys, NewImage and OldImage of every record (default options, so no
+// wrapNumbers: gen_page.lua only emits numbers util-dynamodb accepts: 38-digit
+// integers become BigInt, 38-significant-digit decimals are small and become
+// lossy Numbers). B values stay base64 strings (util-dynamodb leaves B as given).
+//
+//   node bench/node/decode.js PAGE.json [runs] [min_seconds_per_run]
+// Prints: RESULT node <records/s> <MB/s> <records per page> <bytes>
+'use strict';
+const fs = require('fs');
+const { unmarshall } = require('@aws-sdk/util-dynamodb');
+
+const file = process.argv[2];
+const runs = Number(process.argv[3] || 7);
+const minSec = Number(process.argv[4] || 0.25);
+const text = fs.readFileSync(file, 'utf8');
+const bytes = Buffer.byteLength(text);
+
+let sink = 0;
+function decode() {
+  const page = JSON.parse(text);
+  const recs = page.Records;
+  for (let i = 0; i < recs.length; i++) {
+    const d = recs[i].dynamodb;
+    const keys = d.Keys ? unmarshall(d.Keys) : undefined;
+    const nw = d.NewImage ? unmarshall(d.NewImage) : undefined;
+    const old = d.OldImage ? unmarshall(d.OldImage) : undefined;
+    if (keys && nw && old) sink++;
+  }
+  return recs.length;
+}
+
+const nrec = decode();
+// Warm-up (JIT) and sizing: iterations per run so a run lasts >= minSec.
+let iters = 1;
+for (;;) {
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < iters; i++) decode();
+  const dt = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (dt >= minSec) break;
+  iters *= 2;
+}
+const rates = [];
+for (let r = 0; r < runs; r++) {
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < iters; i++) decode();
+  const dt = Number(process.hrtime.bigint() - t0) / 1e9;
+  rates.push(iters / dt);
+}
+rates.sort((a, b) => a - b);
+const pages = rates[Math.floor(rates.length / 2)];
+if (sink === 0) throw new Error('nothing decoded');
+console.log(`RESULT node ${(pages * nrec).toFixed(0)} ${(pages * bytes / 1e6).toFixed(1)} ${nrec} ${bytes}`);
