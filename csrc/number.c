@@ -137,20 +137,21 @@ int ds_decimal_to_int64(const ds_decimal *d, long long *out)
 }
 
 /* Lays out k significant digits dig with value 0.dig * 10^n the way
- * ECMAScript's Number::toString does. Writes at most 3 + k + 6 + 12 bytes. */
-static size_t layout(char *buf, int neg, const char *dig, long k, long n)
+ * ECMAScript's Number::toString does, with plain digits up to 10^plain_max
+ * (21 there). Writes at most 3 + max(k, plain_max) + 6 + 12 bytes. */
+static size_t layout(char *buf, int neg, const char *dig, long k, long n, long plain_max)
 {
     char *p = buf;
     long i;
 
     if (neg)
         *p++ = '-';
-    if (k <= n && n <= 21) {                 /* 100, 1500 */
+    if (k <= n && n <= plain_max) {                 /* 100, 1500 */
         memcpy(p, dig, (size_t)k);
         p += k;
         for (i = k; i < n; i++)
             *p++ = '0';
-    } else if (0 < n && n <= 21) {           /* 3.14159 */
+    } else if (0 < n && n <= plain_max) {           /* 3.14159 */
         memcpy(p, dig, (size_t)n);
         p += n;
         *p++ = '.';
@@ -182,7 +183,7 @@ size_t ds_decimal_format(const ds_decimal *d, char buf[DS_DECIMAL_BUFSIZE])
         strcpy(buf, "0"); /* callers only format checked decimals */
         return d->ndig == 0 ? 1 : 0;
     }
-    return layout(buf, d->neg, d->dig, d->ndig, d->exp + 1);
+    return layout(buf, d->neg, d->dig, d->ndig, d->exp + 1, 40);
 }
 
 size_t ds_format_double(double v, char buf[DS_DOUBLE_BUFSIZE])
@@ -214,7 +215,7 @@ size_t ds_format_double(double v, char buf[DS_DOUBLE_BUFSIZE])
     while (k > 1 && dig[k - 1] == '0')
         k--;
     dig[k] = '\0';
-    return layout(buf, v < 0, dig, k, e10 + 1);
+    return layout(buf, v < 0, dig, k, e10 + 1, 21);
 }
 
 int ds_number_classify(const char *s, size_t len, ds_number *out)

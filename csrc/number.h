@@ -54,8 +54,9 @@ int ds_decimal_equal(const ds_decimal *a, const ds_decimal *b);
 /* 1 and *out set when d is integral and fits int64, else 0. */
 int ds_decimal_to_int64(const ds_decimal *d, long long *out);
 
-/* Canonical text of d (ndig <= 38) in the layout of ds_format_double:
- * plain digits for 1e-7 <= |x| < 1e21, else "d.ddde+X". Returns the length. */
+/* Canonical text of d (ndig <= 38), valid JSON and DynamoDB: plain digits for
+ * 1e-7 <= |x| < 1e40 ("12345678901234567890", "0.5"), else "d.ddde+X".
+ * Returns the length. */
 #define DS_DECIMAL_BUFSIZE 64
 size_t ds_decimal_format(const ds_decimal *d, char buf[DS_DECIMAL_BUFSIZE]);
 
