@@ -360,7 +360,41 @@ static int json_encode(lua_State *L)
  * number token. A NULL p means the lexer gave up (the tree's values are used). */
 typedef struct {
     const char *p, *end;
+    const char *bad; /* first number cJSON accepted but JSON does not ("01", "1.", ".5") */
 } jlex;
+
+/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? exactly */
+static int json_number_ok(const char *s, size_t n)
+{
+    size_t i = 0, start;
+    if (i < n && s[i] == '-')
+        i++;
+    if (i < n && s[i] == '0')
+        i++;
+    else if (i < n && s[i] >= '1' && s[i] <= '9')
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+    else
+        return 0;
+    if (i < n && s[i] == '.') {
+        start = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == start)
+            return 0;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        start = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == start)
+            return 0;
+    }
+    return i == n;
+}
 
 /* The next string or number token of the text and its length; *special is set
  * for a string that cJSON cannot return whole (\u0000 or a raw NUL byte). */
@@ -507,9 +541,12 @@ static void dec_number(lua_State *L, const cJSON *item, jlex *lx)
     ds_decimal d;
     long long i;
     const char *tok = lex_next(lx, &len, &special);
-    if (tok != NULL && *tok == '"')
-        lx->p = NULL;
-    else if (tok != NULL && ds_decimal_parse(tok, len, &d) == DS_NUM_OK && ds_decimal_to_int64(&d, &i)) {
+    if (tok != NULL && *tok == '"') {
+        lx->p = NULL; /* out of step (cannot happen with a valid tree) */
+    } else if (tok != NULL && !json_number_ok(tok, len)) {
+        if (lx->bad == NULL)
+            lx->bad = tok;
+    } else if (tok != NULL && ds_decimal_parse(tok, len, &d) == DS_NUM_OK && ds_decimal_to_int64(&d, &i)) {
         lua_pushinteger(L, (lua_Integer)i);
         return;
     }
@@ -647,9 +684,12 @@ static int json_decode(lua_State *L)
     }
     lx.p = s;
     lx.end = s + n;
+    lx.bad = NULL;
     dec_value(L, *box, &lx);
     cJSON_Delete(*box);
     *box = NULL;
+    if (lx.bad != NULL) /* cJSON is lenient about number syntax; JSON is not */
+        return dec_fail(L, s, n, (size_t)(lx.bad - s));
     return 1;
 }
 
