@@ -69,16 +69,20 @@ static int path_is_ident(const char *s, size_t n)
     return 1;
 }
 
-static void path_add(luaL_Buffer *b, const ds_path *p)
+#define AV_PATH_MAX_FRAMES 32 /* deeper paths show their innermost frames */
+
+static void path_add(luaL_Buffer *b, const ds_path *p, int left)
 {
-    if (p->up)
-        path_add(b, p->up);
+    if (p->up && left > 1)
+        path_add(b, p->up, left - 1);
+    else if (p->up)
+        luaL_addstring(b, "...");
     if (p->key == NULL) {
         char idx[32];
         snprintf(idx, sizeof idx, "[%lld]", (long long)p->index);
         luaL_addstring(b, idx);
     } else if (path_is_ident(p->key, p->keylen)) {
-        if (p->up)
+        if (p->up && left > 1)
             luaL_addchar(b, '.');
         luaL_addlstring(b, p->key, p->keylen);
     } else {
@@ -96,7 +100,7 @@ void ds_path_push(lua_State *L, const ds_path *p)
         return;
     }
     luaL_buffinit(L, &b);
-    path_add(&b, p);
+    path_add(&b, p, AV_PATH_MAX_FRAMES);
     luaL_pushresult(&b);
 }
 
@@ -336,6 +340,17 @@ static void unm_expect(lua_State *L, int v, int type, const char *tag, const av_
         av_error(L, c, p, "%s value must be a %s, got %s", tag, lua_typename(L, type), luaL_typename(L, v));
 }
 
+/* An L or set value with no items must not hold other keys either (a JSON
+ * object where an array belongs would otherwise read as empty). */
+static void unm_expect_sequence(lua_State *L, int v, const char *tag, const av_ctx *c, const ds_path *p)
+{
+    if (lua_rawlen(L, v) > 0)
+        return;
+    lua_pushnil(L);
+    if (lua_next(L, v))
+        av_error(L, c, p, "%s value must be an array, got a table with a %s key", tag, luaL_typename(L, -2));
+}
+
 #define AV_SHAPE "AttributeValue must be a table with exactly one type key"
 
 /* Pushes the Lua value of the AttributeValue at av. *binary is set when it was
@@ -379,6 +394,8 @@ static void unm_value(lua_State *L, int av, const ds_path *path, int level, cons
         ds_pushnull(L);
     } else if (tlen == 1 && (tag[0] == 'M' || tag[0] == 'L')) {
         unm_expect(L, v, LUA_TTABLE, tag, c, path);
+        if (tag[0] == 'L')
+            unm_expect_sequence(L, v, tag, c, path);
         if (level + 1 > DS_MAX_DEPTH)
             av_error(L, c, path, "nesting deeper than %d levels", DS_MAX_DEPTH);
         if (tag[0] == 'M')
@@ -387,6 +404,7 @@ static void unm_value(lua_State *L, int av, const ds_path *path, int level, cons
             unm_list(L, v, path, level + 1, c);
     } else if (tlen == 2 && tag[1] == 'S' && (tag[0] == 'S' || tag[0] == 'N' || tag[0] == 'B')) {
         unm_expect(L, v, LUA_TTABLE, tag, c, path);
+        unm_expect_sequence(L, v, tag, c, path);
         unm_set(L, v, tag, path, c);
     } else {
         av_error(L, c, path, "unknown AttributeValue type '%s'", av_snippet(L, tag, tlen));

@@ -301,6 +301,22 @@ describe("core AttributeValues", function()
         assert.equals("unmarshall_value: nesting deeper than 32 levels at x" .. string.rep("[1]", 31), err)
       end)
 
+      it("rejects an object where L or a set belongs", function()
+        fails({ a = { L = { x = { S = "1" } } } }, "unmarshall: L value must be an array, got a table with a string key at a")
+        fails({ a = { SS = { x = "1" } } }, "unmarshall: SS value must be an array, got a table with a string key at a")
+        assert.same({ a = {} }, core.unmarshall { a = { L = {} } })
+      end)
+
+      it("shortens very long paths to their innermost frames", function()
+        local av = { X = 1 }
+        for i = 1, 40 do av = { M = { ["k" .. i] = av } } end
+        local ok, err = pcall(core.unmarshall, { top = av })
+        assert.is_false(ok)
+        local expected = {}
+        for i = 40, 9, -1 do expected[#expected + 1] = "k" .. i end -- top.k40...k9 is 33 frames
+        assert.equals("unmarshall: nesting deeper than 32 levels at ..." .. table.concat(expected, "."), err)
+      end)
+
       it("rejects a bad numbers option", function()
         assert.error_matches(function() core.unmarshall({}, { numbers = "float" }) end,
           'opts.numbers must be "auto" or "string"')

@@ -110,7 +110,8 @@ describe("core JSON", function()
         x[1] = {}
         local ok, err = pcall(encode, t)
         assert.is_false(ok)
-        assert.matches("^json_encode: nesting deeper than 1000 levels at %[1%]", err)
+        -- long paths keep their innermost 32 frames
+        assert.equals("json_encode: nesting deeper than 1000 levels at ..." .. string.rep("[1]", 32), err)
       end)
     end)
   end)
