@@ -5,19 +5,13 @@
 --   store:load()       -> state table, or nil when there is no file yet, or nil, err
 --   store:save(state)  -> true, or nil, err
 --
--- save writes the whole state to a temporary file in the same directory and
--- renames it over the old one, so a crash leaves the old or the new state,
--- never a torn file. With core.write_file_atomic (C: O_EXCL temp file with the
--- given mode, fsync, rename, fsync of the directory) the file is mode 0600 and
--- durable; the pure Lua fallback gets the rename but not the fsync or the mode.
+-- save goes through core.write_file_atomic: a temporary file of mode 0600 beside
+-- the checkpoint, fsync, rename over it, fsync of the directory. A crash at any
+-- moment leaves the old or the new state, never a torn file.
+local core = require("dynamodb_stream.core")
 local errors = require("dynamodb_stream.errors")
 
-local ok_core, core = pcall(require, "dynamodb_stream.core")
-if not ok_core then core = {} end
-
 local checkpoint = {}
-
-local MODE = 384 -- 0600
 
 local File = {}
 File.__index = File
@@ -25,23 +19,6 @@ File.__index = File
 local function fail(path, message)
   return nil, errors.new({ code = "CheckpointError", message = path .. ": " .. tostring(message),
     retryable = false })
-end
-
--- Writes data to path atomically. Returns true or nil, message.
-local function write_atomic(path, data)
-  if core.write_file_atomic then return core.write_file_atomic(path, data, MODE) end
-  local tmp = path .. ".tmp"
-  local f, err = io.open(tmp, "wb")
-  if not f then return nil, err end
-  local ok, werr = f:write(data)
-  if ok then ok, werr = f:flush() end
-  f:close()
-  if ok and core.fsync_file then ok, werr = core.fsync_file(tmp) end
-  if not ok then
-    os.remove(tmp)
-    return nil, werr
-  end
-  return os.rename(tmp, path)
 end
 
 function checkpoint.file(path, opts)
@@ -72,7 +49,7 @@ end
 function File:save(state)
   local ok, text = pcall(self.encode, state)
   if not ok then return fail(self.path, text) end
-  local written, err = write_atomic(self.path, text)
+  local written, err = core.write_file_atomic(self.path, text, tonumber("600", 8))
   if not written then return fail(self.path, err) end
   return true
 end

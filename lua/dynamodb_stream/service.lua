@@ -39,7 +39,11 @@ function Service.new(def, opts)
     }),
   }, Service)
   -- Kept in a closure, not a field, so that dumping the client shows no secret.
-  local secrets = { cfg.credentials.secret_access_key, cfg.credentials.session_token }
+  -- Secrets shorter than 8 bytes (never real AWS ones) would mangle ordinary words.
+  local secrets = {}
+  for _, secret in ipairs({ cfg.credentials.secret_access_key, cfg.credentials.session_token or "" }) do
+    if #secret >= 8 then secrets[#secrets + 1] = secret end
+  end
   self._redact = function(text)
     for _, secret in ipairs(secrets) do
       local from, to = text:find(secret, 1, true)

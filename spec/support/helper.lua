@@ -60,12 +60,13 @@ function helper.start_http_server()
 end
 
 -- Static credentials and a region for DynamoDB Local; a distinct access key id
--- gives a spec its own namespace of tables there.
+-- gives a spec its own namespace of tables there (DynamoDB Local accepts only
+-- letters and digits in it, so anything else is dropped).
 function helper.local_opts(namespace)
   return {
     endpoint = helper.ddb_local_endpoint(),
     region = "us-east-1",
-    credentials = { access_key_id = namespace or "spec", secret_access_key = "local-secret" },
+    credentials = { access_key_id = (namespace or "spec"):gsub("[^%w]", ""), secret_access_key = "local-secret" },
   }
 end
 
