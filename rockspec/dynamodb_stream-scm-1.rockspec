@@ -43,6 +43,7 @@ build = {
     ["dynamodb_stream.emitter"] = "lua/dynamodb_stream/emitter.lua",
     ["dynamodb_stream.stream"] = "lua/dynamodb_stream/stream.lua",
     ["dynamodb_stream.checkpoint"] = "lua/dynamodb_stream/checkpoint.lua",
+    ["dynamodb_stream.seqnum"] = "lua/dynamodb_stream/seqnum.lua",
   },
   copy_directories = { "examples" },
 }

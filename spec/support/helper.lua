@@ -14,12 +14,12 @@ end
 helper.shell_quote = shell_quote
 
 -- Runs a Lua chunk in a fresh lua5.4 with exactly the given environment
--- (plus the module paths) and returns its stdout and whether it succeeded.
+-- (plus this process's module paths unless env sets them) and returns its stdout and whether it succeeded.
 function helper.run_lua(env, code)
   local parts = { "env -i" }
   for k, v in pairs(env) do parts[#parts + 1] = shell_quote(k .. "=" .. v) end
-  parts[#parts + 1] = shell_quote("LUA_PATH=" .. package.path)
-  parts[#parts + 1] = shell_quote("LUA_CPATH=" .. package.cpath)
+  if not env.LUA_PATH then parts[#parts + 1] = shell_quote("LUA_PATH=" .. package.path) end
+  if not env.LUA_CPATH then parts[#parts + 1] = shell_quote("LUA_CPATH=" .. package.cpath) end
   parts[#parts + 1] = "lua5.4 -e " .. shell_quote(code) .. " 2>&1"
   local p = assert(io.popen(table.concat(parts, " ")))
   local out = p:read("a")
