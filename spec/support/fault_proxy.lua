@@ -5,6 +5,7 @@
 --     kinds = { throttle = 1, ["500"] = 1 },      -- or a list: { "throttle", "reset" }
 --     operations = { "GetRecords" },              -- patterns; absent or empty = all
 --     slow_ms = 1500, lifetime = 900,
+--     stderr = "/tmp/file",                       -- optional: the proxy's stderr goes there
 --   }
 --   proxy.endpoint            -- "http://127.0.0.1:PORT": give it to the clients
 --   proxy:configure{ rate = 0 }   -- merge; returns the whole config
@@ -92,6 +93,7 @@ function M.start(opts)
     cmd[#cmd + 1] = "--config " .. shell_quote(ds.json_encode(cfg))
   end
   if opts.lifetime then cmd[#cmd + 1] = "--lifetime " .. tostring(opts.lifetime) end
+  if opts.stderr then cmd[#cmd + 1] = "2>" .. shell_quote(opts.stderr) end
   local proc = assert(io.popen(table.concat(cmd, " ")))
   local line = proc:read("l")
   if not line then

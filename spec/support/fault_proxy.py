@@ -470,6 +470,7 @@ def loopback_upstream(url):
 
 def main():
     global STATE
+    parent = os.getppid()  # before the first line: the parent may exit right after reading it
     ap = argparse.ArgumentParser(description="fault-injecting loopback proxy for the specs")
     ap.add_argument("--upstream", required=True, help="http://127.0.0.1:PORT (loopback only)")
     ap.add_argument("--seed", type=int, default=0)
@@ -507,7 +508,6 @@ def main():
         servers.append(server.server_address[1])
     print("pid=%d port=%d control=%d" % (os.getpid(), servers[0], servers[1]), flush=True)
 
-    parent = os.getppid()
     deadline = time.monotonic() + args.lifetime
     while os.getppid() == parent and time.monotonic() < deadline:
         time.sleep(0.2)
