@@ -2,6 +2,9 @@
 -- from TRIM_HORIZON with the consumer (ds.new + fetch_stream_state).
 --
 --   lua5.4 bench/e2e/lua_consumer.lua ENDPOINT STREAM_ARN N
+-- N = 0 only starts up (creates the client and the stream) and exits: the
+-- startup cost that run.sh subtracts for the marginal CPU per record.
+-- Env BENCH_MAX_PAGES: the consumer's max_pages_per_shard (default: its own).
 -- Prints: EVENTS <n> POLLS <polls> WALL <seconds>
 
 local ds = require("dynamodb_stream")
@@ -22,7 +25,11 @@ local client = assert(ds.client({
     secret_access_key = os.getenv("BENCH_SECRET_ACCESS_KEY") or "benchsecret",
   },
 }))
-local stream = ds.new(client, arn, { unmarshall = ds.unmarshall, start_at = "TRIM_HORIZON" })
+local stream = ds.new(client, arn, {
+  unmarshall = ds.unmarshall,
+  start_at = "TRIM_HORIZON",
+  max_pages_per_shard = math.tointeger(tonumber(os.getenv("BENCH_MAX_PAGES") or "")),
+})
 local events = 0
 local function count() events = events + 1 end
 stream:on("insert record", count)

@@ -2,7 +2,8 @@
 # End-to-end benchmark; runs inside scripts/with-ddb-local (needs DDB_LOCAL_ENDPOINT).
 #   bench/e2e/run.sh CHANGES RESULTS_FILE
 # Pre-writes CHANGES changes, then has each consumer read all of them from
-# TRIM_HORIZON under /usr/bin/time; appends to RESULTS_FILE lines
+# TRIM_HORIZON under /usr/bin/time (plus a startup-only run of each, N = 0, and
+# ours with max_pages_per_shard = 1); appends to RESULTS_FILE lines
 #   E2E <name> <user s> <sys s> <peak RSS KiB> <wall s> <events> <polls>
 set -euo pipefail
 changes=${1:?changes}
@@ -18,14 +19,14 @@ echo "e2e: pre-writing $changes changes into DynamoDB Local ($DDB_LOCAL_ENDPOINT
 arn=$(sed -n 's/^STREAM_ARN=//p' "$tmp/prewrite")
 n=$(sed -n 's/^CHANGES=//p' "$tmp/prewrite")
 
-measure() {  # name command...
-  local name=$1; shift
+measure() {  # name N command...
+  local name=$1 n=$2; shift 2
   echo "e2e: $name consuming $n changes" >&2
   /usr/bin/time -f "%U %S %M %e" -o "$tmp/time" "$@" >"$tmp/out"
   local events polls
   events=$(awk '/^EVENTS/ {print $2}' "$tmp/out")
   polls=$(awk '/^EVENTS/ {print $4}' "$tmp/out")
-  if [ "${events:-0}" -lt "$n" ]; then
+  if [ -z "$events" ] || [ "$events" -lt "$n" ]; then
     echo "e2e: $name saw ${events:-0} of $n events" >&2
     cat "$tmp/out" >&2
     return 1
@@ -34,5 +35,11 @@ measure() {  # name command...
   echo "E2E $name $user $sys $rss $wall $events $polls" >>"$results"
 }
 
-measure node_dynamodb_stream env NODE_NO_WARNINGS=1 node "$here/node_consumer.js" "$DDB_LOCAL_ENDPOINT" "$arn" "$n"
-measure ours "$lua" "$here/lua_consumer.lua" "$DDB_LOCAL_ENDPOINT" "$arn" "$n"
+node_c=(env NODE_NO_WARNINGS=1 node "$here/node_consumer.js" "$DDB_LOCAL_ENDPOINT" "$arn")
+lua_c=("$lua" "$here/lua_consumer.lua" "$DDB_LOCAL_ENDPOINT" "$arn")
+# Startup only (N = 0), then the full read; each consumer starts from TRIM_HORIZON.
+measure node_startup 0 "${node_c[@]}" 0
+measure node_dynamodb_stream "$n" "${node_c[@]}" "$n"
+measure ours_startup 0 "${lua_c[@]}" 0
+measure ours "$n" "${lua_c[@]}" "$n"
+measure ours_1page "$n" env BENCH_MAX_PAGES=1 "${lua_c[@]}" "$n"

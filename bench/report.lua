@@ -1,0 +1,134 @@
+-- Prints the benchmark table from a results file written by bench/run.sh.
+--   lua5.4 bench/report.lua RESULTS
+-- Lines read:  META <key> <value...>
+--              RESULT <name> <records/s> <MB/s> <records> <bytes>
+--              E2E <name> <user s> <sys s> <peak RSS KiB> <wall s> <events> <polls>
+
+local meta, dec, e2e = {}, {}, {}
+for line in io.lines((assert(arg[1], "usage: report.lua RESULTS"))) do
+  local w = {}
+  for x in line:gmatch("%S+") do w[#w + 1] = x end
+  if w[1] == "META" then
+    meta[w[2]] = line:match("^META%s+%S+%s+(.*)$")
+  elseif w[1] == "RESULT" then
+    -- One line per round; the median round is reported (see the end of the loop).
+    local d = dec[w[2]] or { samples = {}, n = tonumber(w[5]), bytes = tonumber(w[6]) }
+    dec[w[2]] = d
+    d.samples[#d.samples + 1] = tonumber(w[3])
+  elseif w[1] == "E2E" then
+    e2e[w[2]] = { user = tonumber(w[3]), sys = tonumber(w[4]), rss = tonumber(w[5]) / 1024,
+                  wall = tonumber(w[6]), events = tonumber(w[7]), polls = tonumber(w[8]) }
+  end
+end
+
+local rounds = 0
+for _, d in pairs(dec) do
+  table.sort(d.samples)
+  rounds = math.max(rounds, #d.samples)
+  local k = #d.samples
+  d.rps = k % 2 == 1 and d.samples[(k + 1) // 2] or (d.samples[k // 2] + d.samples[k // 2 + 1]) / 2
+  d.mbs = d.rps * d.bytes / d.n / 1e6
+  d.spread = (d.samples[k] - d.samples[1]) / d.rps
+end
+
+local function commas(n)
+  local s = string.format("%.0f", n)
+  return (s:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", ""))
+end
+local function verdict(ok) return ok and "met" or "NOT MET" end
+local out = {}
+local function p(fmt, ...) out[#out + 1] = string.format(fmt, ...) end
+
+p("dynamodb_stream benchmark: %s", meta.date or "")
+p("machine: %s; load average at start: %s", meta.machine or "?", meta.load or "?")
+p("")
+
+-- 1. Decode
+local page = dec.node or dec.lua_cjson or next(dec) and select(2, next(dec))
+p("1. Decode one GetRecords page (gen_page.lua --seed %s: %s MODIFY records, NEW_AND_OLD_IMAGES, %.2f MB,",
+  meta.seed or "?", page and commas(page.n) or "?", page and page.bytes / 1e6 or 0)
+p("   %.0f bytes/record). Wall clock; each round runs every decoder in turn (warm-up, then the median", page and page.bytes / page.n or 0)
+p("   of %s timed runs); the median of %d rounds is shown, spread = (max - min) / median over rounds", meta.runs or "?", rounds)
+p("   %-68s %10s %7s %7s", "", "records/s", "MB/s", "spread")
+local ours_name = dec.ours_decode_records and "ours_decode_records" or "ours_json_decode_unmarshall"
+local rows = {
+  { ours_name, ours_name == "ours_decode_records" and "ours: ds.decode_records(text)"
+      or "ours: core.json_decode + core.unmarshall x3 (no decode_records yet)" },
+  { "node", "Node " .. (meta.node or "") .. ": JSON.parse + @aws-sdk/util-dynamodb unmarshall" },
+  { "lua_cjson", "Lua 5.4: lua-cjson decode + plain-Lua unmarshall" },
+  { "cjson_malloc", "C: cJSON parse only, default malloc/free" },
+  { "cjson_arena", "C: cJSON parse only, bump arena reset per parse (floor)" },
+}
+for _, r in ipairs(rows) do
+  local d = dec[r[1]]
+  if d then p("   %-68s %10s %7.1f %6.0f%%", r[2], commas(d.rps), d.mbs, d.spread * 100)
+  else p("   %-68s %10s", r[2], "not run") end
+end
+local ours = dec[ours_name]
+p("   %-68s %10s %7s", "ratios (same run)", "measured", "target")
+local function ratio(label, num, den, target, ok)
+  if num and den then
+    local r = num / den
+    p("   %-68s %9.2fx %7s  %s", label, r, target, ok and verdict(ok(r)) or "")
+  else
+    p("   %-68s %10s %7s", label, "n/a", target)
+  end
+end
+ratio("ours / Node", ours and ours.rps, dec.node and dec.node.rps, ">= 4x", function(r) return r >= 4 end)
+ratio("ours / lua-cjson + plain Lua", ours and ours.rps, dec.lua_cjson and dec.lua_cjson.rps, ">= 8x",
+  function(r) return r >= 8 end)
+ratio("cJSON-arena floor / ours (times slower than the floor)", dec.cjson_arena and dec.cjson_arena.rps,
+  ours and ours.rps, "<= 2x", function(r) return r <= 2 end)
+ratio("ours / cJSON with malloc", ours and ours.rps, dec.cjson_malloc and dec.cjson_malloc.rps, "-",
+  nil)
+p("")
+
+-- 2. End to end
+local node, mine = e2e.node_dynamodb_stream, e2e.ours
+local n = (node and node.events) or (mine and mine.events)
+if not n then
+  p("2. End to end: not run (BENCH_SKIP_E2E=1, or it failed: see the messages above)")
+  p("")
+end
+if n then
+p("2. End to end: consume %s pre-written changes (inserts/modifies/deletes) from DynamoDB Local,",
+  n and commas(n) or "?")
+p("   TRIM_HORIZON to the last one; each consumer process under /usr/bin/time. CPU = user+sys of the")
+p("   whole process; 'net of startup' subtracts a run of the same script with N = 0")
+p("   %-46s %7s %10s %10s %9s %7s %5s", "", "CPU s", "us/record", "net of", "peak RSS", "wall s", "polls")
+p("   %-46s %7s %10s %10s %9s %7s %5s", "", "", "", "startup", "MB", "", "")
+local function cpu(e) return e.user + e.sys end
+local function net(e, start) return start and (cpu(e) - cpu(start)) / e.events * 1e6 end
+local function e2e_row(label, e, start)
+  if not e then p("   %-46s %7s", label, "not run"); return end
+  if e.events == 0 then
+    p("   %-46s %7.2f %10s %10s %9.1f %7.2f %5s", label, cpu(e), "-", "-", e.rss, e.wall, "-")
+    return
+  end
+  local nt = net(e, start)
+  p("   %-46s %7.2f %10.1f %10s %9.1f %7.2f %5d", label, cpu(e), cpu(e) / e.events * 1e6,
+    nt and string.format("%.1f", nt) or "-", e.rss, e.wall, e.polls)
+end
+e2e_row("ours: ds.new + fetch_stream_state (Lua 5.4)", mine, e2e.ours_startup)
+e2e_row("ours, max_pages_per_shard = 1", e2e.ours_1page, e2e.ours_startup)
+e2e_row("ours, startup only (N = 0)", e2e.ours_startup)
+e2e_row("Node " .. (meta.node or "") .. ": dynamodb-stream 1.1.4 + SDK v3", node, e2e.node_startup)
+e2e_row("Node, startup only (N = 0)", e2e.node_startup)
+if node and mine then
+  local cr = (cpu(mine) / mine.events) / (cpu(node) / node.events)
+  local rr = mine.rss / node.rss
+  p("   %-46s %8s %9s", "ratios (same run)", "measured", "target")
+  p("   %-46s %7.2fx %9s  %s", "CPU per record, ours / Node", cr, "<= 0.20x", verdict(cr <= 0.2))
+  local nm, nn = net(mine, e2e.ours_startup), net(node, e2e.node_startup)
+  if nm and nn then
+    p("   %-46s %7.2fx %9s", "CPU per record net of startup, ours / Node", nm / nn, "(info)")
+  end
+  p("   %-46s %7.2fx %9s  %s", "peak RSS, ours / Node", rr, "<= 0.25x", verdict(rr <= 0.25))
+end
+p("")
+end
+p("3. Latency write -> event (default stream:run), p50 / p99:   not measured yet (target p50 <= 300 ms)")
+p("4. Idle polling, GetRecords per shard per second:            not measured yet (target <= 1)")
+p("5. One poll round over 1 / 16 / 64 shards (fake endpoint):   not measured yet (target 64 <= 3x of 1)")
+p("   Memory flat over 200,000 records, valgrind leak check:    not measured yet")
+print(table.concat(out, "\n"))

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# make bench: builds what is needed, then measures decode throughput and the
+# end-to-end consumer cost against the baselines, and prints one table.
+#
+# Environment:
+#   BENCH_SEED     seed of the generated page (default 42)
+#   BENCH_ROUNDS   rounds of the decode benchmarks, interleaved (default 3)
+#   BENCH_RUNS     timed runs per decoder per round, median kept (default 5)
+#   BENCH_RUN_SEC  minimum seconds per timed run (default 0.25)
+#   BENCH_CHANGES  changes pre-written for the end-to-end part (default 20000)
+#   BENCH_SKIP_E2E=1  decode only (no DynamoDB Local)
+#   LUA            Lua 5.4 interpreter (default lua5.4)
+# Output: the table on stdout (also bench/out/table.txt); raw results in
+# bench/out/results.txt. Progress goes to stderr.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+seed=${BENCH_SEED:-42}
+rounds=${BENCH_ROUNDS:-3}
+runs=${BENCH_RUNS:-5}
+run_sec=${BENCH_RUN_SEC:-0.25}
+changes=${BENCH_CHANGES:-20000}
+export LUA=${LUA:-lua5.4}
+export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;;"
+export LUA_CPATH="$root/build/?.so;;"
+out=bench/out
+mkdir -p "$out"
+results=$out/results.txt
+: >"$results"
+
+say() { echo "bench: $*" >&2; }
+
+# ---- prerequisites and builds
+missing=()
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+[ -x /usr/bin/time ] || missing+=(time)
+[ -f /usr/include/cjson/cJSON.h ] || missing+=(libcjson-dev)
+"$LUA" -e 'require "cjson"' 2>/dev/null || missing+=(lua-cjson)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bench: missing Debian packages: ${missing[*]} (apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+say "building the module and bench/out/cjson_floor"
+make -s all >&2
+make -s -C bench >&2
+for d in bench/node bench/e2e; do
+  if [ ! -d "$d/node_modules" ] || [ "$d/package-lock.json" -nt "$d/node_modules/.package-lock.json" ]; then
+    say "npm ci in $d"
+    npm ci --prefix "$d" --no-audit --no-fund --loglevel=error >&2
+  fi
+done
+
+{
+  echo "META date $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "META machine $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+  echo "META load $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "META node $(node --version)"
+  echo "META seed $seed"
+  echo "META runs $runs"
+} >>"$results"
+
+# ---- 1. decode
+page=$out/page-$seed.json
+"$LUA" bench/gen_page.lua --seed "$seed" "$page" >&2
+# Interleaved rounds, so that load from elsewhere on the machine hits every
+# decoder alike; report.lua takes the median round of each.
+for round in $(seq 1 "$rounds"); do
+  say "decode round $round/$rounds: ours, Node, lua-cjson, cJSON floor"
+  "$LUA" bench/decode/decode.lua ours "$page" "$runs" "$run_sec" >>"$results"
+  node bench/node/decode.js "$page" "$runs" "$run_sec" >>"$results"
+  "$LUA" bench/decode/decode.lua cjson "$page" "$runs" "$run_sec" >>"$results"
+  "$out/cjson_floor" "$page" "$runs" "$run_sec" >>"$results" 2>/dev/null
+done
+
+# ---- 2. end to end
+if [ "${BENCH_SKIP_E2E:-0}" != 1 ]; then
+  scripts/with-ddb-local bench/e2e/run.sh "$changes" "$root/$results" >&2
+fi
+
+"$LUA" bench/report.lua "$results" | tee "$out/table.txt"
