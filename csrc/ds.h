@@ -48,6 +48,14 @@ DS_EXPORT int luaopen_dynamodb_stream_core(lua_State *L);
  * (but may, like any push, on memory exhaustion). */
 DS_HIDDEN int ds_fail(lua_State *L, const char *code, const char *msg);
 
+/* Pushes the __binary table of t's metatable (key -> bytes that came from a B
+ * value), or nil; returns its stack index. [-0, +1] */
+DS_HIDDEN int ds_binary_table(lua_State *L, int t);
+
+/* 1 when the string at val is recorded in the __binary table at bin under the
+ * key at the top of the stack, which is popped. [-1, +0] */
+DS_HIDDEN int ds_is_binary(lua_State *L, int bin, int val);
+
 /* The __ddb tag of the metatable of the table at idx, or NULL when it has none. */
 DS_HIDDEN const char *ds_marker(lua_State *L, int idx);
 

@@ -514,43 +514,11 @@ static void mar_enter(lua_State *L, int t, const ds_path *path, int level, const
     av_checkstack(L, c, path);
 }
 
-/* Pushes the __binary table from t's metatable, or nil; returns its index. */
-static int mar_binary_table(lua_State *L, int t)
-{
-    if (lua_getmetatable(L, t)) {
-        lua_pushliteral(L, "__binary");
-        lua_rawget(L, -2);
-        lua_remove(L, -2);
-        if (!lua_istable(L, -1)) {
-            lua_pop(L, 1);
-            lua_pushnil(L);
-        }
-    } else {
-        lua_pushnil(L);
-    }
-    return lua_gettop(L);
-}
-
-/* 1 when the string at val is recorded as binary under the key at the top of
- * the stack (which is popped). */
-static int mar_is_binary(lua_State *L, int bin, int val)
-{
-    int yes;
-    if (!lua_istable(L, bin) || lua_type(L, val) != LUA_TSTRING) {
-        lua_pop(L, 1);
-        return 0;
-    }
-    lua_rawget(L, bin);
-    yes = lua_rawequal(L, -1, val);
-    lua_pop(L, 1);
-    return yes;
-}
-
 /* Pushes the map of AttributeValues for the string-keyed table t. */
 static void mar_map_body(lua_State *L, int t, const ds_path *path, int level, const av_ctx *c)
 {
     const void *ptr = lua_topointer(L, t);
-    int bin = mar_binary_table(L, t);
+    int bin = ds_binary_table(L, t);
     int res;
     lua_newtable(L);
     res = lua_gettop(L);
@@ -571,7 +539,7 @@ static void mar_map_body(lua_State *L, int t, const ds_path *path, int level, co
         fr.index = 0;
         fr.table = ptr;
         lua_pushvalue(L, -2);
-        as_binary = mar_is_binary(L, bin, lua_gettop(L) - 1);
+        as_binary = ds_is_binary(L, bin, lua_gettop(L) - 1);
         mar_value(L, lua_gettop(L), &fr, level, c, as_binary); /* k v av */
         lua_pushvalue(L, -3);
         lua_insert(L, -2);
@@ -587,7 +555,7 @@ static void mar_list(lua_State *L, int t, const ds_path *path, int level, const 
     lua_Integer i, n = (lua_Integer)lua_rawlen(L, t);
     int bin, res;
     mar_enter(L, t, path, level, c);
-    bin = mar_binary_table(L, t);
+    bin = ds_binary_table(L, t);
     lua_createtable(L, n < INT_MAX ? (int)n : 0, 0);
     res = lua_gettop(L);
     for (i = 1; i <= n; i++) {
@@ -596,7 +564,7 @@ static void mar_list(lua_State *L, int t, const ds_path *path, int level, const 
         if (lua_rawgeti(L, t, i) == LUA_TNIL)
             av_error(L, c, &fr, "nil in a list (use core.null)");
         lua_pushinteger(L, i);
-        as_binary = mar_is_binary(L, bin, lua_gettop(L) - 1);
+        as_binary = ds_is_binary(L, bin, lua_gettop(L) - 1);
         mar_value(L, lua_gettop(L), &fr, level, c, as_binary); /* item av */
         lua_rawseti(L, res, i);
         lua_pop(L, 1);

@@ -26,6 +26,33 @@ const char *ds_marker(lua_State *L, int idx)
     return tag;
 }
 
+int ds_binary_table(lua_State *L, int t)
+{
+    if (lua_getmetatable(L, t)) {
+        lua_pushliteral(L, "__binary");
+        lua_rawget(L, -2);
+        lua_remove(L, -2);
+        if (lua_istable(L, -1))
+            return lua_gettop(L);
+        lua_pop(L, 1);
+    }
+    lua_pushnil(L);
+    return lua_gettop(L);
+}
+
+int ds_is_binary(lua_State *L, int bin, int val)
+{
+    int yes;
+    if (!lua_istable(L, bin) || lua_type(L, val) != LUA_TSTRING) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lua_rawget(L, bin);
+    yes = lua_rawequal(L, -1, val);
+    lua_pop(L, 1);
+    return yes;
+}
+
 static void markers_new(lua_State *L, const char *name, const char *tag, const char *field)
 {
     luaL_newmetatable(L, name);

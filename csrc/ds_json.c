@@ -152,45 +152,13 @@ static int enc_is_sequence(lua_State *L, int t)
     return count > 0 && count == max;
 }
 
-/* Pushes the __binary table from t's metatable, or nil; returns its index. */
-static int enc_binary_table(lua_State *L, int t)
-{
-    if (lua_getmetatable(L, t)) {
-        lua_pushliteral(L, "__binary");
-        lua_rawget(L, -2);
-        lua_remove(L, -2);
-        if (!lua_istable(L, -1)) {
-            lua_pop(L, 1);
-            lua_pushnil(L);
-        }
-    } else {
-        lua_pushnil(L);
-    }
-    return lua_gettop(L);
-}
-
-/* 1 when the string at val is recorded as binary under the key at the top
- * (popped). */
-static int enc_is_binary(lua_State *L, int bin, int val)
-{
-    int yes;
-    if (!lua_istable(L, bin) || lua_type(L, val) != LUA_TSTRING) {
-        lua_pop(L, 1);
-        return 0;
-    }
-    lua_rawget(L, bin);
-    yes = lua_rawequal(L, -1, val);
-    lua_pop(L, 1);
-    return yes;
-}
-
 static void enc_value(lua_State *L, jbuf *b, int idx, const ds_path *path, int depth, int as_binary);
 
 static void enc_array(lua_State *L, jbuf *b, int t, const ds_path *path, int depth, int all_binary)
 {
     const void *ptr = lua_topointer(L, t);
     lua_Integer i, n = (lua_Integer)lua_rawlen(L, t);
-    int bin = enc_binary_table(L, t);
+    int bin = ds_binary_table(L, t);
     jbuf_lit(L, b, "[");
     for (i = 1; i <= n; i++) {
         ds_path fr = {path, NULL, 0, i, ptr};
@@ -202,7 +170,7 @@ static void enc_array(lua_State *L, jbuf *b, int t, const ds_path *path, int dep
         if (lua_isnil(L, item))
             enc_error(L, &fr, "cannot encode %s in an array (use core.null)", "nil");
         lua_pushinteger(L, i);
-        as_binary = enc_is_binary(L, bin, item) || (all_binary && lua_type(L, item) == LUA_TSTRING);
+        as_binary = ds_is_binary(L, bin, item) || (all_binary && lua_type(L, item) == LUA_TSTRING);
         enc_value(L, b, item, &fr, depth, as_binary);
         lua_settop(L, bin);
     }
@@ -213,7 +181,7 @@ static void enc_array(lua_State *L, jbuf *b, int t, const ds_path *path, int dep
 static void enc_object(lua_State *L, jbuf *b, int t, const ds_path *path, int depth)
 {
     const void *ptr = lua_topointer(L, t);
-    int bin = enc_binary_table(L, t);
+    int bin = ds_binary_table(L, t);
     int first = 1;
     jbuf_lit(L, b, "{");
     lua_pushnil(L);
@@ -241,7 +209,7 @@ static void enc_object(lua_State *L, jbuf *b, int t, const ds_path *path, int de
         enc_string(L, b, key, klen);
         jbuf_lit(L, b, ":");
         lua_pushvalue(L, -2);
-        enc_value(L, b, v, &fr, depth, enc_is_binary(L, bin, v));
+        enc_value(L, b, v, &fr, depth, ds_is_binary(L, bin, v));
         lua_settop(L, v - 1); /* k */
     }
     lua_pop(L, 1);
