@@ -6,17 +6,7 @@ local helper = require("helper")
 local SECRET = "local-secret"
 local TOKEN = "session-token-value"
 
-local function create_table(ddb, name, view_type)
-  assert(ddb:create_table({
-    TableName = name,
-    AttributeDefinitions = { { AttributeName = "pk", AttributeType = "S" } },
-    KeySchema = { { AttributeName = "pk", KeyType = "HASH" } },
-    BillingMode = "PAY_PER_REQUEST",
-    StreamSpecification = { StreamEnabled = true, StreamViewType = view_type or "NEW_AND_OLD_IMAGES" },
-  }))
-  local described = assert(ddb:describe_table({ TableName = name }))
-  return described.Table.LatestStreamArn
-end
+local create_table = helper.create_stream_table
 
 describe("clients against DynamoDB Local", function()
   local ddb, streams
@@ -212,6 +202,13 @@ describe("client errors", function()
     local _, empty = client_at("/big/0"):describe_stream({ StreamArn = "arn" })
     assert.equals("InvalidResponse", empty.code)
     assert_clean(empty)
+  end)
+
+  it("a 503 without an AWS error body", function()
+    local _, err = client_at("/status/503"):get_records({ ShardIterator = "x" })
+    assert.equals("ServiceUnavailable", err.code)
+    assert.equals(503, err.status)
+    assert.is_true(err.retryable)
   end)
 
   it("a truncated body", function()

@@ -9,14 +9,7 @@ describe("stream against DynamoDB Local", function()
   local ddb, streams
 
   local function create_table(name)
-    assert(ddb:create_table({
-      TableName = name,
-      AttributeDefinitions = { { AttributeName = "pk", AttributeType = "S" } },
-      KeySchema = { { AttributeName = "pk", KeyType = "HASH" } },
-      BillingMode = "PAY_PER_REQUEST",
-      StreamSpecification = { StreamEnabled = true, StreamViewType = "NEW_AND_OLD_IMAGES" },
-    }))
-    return assert(ddb:describe_table({ TableName = name })).Table.LatestStreamArn
+    return helper.create_stream_table(ddb, name)
   end
 
   local function put(name, pk)

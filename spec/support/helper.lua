@@ -70,5 +70,18 @@ function helper.local_opts(namespace)
   }
 end
 
+-- Creates a table keyed by "pk" (string) with a stream of the given view
+-- type (NEW_AND_OLD_IMAGES by default); returns the stream ARN.
+function helper.create_stream_table(ddb, name, view_type)
+  assert(ddb:create_table({
+    TableName = name,
+    AttributeDefinitions = { { AttributeName = "pk", AttributeType = "S" } },
+    KeySchema = { { AttributeName = "pk", KeyType = "HASH" } },
+    BillingMode = "PAY_PER_REQUEST",
+    StreamSpecification = { StreamEnabled = true, StreamViewType = view_type or "NEW_AND_OLD_IMAGES" },
+  }))
+  return assert(ddb:describe_table({ TableName = name })).Table.LatestStreamArn
+end
+
 package.loaded["helper"] = helper
 return helper
