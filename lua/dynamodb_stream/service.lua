@@ -80,7 +80,8 @@ local function service_error(self, operation, status, body, headers)
   local code = headers["x-amzn-errortype"] or field(decoded, "__type", "code")
   local message = field(decoded, "message", "Message", "errorMessage")
   if code == nil then
-    code = status >= 500 and "InternalServerError" or "UnexpectedResponse"
+    code = status == 503 and "ServiceUnavailable" or status >= 500 and "InternalServerError"
+      or "UnexpectedResponse"
     message = "HTTP " .. status .. " without an AWS error body"
       .. (body ~= "" and (": " .. snippet(body)) or "")
   end

@@ -158,6 +158,9 @@ def main():
     ap.add_argument("--tls-key")
     ap.add_argument("--lifetime", type=float, default=120.0)
     args = ap.parse_args()
+    # Taken before the first line is printed: a parent that exits right after
+    # reading it must still be seen to go.
+    parent = os.getppid()
 
     ThreadingHTTPServer.handle_error = lambda self, req, addr: None
     line = ["pid=%d" % os.getpid()]
@@ -172,7 +175,6 @@ def main():
         line.append("https=%d" % serve(TLSServer(("127.0.0.1", 0), Handler)))
     print(" ".join(line), flush=True)
 
-    parent = os.getppid()
     deadline = time.monotonic() + args.lifetime
     while os.getppid() == parent and time.monotonic() < deadline:
         time.sleep(0.2)
