@@ -9,6 +9,7 @@
 #   BENCH_RUN_SEC  minimum seconds per timed run (default 0.25)
 #   BENCH_CHANGES  changes pre-written for the end-to-end part (default 20000)
 #   BENCH_SKIP_E2E=1  decode only (no DynamoDB Local)
+#   BENCH_IDLE_S (12), BENCH_LAT_WRITES (300), BENCH_LAT_INTERVAL_MS (50): sections 3-4
 #   LUA            Lua 5.4 interpreter (default lua5.4)
 # Output: the table on stdout (also bench/out/table.txt); raw results in
 # bench/out/results.txt. Progress goes to stderr.
@@ -59,6 +60,7 @@ done
   echo "META node $(node --version)"
   echo "META seed $seed"
   echo "META runs $runs"
+  echo "META lat_interval ${BENCH_LAT_INTERVAL_MS:-50}"
 } >>"$results"
 
 # ---- 1. decode

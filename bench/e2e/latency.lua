@@ -1,0 +1,80 @@
+-- Sections 3 and 4 of the benchmark, against DynamoDB Local:
+--   idle polling: stream:run with default settings on an idle table for IDLE
+--     seconds; counts GetRecords calls per shard per second;
+--   latency: then starts a writer process (bench/e2e/latency_writer.lua) that
+--     puts WRITES items, each stamped with core.monotime() (CLOCK_MONOTONIC,
+--     shared by all processes on the machine) just before its PutItem, and runs
+--     stream:run with default settings until every item arrived; latency =
+--     monotime at the 'insert record' listener minus the stamp.
+--
+--   lua5.4 bench/e2e/latency.lua ENDPOINT WRITES INTERVAL_MS IDLE_S
+-- Prints: IDLE <GetRecords per shard per s> <shards> <seconds> <calls>
+--         LATENCY <p50 ms> <p99 ms> <max ms> <events>
+
+local ds = require("dynamodb_stream")
+local core = require("dynamodb_stream.core")
+
+local endpoint = assert(arg[1], "usage: latency.lua ENDPOINT WRITES INTERVAL_MS IDLE_S")
+local writes = math.tointeger(tonumber(arg[2] or "300"))
+local interval_ms = tonumber(arg[3] or "50")
+local idle_s = tonumber(arg[4] or "12")
+local tname = "bench_latency"
+local opts = {
+  endpoint = endpoint,
+  region = "us-east-1",
+  credentials = {
+    access_key_id = os.getenv("BENCH_ACCESS_KEY_ID") or "benchkey",
+    secret_access_key = os.getenv("BENCH_SECRET_ACCESS_KEY") or "benchsecret",
+  },
+}
+
+local db = assert(ds.dynamodb(opts))
+local created = assert(db:create_table({
+  TableName = tname,
+  AttributeDefinitions = { { AttributeName = "pk", AttributeType = "S" } },
+  KeySchema = { { AttributeName = "pk", KeyType = "HASH" } },
+  BillingMode = "PAY_PER_REQUEST",
+  StreamSpecification = { StreamEnabled = true, StreamViewType = "NEW_AND_OLD_IMAGES" },
+}))
+local arn = created.TableDescription.LatestStreamArn
+
+local client = assert(ds.client(opts))
+local get_records_calls = 0
+local counting = {
+  describe_stream = function(_, p) return client:describe_stream(p) end,
+  get_shard_iterator = function(_, p) return client:get_shard_iterator(p) end,
+  get_records = function(_, p)
+    get_records_calls = get_records_calls + 1
+    return client:get_records(p)
+  end,
+}
+
+local stream = ds.new(counting, arn, { unmarshall = ds.unmarshall })  -- default: LATEST
+local lat, seen = {}, 0
+stream:on("insert record", function(new)
+  local t = tonumber(new.t)
+  if t then lat[#lat + 1] = (core.monotime() - t) * 1000 end
+  seen = seen + 1
+  if seen >= writes then stream:stop() end
+end)
+
+-- Idle: nothing is written. The first second (first describe, iterator) is skipped.
+assert(stream:run({ duration = 1 }))
+local calls0, t0 = get_records_calls, core.monotime()
+assert(stream:run({ duration = idle_s }))
+local idle_time = core.monotime() - t0
+local shards = 0
+for _ in pairs(stream:get_shard_state()) do shards = shards + 1 end
+local idle_calls = get_records_calls - calls0
+print(string.format("IDLE %.3f %d %.1f %d", idle_calls / math.max(shards, 1) / idle_time,
+  shards, idle_time, idle_calls))
+
+-- Latency: the writer runs alongside while run() delivers.
+local here = arg[0]:match("^(.*)/[^/]*$") or "."
+local cmd = string.format("%q %q %q %q %d %s >/dev/null 2>&1 &", os.getenv("LUA") or "lua5.4",
+  here .. "/latency_writer.lua", endpoint, tname, writes, tostring(interval_ms))
+os.execute(cmd)
+assert(stream:run({ duration = writes * interval_ms / 1000 * 3 + 30 }))
+table.sort(lat)
+local function q(p) return lat[math.max(1, math.ceil(#lat * p))] or 0 / 0 end
+print(string.format("LATENCY %.1f %.1f %.1f %d", q(0.5), q(0.99), lat[#lat] or 0 / 0, #lat))
