@@ -112,7 +112,8 @@ end
 
 -- Resolves the settings of one service.
 -- service: { endpoint_prefix = "streams.dynamodb", env_endpoint = "AWS_ENDPOINT_URL_DYNAMODB_STREAMS" }
--- opts: region, endpoint, credentials, profile, connect_timeout, timeout, verify_tls, ca_file.
+-- opts: region, endpoint, credentials, profile, connect_timeout, timeout, verify_tls,
+-- ca_file, max_attempts, retry_mode, retry_base, sleep.
 function config.resolve(service, opts, caller)
   caller = caller or "dynamodb_stream"
   if opts ~= nil and type(opts) ~= "table" then error(caller .. ": options must be a table", 3) end
@@ -168,6 +169,23 @@ function config.resolve(service, opts, caller)
   if opts.verify_tls ~= nil and type(opts.verify_tls) ~= "boolean" then
     error(caller .. ": verify_tls must be a boolean", 3)
   end
+  if opts.verify_tls == false and parsed.scheme == "https" then
+    io.stderr:write(caller, ": WARNING: TLS certificate verification is off for ", parsed.url,
+      " (verify_tls = false); anyone on the path can read and change the traffic\n")
+  end
+
+  -- AWS_MAX_ATTEMPTS counts the first attempt too; standard mode's default is 3.
+  local max_attempts = opts.max_attempts or tonumber(env("AWS_MAX_ATTEMPTS") or profile.max_attempts) or 3
+  if math.type(max_attempts) ~= "integer" or max_attempts < 1 then
+    error(caller .. ": max_attempts must be an integer >= 1", 3)
+  end
+  local retry_mode = opts.retry_mode or env("AWS_RETRY_MODE") or profile.retry_mode or "standard"
+  if retry_mode ~= "standard" and retry_mode ~= "legacy" and retry_mode ~= "adaptive" then
+    error(caller .. ": retry_mode must be 'standard' (legacy and adaptive are served by standard)", 3)
+  end
+  if opts.sleep ~= nil and type(opts.sleep) ~= "function" then
+    error(caller .. ": sleep must be a function", 3)
+  end
 
   return {
     region = region,
@@ -177,6 +195,9 @@ function config.resolve(service, opts, caller)
     timeout = opts.timeout,
     verify_tls = opts.verify_tls,
     ca_file = opts.ca_file or env("AWS_CA_BUNDLE"),
+    max_attempts = max_attempts,
+    retry_base = opts.retry_base,
+    sleep = opts.sleep or require("dynamodb_stream.core").sleep,
   }
 end
 

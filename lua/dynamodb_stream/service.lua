@@ -4,6 +4,7 @@
 local core = require("dynamodb_stream.core")
 local config = require("dynamodb_stream.config")
 local errors = require("dynamodb_stream.errors")
+local retry = require("dynamodb_stream.retry")
 
 local Service = {}
 Service.__index = Service
@@ -30,6 +31,8 @@ function Service.new(def, opts)
       verify_tls = cfg.verify_tls,
       ca_file = cfg.ca_file,
     }),
+    _retry = retry.policy({ max_attempts = cfg.max_attempts, sleep = cfg.sleep, base = cfg.retry_base }),
+    _stats = { calls = 0, attempts = 0, retries = 0, throttles = 0, failures = 0 },
     _signer = core.signer({
       access_key_id = cfg.credentials.access_key_id,
       secret_access_key = cfg.credentials.secret_access_key,
@@ -93,15 +96,15 @@ local function service_error(self, operation, status, body, headers)
   })
 end
 
--- Calls one operation: params (a table in AWS shape, or nil) -> decoded answer, or nil, err.
-function Service:call(operation, params)
-  if type(operation) ~= "string" or not operation:match("^%a+$") then
-    error("operation must be an AWS operation name such as 'GetRecords'", 2)
-  end
-  if params ~= nil and type(params) ~= "table" then
-    error(operation .. ": params must be a table", 2)
-  end
-  local body = params and next(params) ~= nil and core.json_encode(params) or EMPTY_OBJECT
+-- Request fields that name things; a control character in one is a caller
+-- bug (or an injection attempt) and is refused before anything is built.
+local IDENTIFIERS = {
+  "TableName", "StreamArn", "ShardId", "ExclusiveStartShardId", "ExclusiveStartStreamArn",
+  "ExclusiveStartTableName", "IndexName", "ShardIterator",
+}
+
+-- One HTTP exchange: the decoded answer, or nil, err.
+function Service:_attempt(operation, body)
   local headers = {
     host = self._endpoint.host,
     ["content-type"] = "application/x-amz-json-1.0",
@@ -137,6 +140,55 @@ function Service:call(operation, params)
     })
   end
   return decoded
+end
+
+-- Calls one operation: params (a table in AWS shape, or nil) -> decoded answer,
+-- or nil, err. Throttling, server faults and transport failures are retried
+-- (AWS's standard mode); err.attempts says how many attempts were made.
+function Service:call(operation, params)
+  if type(operation) ~= "string" or not operation:match("^%a+$") then
+    error("operation must be an AWS operation name such as 'GetRecords'", 2)
+  end
+  if params ~= nil and type(params) ~= "table" then
+    error(operation .. ": params must be a table", 2)
+  end
+  for _, field in ipairs(IDENTIFIERS) do
+    local v = params and params[field]
+    if type(v) == "string" and v:find("[%c\127]") then
+      error(operation .. ": " .. field .. " contains a control character", 2)
+    end
+  end
+  local body = params and next(params) ~= nil and core.json_encode(params) or EMPTY_OBJECT
+  local stats, policy = self._stats, self._retry
+  stats.calls = stats.calls + 1
+  local attempt, cost = 0, nil
+  while true do
+    attempt = attempt + 1
+    stats.attempts = stats.attempts + 1
+    local answer, err = self:_attempt(operation, body)
+    if answer then
+      policy:release(cost)
+      return answer
+    end
+    if retry.is_throttling(err) then stats.throttles = stats.throttles + 1 end
+    cost = policy:acquire(err, attempt)
+    if not cost then
+      stats.failures = stats.failures + 1
+      err.attempts = attempt
+      return nil, err
+    end
+    stats.retries = stats.retries + 1
+    policy.sleep(policy:backoff(attempt))
+  end
+end
+
+-- Counters since the client was made: calls, attempts, retries, throttles
+-- (throttling answers seen) and failures (calls that returned an error).
+function Service:stats()
+  local copy = {}
+  for k, v in pairs(self._stats) do copy[k] = v end
+  copy.retry_tokens = self._retry.tokens
+  return copy
 end
 
 function Service:close()

@@ -26,6 +26,11 @@ Routes (any method, POST in practice):
   /headers         200 with several response headers, one repeated
   /continue        an interim "100 Continue" carrying X-Interim, then 200
   /conn            200; body is the client's port (keep-alive check)
+  /fail/<code>/<n>/<id>
+                   the first n requests with this id get an AWS JSON error:
+                   <code> is a status (500, 503) or an AWS error code answered
+                   with 400 (ThrottlingException, ValidationException, ...);
+                   later ones get 200 {"ok":true,"attempt":k}
 """
 import argparse
 import os
@@ -37,6 +42,11 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+
+# Requests seen per /fail/ id.
+FAIL_COUNTS = {}
+FAIL_COUNTS_LOCK = threading.Lock()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -124,6 +134,19 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/continue":
             self.wfile.write(b"HTTP/1.1 100 Continue\r\nX-Interim: yes\r\n\r\n")
             self._send(200, b"after continue", extra=[("X-Final", "yes")])
+        elif path.startswith("/fail/"):
+            _, _, code, n, key = path.split("/", 4)
+            with FAIL_COUNTS_LOCK:
+                k = FAIL_COUNTS.get(key, 0) + 1
+                FAIL_COUNTS[key] = k
+            if k <= int(n):
+                status = int(code) if code.isdigit() else 400
+                name = {500: "InternalServerError", 503: "ServiceUnavailable"}.get(status, code)
+                body = ('{"__type":"com.amazonaws.dynamodb.v20120810#%s","message":"injected %s"}'
+                        % (name, name)).encode()
+                self._send(status, body, ctype="application/x-amz-json-1.0")
+            else:
+                self._send(200, b'{"ok":true,"attempt":%d}' % k, ctype="application/x-amz-json-1.0")
         elif path == "/conn":
             self._send(200, str(self.client_address[1]).encode())
         else:

@@ -1,0 +1,82 @@
+-- The AWS SDKs' "standard" retry mode: which failures to retry, how long to
+-- wait (exponential backoff with full jitter, capped), and a retry quota that
+-- stops retry storms when a service is down.
+
+local retry = {}
+
+local THROTTLING = {
+  ThrottlingException = true,
+  Throttling = true,
+  ThrottledException = true,
+  LimitExceededException = true,
+  ProvisionedThroughputExceededException = true,
+  RequestLimitExceeded = true,
+  RequestThrottled = true,
+  RequestThrottledException = true,
+  TooManyRequestsException = true,
+  SlowDown = true,
+  BandwidthLimitExceeded = true,
+}
+
+-- Failures where the request may not have arrived or the answer was lost.
+local TRANSIENT_TRANSPORT = {
+  ConnectionRefused = true,
+  ConnectionReset = true,
+  Timeout = true,
+  InvalidResponse = true,
+}
+
+local QUOTA = 500           -- retry tokens of a fresh client
+local RETRY_COST = 5
+local TIMEOUT_RETRY_COST = 10
+local MAX_BACKOFF = 20      -- seconds
+
+function retry.is_throttling(err)
+  return THROTTLING[err.code] == true or err.status == 429
+end
+
+-- Whether err is worth another attempt: throttling, server faults, transport
+-- trouble. Never validation errors or bad signatures (4xx that are not throttling).
+function retry.is_retryable(err)
+  return retry.is_throttling(err) or TRANSIENT_TRANSPORT[err.code] == true
+    or err.code == "InternalServerError" or err.code == "ServiceUnavailable"
+    or (err.status ~= nil and err.status >= 500)
+end
+
+local Policy = {}
+Policy.__index = Policy
+
+-- opts: max_attempts (>= 1), base (seconds, the first backoff's ceiling),
+-- sleep (function), random (function returning [0, 1)).
+function retry.policy(opts)
+  return setmetatable({
+    max_attempts = opts.max_attempts,
+    base = opts.base or 0.05,
+    sleep = opts.sleep,
+    random = opts.random or math.random,
+    tokens = QUOTA,
+  }, Policy)
+end
+
+-- Seconds to wait before attempt number attempt + 1 (attempt >= 1).
+function Policy:backoff(attempt)
+  return self.random() * math.min(MAX_BACKOFF, self.base * 2 ^ attempt)
+end
+
+-- After a failed attempt: the retry cost taken from the quota when another
+-- attempt should follow, or nil when the call should give up.
+function Policy:acquire(err, attempt)
+  if attempt >= self.max_attempts or not retry.is_retryable(err) then return nil end
+  local cost = (err.code == "Timeout" or err.code == "ConnectionReset") and TIMEOUT_RETRY_COST or RETRY_COST
+  if self.tokens < cost then return nil end
+  self.tokens = self.tokens - cost
+  return cost
+end
+
+-- After a successful attempt: a retry that worked gives its cost back, a first
+-- attempt that worked gives back one token.
+function Policy:release(cost)
+  self.tokens = math.min(QUOTA, self.tokens + (cost or 1))
+end
+
+return retry
