@@ -44,6 +44,7 @@ build = {
     ["dynamodb_stream.stream"] = "lua/dynamodb_stream/stream.lua",
     ["dynamodb_stream.checkpoint"] = "lua/dynamodb_stream/checkpoint.lua",
     ["dynamodb_stream.seqnum"] = "lua/dynamodb_stream/seqnum.lua",
+    ["dynamodb_stream.retry"] = "lua/dynamodb_stream/retry.lua",
   },
   copy_directories = { "examples" },
 }
