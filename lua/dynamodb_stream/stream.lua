@@ -10,6 +10,13 @@
 -- position to re-open at when the iterator is lost (expired, trimmed, a
 -- listener failed, a restart). Within a shard records are delivered in order;
 -- a child shard is read only after its parent was read to its end.
+--
+-- Answers are checked field by field before use: a field of the wrong type,
+-- a shard id or iterator with a control character, a record that is not a
+-- record make the fetch fail with InvalidResponse (nothing is requested for a
+-- bad shard; a bad record stops the shard there, like a failing listener, so
+-- nothing after it is skipped). A throttled shard is backed off on its own
+-- (see _throttled); the others keep being read.
 local Emitter = require("dynamodb_stream.emitter")
 local seqnum = require("dynamodb_stream.seqnum")
 
@@ -31,6 +38,16 @@ local CLIENT_METHODS = {
 }
 local MAX_DESCRIBE_PAGES = 10000
 
+-- Per-shard backoff after a throttled GetShardIterator/GetRecords (the
+-- client has already retried): the first throttle is retried at the next
+-- fetch, then BASE, 2*BASE, ... up to CAP seconds, each scaled by a random
+-- factor in [0.5, 1).
+local THROTTLE_CODES = {
+  ThrottlingException = true, LimitExceededException = true,
+  ProvisionedThroughputExceededException = true, RequestLimitExceeded = true,
+}
+local THROTTLE_BASE, THROTTLE_CAP = 0.5, 30
+
 ---------------------------------------------------------------------- errors
 
 local errors = require("dynamodb_stream.errors")
@@ -51,7 +68,42 @@ end
 
 local function absent(v) return v == nil or v == NULL or v == "" end
 
+-- Stream ARNs, shard ids and iterators end up in request bodies: a control
+-- character (CR, LF, NUL, any byte < 0x20, DEL) in one is refused.
+local function has_control(s) return s:find("[\0-\31\127]") ~= nil end
+
+local function invalid(message, fields)
+  return new_error("InvalidResponse", message, fields)
+end
+
+-- A printable excerpt of a bad value for messages.
+local function show(v)
+  if type(v) ~= "string" then return v == NULL and "null" or type(v) end
+  local s = v:sub(1, 60):gsub("[%c\127-\255]", function(c) return string.format("\\%d", c:byte()) end)
+  return "'" .. s .. (#v > 60 and "...'" or "'")
+end
+
+-- True for a table whose keys are exactly 1..n (the empty table included).
+local function is_list(t)
+  if type(t) ~= "table" then return false end
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n == #t
+end
+
+-- A shard id or iterator from an answer: a non-empty string without control
+-- characters. Returns the value, or nil and why.
+local function good_name(v)
+  if type(v) ~= "string" or v == "" then return nil, show(v) end
+  if has_control(v) then return nil, show(v) .. " (control character)" end
+  return v
+end
+
 ---------------------------------------------------------------------- helpers
+
+local function now()
+  return core and core.monotime and core.monotime() or os.time()
+end
 
 local function check_position(pos, where)
   if type(pos) ~= "table" then error(where .. ": position table expected", 3) end
@@ -79,7 +131,8 @@ end
 -- opts: unmarshall (function), start_at ('LATEST' | 'TRIM_HORIZON' | { [shard_id] =
 -- { sequence_number =, type = 'AT_SEQUENCE_NUMBER' | 'AFTER_SEQUENCE_NUMBER' } }),
 -- limit (GetRecords Limit, 1..1000), max_pages_per_shard (GetRecords calls per shard
--- per fetch, default 10).
+-- per fetch, default 10), clock (function returning seconds, default
+-- core.monotime: the throttle backoff and run() use it).
 function Stream.new(client, stream_arn, opts)
   local ct = type(client)
   if ct ~= "table" and ct ~= "userdata" then error("client (a DynamoDB Streams client) expected", 2) end
@@ -90,12 +143,14 @@ function Stream.new(client, stream_arn, opts)
     methods[names[1]] = fn
   end
   if type(stream_arn) ~= "string" or stream_arn == "" then error("stream_arn (a string) expected", 2) end
+  if has_control(stream_arn) then error("stream_arn contains a control character", 2) end
   if type(opts) == "function" then opts = { unmarshall = opts } end
   if opts ~= nil and type(opts) ~= "table" then error("third argument must be a function or a table", 2) end
   opts = opts or {}
   if opts.unmarshall ~= nil and type(opts.unmarshall) ~= "function" then
     error("opts.unmarshall must be a function", 2)
   end
+  if opts.clock ~= nil and type(opts.clock) ~= "function" then error("opts.clock must be a function", 2) end
 
   local self = Emitter.new()
   self.client, self.stream_arn = client, stream_arn
@@ -108,6 +163,7 @@ function Stream.new(client, stream_arn, opts)
   self._listed = {}                   -- ids in the last DescribeStream
   self._initial = true                -- next describe is the first since new/set_shard_state
   self._start_type = "LATEST"
+  self._clock = opts.clock or now
   setmetatable(self, Stream)
 
   local start = opts.start_at
@@ -117,7 +173,8 @@ function Stream.new(client, stream_arn, opts)
     self._start_type = "TRIM_HORIZON"  -- shards not named in start_at (new since) lose nothing
     local ids = {}
     for id in pairs(start) do
-      if type(id) ~= "string" then error("opts.start_at keys must be shard ids", 2) end
+      if type(id) ~= "string" or id == "" then error("opts.start_at keys must be shard ids", 2) end
+      if has_control(id) then error("opts.start_at: a shard id contains a control character", 2) end
       ids[#ids + 1] = id
     end
     table.sort(ids)
@@ -162,12 +219,45 @@ function Stream:_client(op, params)
   local ok, res, err = pcall(self._call[op], self.client, params)
   if not ok then return nil, new_error("ClientError", tostring(res), { operation = op }) end
   if res == nil then return nil, as_error(err, op) end
+  if type(res) ~= "table" then
+    return nil, invalid(op .. " returned " .. show(res) .. ", not an object", { operation = op })
+  end
   return res
 end
 
 ---------------------------------------------------------------------- shards
 
+-- One shard entry of a DescribeStream page -> { id, parent, closed }, or nil
+-- and an InvalidResponse error.
+local function shard_entry(s)
+  local function bad(what)
+    return nil, invalid("DescribeStream: " .. what, { operation = "describe_stream" })
+  end
+  if type(s) ~= "table" then return bad("a shard is " .. show(s) .. ", not an object") end
+  local id, why = good_name(s.ShardId)
+  if not id then return bad("bad ShardId " .. why) end
+  local parent = s.ParentShardId
+  if parent == nil or parent == NULL or parent == "" then
+    parent = nil
+  else
+    parent, why = good_name(parent)
+    if not parent then return bad("bad ParentShardId " .. why .. " for shard " .. id) end
+  end
+  local range = s.SequenceNumberRange
+  if range == nil or range == NULL then
+    range = {}
+  elseif type(range) ~= "table" then
+    return bad("SequenceNumberRange is " .. show(range) .. " for shard " .. id)
+  end
+  local ending = range.EndingSequenceNumber
+  if not absent(ending) and not seqnum.valid(ending) then
+    return bad("bad EndingSequenceNumber " .. show(ending) .. " for shard " .. id)
+  end
+  return { id = id, parent = parent, closed = not absent(ending) }
+end
+
 -- Lists every shard (all pages of DescribeStream) and updates what we track.
+-- A malformed page changes nothing (nil, InvalidResponse).
 function Stream:_describe()
   local listing, parent_of, start_id = {}, {}, nil
   local seen = {}
@@ -177,26 +267,38 @@ function Stream:_describe()
     if not res then return nil, err end
     local desc = res.StreamDescription
     if type(desc) ~= "table" then
-      return nil, new_error("InvalidResponse", "DescribeStream returned no StreamDescription")
+      return nil, invalid("DescribeStream returned no StreamDescription", { operation = "describe_stream" })
     end
-    self.stream_status = desc.StreamStatus
-    for _, s in ipairs(type(desc.Shards) == "table" and desc.Shards or {}) do
-      if type(s) == "table" and type(s.ShardId) == "string" and not seen[s.ShardId] then
-        seen[s.ShardId] = true
-        local range = type(s.SequenceNumberRange) == "table" and s.SequenceNumberRange or {}
-        local parent = not absent(s.ParentShardId) and s.ParentShardId or nil
-        listing[#listing + 1] = { id = s.ShardId, parent = parent, closed = not absent(range.EndingSequenceNumber) }
-        parent_of[s.ShardId] = parent or false
+    self.stream_status = type(desc.StreamStatus) == "string" and desc.StreamStatus or nil
+    local shards = desc.Shards
+    if shards == nil or shards == NULL then
+      shards = {}
+    elseif not is_list(shards) then
+      return nil, invalid("DescribeStream: Shards is " .. show(shards) .. ", not an array",
+        { operation = "describe_stream" })
+    end
+    for _, s in ipairs(shards) do
+      local entry, bad = shard_entry(s)
+      if not entry then return nil, bad end
+      if not seen[entry.id] then -- a shard listed twice is the same shard
+        seen[entry.id] = true
+        listing[#listing + 1] = entry
+        parent_of[entry.id] = entry.parent or false
       end
     end
     local last = desc.LastEvaluatedShardId
-    if absent(last) then start_id = nil break end
+    if last == nil or last == NULL or last == "" then start_id = nil break end
+    local why
+    last, why = good_name(last)
+    if not last then
+      return nil, invalid("DescribeStream: bad LastEvaluatedShardId " .. why, { operation = "describe_stream" })
+    end
     if last == start_id then
-      return nil, new_error("InvalidResponse", "DescribeStream repeated LastEvaluatedShardId " .. last)
+      return nil, invalid("DescribeStream repeated LastEvaluatedShardId " .. last, { operation = "describe_stream" })
     end
     start_id = last
   end
-  if start_id then return nil, new_error("InvalidResponse", "DescribeStream did not end") end
+  if start_id then return nil, invalid("DescribeStream did not end", { operation = "describe_stream" }) end
 
   -- After a restore (or start_at positions), shards we do not know that are
   -- ancestors of shards we do know were read before the state was saved.
@@ -319,6 +421,47 @@ function Stream:_trimmed(sh, reason)
   sh.position = { type = "TRIM_HORIZON" }
 end
 
+-- Checks the fields of a record that the consumer reads. Returns its sequence
+-- number, or nil and an InvalidResponse error. An unknown eventName (a string)
+-- is allowed: such a record is delivered as 'record' only.
+local function check_record(record)
+  local function bad(what) return nil, invalid("GetRecords: " .. what, { operation = "get_records" }) end
+  if type(record) ~= "table" then return bad("a record is " .. show(record) .. ", not an object") end
+  if type(record.eventName) ~= "string" then return bad("eventName is " .. show(record.eventName)) end
+  local ddb = record.dynamodb
+  if type(ddb) ~= "table" then return bad("dynamodb is " .. show(ddb) .. ", not an object") end
+  local seq = ddb.SequenceNumber
+  if not seqnum.valid(seq) then return bad("bad SequenceNumber " .. show(seq)) end
+  if type(ddb.Keys) ~= "table" then return bad("Keys is " .. show(ddb.Keys) .. " in record " .. seq) end
+  for _, name in ipairs({ "NewImage", "OldImage" }) do
+    local v = ddb[name]
+    if v ~= nil and v ~= NULL and type(v) ~= "table" then
+      return bad(name .. " is " .. show(v) .. " in record " .. seq)
+    end
+  end
+  return seq
+end
+
+-- A throttled call on a shard: the shard is skipped until sh.not_before.
+-- The first throttle in a row waits for nothing more than the next fetch (the
+-- client's own retries have just backed off); the n-th waits
+-- THROTTLE_BASE * 2^(n-2) seconds, at most THROTTLE_CAP, times [0.5, 1).
+function Stream:_throttled(sh, err)
+  local n = (sh.throttles or 0) + 1
+  sh.throttles = n
+  local delay = 0
+  if n > 1 then
+    delay = math.min(THROTTLE_CAP, THROTTLE_BASE * 2 ^ math.min(n - 2, 16)) * (0.5 + 0.5 * math.random())
+  end
+  sh.not_before = self._clock() + delay
+  err.shard_id = err.shard_id or sh.shard_id
+  err.throttled, err.backoff = true, delay
+  return nil, err
+end
+
+-- The shard answered: no backoff.
+local function answered(sh) sh.throttles, sh.not_before = nil, nil end
+
 -- Reads one shard until it is caught up, at its end, or max_pages calls were made.
 -- Appends the delivered records to out. Returns true, or nil and an error.
 function Stream:_read_shard(sh, out)
@@ -333,19 +476,23 @@ function Stream:_read_shard(sh, out)
       })
       if not res then
         if err.code == "ResourceNotFoundException" then self:_retire(sh, true) return true end
+        if THROTTLE_CODES[err.code] then return self:_throttled(sh, err) end
         if err.code ~= "TrimmedDataAccessException" or pos.type == "TRIM_HORIZON" then
           err.shard_id = err.shard_id or sh.shard_id
           return nil, err
         end
+        answered(sh)
         self:_trimmed(sh, err.code)
         pages = pages + 1
         goto continue
       end
-      if absent(res.ShardIterator) then
-        return nil, new_error("InvalidResponse", "GetShardIterator returned no ShardIterator",
-          { shard_id = sh.shard_id })
+      answered(sh)
+      local it, why = good_name(res.ShardIterator)
+      if not it then
+        return nil, invalid("GetShardIterator returned " .. (res.ShardIterator == nil and "no ShardIterator"
+          or "a bad ShardIterator " .. why), { operation = "get_shard_iterator", shard_id = sh.shard_id })
       end
-      sh.iterator = res.ShardIterator
+      sh.iterator = it
     end
 
     do
@@ -359,41 +506,65 @@ function Stream:_read_shard(sh, out)
         elseif err.code == "ResourceNotFoundException" then
           self:_retire(sh, true)
           return true
+        elseif THROTTLE_CODES[err.code] then
+          return self:_throttled(sh, err)            -- the iterator stays good
         else
           err.shard_id = err.shard_id or sh.shard_id
           return nil, err
         end
         goto continue
       end
+      answered(sh)
 
-      local records = type(res.Records) == "table" and res.Records or {}
+      -- The page's shape first: a bad page delivers nothing and re-opens at
+      -- sh.position next time.
+      local records, next_it = res.Records, res.NextShardIterator
+      local bad
+      if not is_list(records) then
+        bad = "Records is " .. show(records) .. ", not an array"
+      elseif next_it == nil or next_it == NULL or next_it == "" then
+        next_it = nil
+      else
+        local why
+        next_it, why = good_name(next_it)
+        if not next_it then bad = "bad NextShardIterator " .. why end
+      end
+      if bad then
+        sh.iterator = nil
+        return nil, invalid("GetRecords: " .. bad, { operation = "get_records", shard_id = sh.shard_id })
+      end
+
       for _, record in ipairs(records) do
         if self._running and self._stop_requested then
           -- stop() from a listener: keep the rest for the next run
           sh.iterator = nil
           return true
         end
-        local seq = type(record.dynamodb) == "table" and record.dynamodb.SequenceNumber or nil
-        if not seqnum.valid(seq) then seq = nil end
-        if seq == nil or sh.sequence_number == nil or seqnum.lt(sh.sequence_number, seq) then
+        local seq, malformed = check_record(record)
+        if not seq then
+          -- Like a failing listener: stop here; the next fetch reads this
+          -- record again (sh.position is after the last one delivered).
+          sh.iterator = nil
+          malformed.shard_id = sh.shard_id
+          malformed.last_sequence_number = sh.sequence_number
+          return nil, malformed
+        end
+        if sh.sequence_number == nil or seqnum.lt(sh.sequence_number, seq) then
           local ok, err = xpcall(self._dispatch, trace, self, record, sh.shard_id)
           if not ok then
             -- Re-open at this record: the next fetch delivers it again.
             sh.iterator = nil
-            if seq then sh.position = { type = "AT_SEQUENCE_NUMBER", sequence_number = seq } end
+            sh.position = { type = "AT_SEQUENCE_NUMBER", sequence_number = seq }
             err.shard_id, err.sequence_number, err.event_name = sh.shard_id, seq, record.eventName
             return nil, err
           end
-          if seq then
-            sh.sequence_number = seq
-            sh.position = { type = "AFTER_SEQUENCE_NUMBER", sequence_number = seq }
-          end
+          sh.sequence_number = seq
+          sh.position = { type = "AFTER_SEQUENCE_NUMBER", sequence_number = seq }
           out[#out + 1] = record
         end
       end
 
-      local next_it = res.NextShardIterator
-      if absent(next_it) then
+      if not next_it then
         sh.iterator = nil
         self:_retire(sh)                           -- closed and read to its end
         return true
@@ -409,10 +580,17 @@ function Stream:_read_shard(sh, out)
 end
 
 -- Reads every ready shard; a child becomes ready in the same pass when its
--- parent finishes.
+-- parent finishes. A shard backed off after throttling is skipped (not an
+-- error) until its time; a throttled shard does not stop the others, and the
+-- fetch then fails with the throttling error once the rest were read. Any
+-- other error ends the fetch at once. Returns the delivered records, or nil,
+-- err and the records delivered before it.
 function Stream:_read_all()
   local out, visited = {}, {}
+  local throttled
+  local t = self._clock()
   local progressed = true
+  self._delivered = out
   while progressed do
     progressed = false
     local order = self._order
@@ -420,9 +598,14 @@ function Stream:_read_all()
       local sh = self._shards[order[i]]
       if sh and not visited[sh] and self:_ready(sh) then
         visited[sh], progressed = true, true
-        local ok, err = self:_read_shard(sh, out)
-        if not ok then return nil, err, out end
-        if self._running and self._stop_requested then return out end
+        if not (sh.not_before and t < sh.not_before) then
+          local ok, err = self:_read_shard(sh, out)
+          if not ok then
+            if not err.throttled then return nil, err, out end
+            throttled = throttled or err
+          end
+          if self._running and self._stop_requested then return out end
+        end
       end
     end
   end
@@ -431,6 +614,7 @@ function Stream:_read_all()
     if self._shards[id] then compact[#compact + 1] = id end
   end
   self._order = compact
+  if throttled then return nil, throttled, out end
   return out
 end
 
@@ -441,7 +625,7 @@ function Stream:_guarded(fn, ...)
     return self:_fail(new_error("FetchInProgress",
       "a fetch is already running on this stream (called from a listener or a timer?)"))
   end
-  self._fetching = true
+  self._fetching, self._delivered = true, nil
   local ok, res, err = pcall(fn, self, ...)
   self._fetching = false
   if not ok then return self:_fail(new_error("InternalError", tostring(res))) end
@@ -514,9 +698,10 @@ function Stream:set_shard_state(state)
   local shards, retired, order = {}, {}, {}
   local ids = {}
   for id, entry in pairs(state) do
-    if type(id) ~= "string" or type(entry) ~= "table" then
+    if type(id) ~= "string" or id == "" or type(entry) ~= "table" then
       error("shard state: entries must be shard id -> table", 2)
     end
+    if has_control(id) then error("shard state: a shard id contains a control character", 2) end
     ids[#ids + 1] = id
   end
   table.sort(ids)
@@ -525,6 +710,7 @@ function Stream:set_shard_state(state)
     local seq = str(entry.sequenceNumber or entry.sequence_number)
     if seq and not seqnum.valid(seq) then error("shard state: bad sequenceNumber for " .. id, 2) end
     local parent = str(entry.parentShardId or entry.parent_shard_id)
+    if parent and has_control(parent) then error("shard state: parentShardId of " .. id .. " contains a control character", 2) end
     if entry.finished == true then
       retired[id] = { shard_id = id, parent_shard_id = parent, sequence_number = seq }
     else
@@ -538,9 +724,10 @@ function Stream:set_shard_state(state)
         -- has expired, nothing says what was delivered, so read all that is left.
         pos = { type = "TRIM_HORIZON" }
       end
+      local it = str(entry.nextShardIterator or entry.next_shard_iterator)
+      if it and has_control(it) then error("shard state: nextShardIterator of " .. id .. " contains a control character", 2) end
       shards[id] = {
-        shard_id = id, parent_shard_id = parent, sequence_number = seq, position = pos,
-        iterator = str(entry.nextShardIterator or entry.next_shard_iterator),
+        shard_id = id, parent_shard_id = parent, sequence_number = seq, position = pos, iterator = it,
       }
       order[#order + 1] = id
     end
@@ -552,10 +739,6 @@ function Stream:set_shard_state(state)
 end
 
 ---------------------------------------------------------------------- poll loop
-
-local function now()
-  return core and core.monotime and core.monotime() or os.time()
-end
 
 -- Polls until stop(): fetches again at once while records flow, backs off when
 -- idle or failing. opts:
@@ -594,6 +777,14 @@ function Stream:run(opts)
     end
   end
 
+  -- For the throttle backoff, time inside run is the stream's clock but never
+  -- less than the time run has slept, so that a sleep function that advances
+  -- a virtual time (or returns early) lets backed-off shards come back.
+  -- duration and describe_interval follow the stream's clock alone.
+  local clock = self._clock
+  local now = clock
+  local start, slept = clock(), 0
+  self._clock = function() return math.max(clock(), start + slept) end
   local deadline = opts.duration and now() + opts.duration
   self._running, self._stop_requested = true, false
   local wait, last_describe = interval, nil
@@ -619,7 +810,11 @@ function Stream:run(opts)
     end
     if self._stop_requested then break end
     local pause
-    if records and #records > 0 then
+    -- A fetch that only failed because some shards were throttled counts by
+    -- the records the other shards delivered (the throttled ones back off on
+    -- their own).
+    local delivered = records or (err.throttled and self._delivered) or nil
+    if delivered and #delivered > 0 then
       wait, pause = interval, 0
     else
       pause, wait = wait, math.min(wait * 2, max_interval)
@@ -629,9 +824,13 @@ function Stream:run(opts)
       if left <= 0 then break end
       pause = math.min(pause, left)
     end
-    if pause > 0 then sleep(pause) end
+    if pause > 0 then
+      sleep(pause)
+      slept = slept + pause
+    end
   end
   self._running, self._stop_requested = false, false
+  self._clock = clock
   return result, fatal
 end
 

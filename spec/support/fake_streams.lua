@@ -15,7 +15,12 @@
 --   fake:insert("A", { pk = "1" })            -- INSERT record, returns its sequence number
 --   fake:close("A")                           -- sets EndingSequenceNumber
 --   fake:fail("get_records", "ThrottlingException", { shard = "A", times = 1 })
+--   fake:fail("get_records", "ThrottlingException", { shard = "A", until_time = 60 })
+--                                             -- every call on A fails while fake.now < 60
+--   fake:tamper("get_records", function(res, params) res.Records = "x" return res end,
+--     { shard = "A", times = 1 })             -- rewrites the next answer(s) for A
 --   fake:count("get_records")                 -- calls made so far
+--   fake:calls_on("A", "get_records")         -- the calls on shard A ({ op, params, at = fake.now })
 local Fake = {}
 Fake.__index = Fake
 
@@ -128,12 +133,24 @@ function Fake:insert(id, item) return self:put(id, "INSERT", { pk = item.pk }, i
 function Fake:modify(id, new, old) return self:put(id, "MODIFY", { pk = new.pk }, new, old) end
 function Fake:remove(id, old) return self:put(id, "REMOVE", { pk = old.pk }, nil, old) end
 
--- Queues a failure: the next `times` calls of op (on `shard` if given) fail with code.
+-- Queues a failure: the next `times` calls of op (on `shard` if given) fail with
+-- code; with until_time, every such call fails while fake.now < until_time.
 function Fake:fail(op, code, opts)
   opts = opts or {}
   self.failures[#self.failures + 1] = {
     op = op, code = code, shard = opts.shard, times = opts.times or 1, message = opts.message,
+    until_time = opts.until_time,
   }
+end
+
+-- Queues a rewrite of successful answers: the next `times` (default 1; math.huge
+-- for all) answers of op (on `shard` if given) are replaced by fn(answer, params),
+-- whatever it returns (any Lua value: the fake does not check it). fn may also
+-- be a plain value, returned as is.
+function Fake:tamper(op, fn, opts)
+  opts = opts or {}
+  self.tampers = self.tampers or {}
+  self.tampers[#self.tampers + 1] = { op = op, fn = fn, shard = opts.shard, times = opts.times or 1 }
 end
 
 function Fake:count(op, pred)
@@ -142,6 +159,20 @@ function Fake:count(op, pred)
     if (op == nil or call.op == op) and (pred == nil or pred(call.params)) then n = n + 1 end
   end
   return n
+end
+
+-- The calls of op (every op if nil) that concern shard id (by ShardId, or by
+-- the shard its ShardIterator belongs to), in order.
+function Fake:calls_on(id, op)
+  local out = {}
+  for _, call in ipairs(self.calls) do
+    local p = call.params
+    local it = self.iterators[p.ShardIterator or ""]
+    if (op == nil or call.op == op) and (p.ShardId == id or (it and it.shard.id == id)) then
+      out[#out + 1] = call
+    end
+  end
+  return out
 end
 
 -- The same fake seen through the camelCase method names only.
@@ -159,6 +190,11 @@ end
 local function injected(self, op, shard_id)
   for i, f in ipairs(self.failures) do
     if f.op == op and (f.shard == nil or f.shard == shard_id) then
+      if f.until_time then
+        if self.now < f.until_time then return api_error(f.code, f.message) end
+        table.remove(self.failures, i)
+        return injected(self, op, shard_id)
+      end
       f.times = f.times - 1
       if f.times <= 0 then table.remove(self.failures, i) end
       return api_error(f.code, f.message)
@@ -166,11 +202,38 @@ local function injected(self, op, shard_id)
   end
 end
 
+-- Applies the first matching tamper to a successful answer.
+local function tampered(self, op, shard_id, params, res, err)
+  if res == nil then return res, err end
+  for i, t in ipairs(self.tampers or {}) do
+    if t.op == op and (t.shard == nil or t.shard == shard_id) then
+      t.times = t.times - 1
+      if t.times <= 0 then table.remove(self.tampers, i) end
+      if type(t.fn) == "function" then return t.fn(res, params) end
+      return t.fn
+    end
+  end
+  return res
+end
+
 function Fake:_log(op, params)
-  self.calls[#self.calls + 1] = { op = op, params = deep_copy(params) }
+  self.calls[#self.calls + 1] = { op = op, params = deep_copy(params), at = self.now }
 end
 
 function Fake:describe_stream(params)
+  return tampered(self, "describe_stream", nil, params, self:_describe_stream(params))
+end
+
+function Fake:get_shard_iterator(params)
+  return tampered(self, "get_shard_iterator", params.ShardId, params, self:_get_shard_iterator(params))
+end
+
+function Fake:get_records(params)
+  local it = self.iterators[params.ShardIterator or ""]
+  return tampered(self, "get_records", it and it.shard.id, params, self:_get_records(params))
+end
+
+function Fake:_describe_stream(params)
   self:_log("describe_stream", params)
   if params.StreamArn ~= self.stream_arn or self.stream_deleted then
     return nil, api_error("ResourceNotFoundException", "Requested resource not found: Stream")
@@ -217,7 +280,7 @@ local function index_of(shard, seq, after)
   return #shard.records + 1
 end
 
-function Fake:get_shard_iterator(params)
+function Fake:_get_shard_iterator(params)
   self:_log("get_shard_iterator", params)
   local shard = self.by_id[params.ShardId]
   if params.StreamArn ~= self.stream_arn or self.stream_deleted or not shard or shard.deleted then
@@ -244,7 +307,7 @@ function Fake:get_shard_iterator(params)
   return { ShardIterator = self:_iterator(shard, pos) }
 end
 
-function Fake:get_records(params)
+function Fake:_get_records(params)
   self:_log("get_records", params)
   local it = self.iterators[params.ShardIterator or ""]
   if not it then return nil, api_error("ValidationException", "Invalid ShardIterator") end
