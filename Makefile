@@ -29,7 +29,7 @@ LUA_SRC := $(wildcard lua/dynamodb_stream/*.lua)
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
-.PHONY: all deps test demo valgrind install uninstall clean
+.PHONY: all deps test demo valgrind asan fuzz fuzz-build cppcheck install uninstall clean
 
 all: $(TARGET)
 
@@ -45,15 +45,73 @@ $(BUILD)/obj/%.o: csrc/%.c $(wildcard csrc/*.h)
 deps:
 	scripts/install-deps
 
-# Every spec, against a DynamoDB Local started for the run; then the C specs
-# under valgrind. Ends with "N passed, N failed".
+# Every phase: the specs, the specs again with the ASan+UBSan build, the specs
+# under valgrind (each against a fresh DynamoDB Local), a short fuzz pass
+# (CI_FUZZ_SECONDS per harness) and cppcheck. Ends with ONE line
+# "N passed, N failed" over all phases.
+CI_FUZZ_SECONDS ?= 25
 test: deps
-	$(MAKE) all
-	scripts/with-ddb-local scripts/run-specs $(LUA)
+	$(MAKE) all asan-build fuzz-build
+	FUZZ_SECONDS=$(CI_FUZZ_SECONDS) FUZZ_TARGETS="$(FUZZ_TARGETS)" FUZZ_BUILD=$(FUZZ_BUILD) ASAN_BUILD=$(ASAN_BUILD) \
+	  scripts/run-specs --all $(LUA)
 
+# The whole spec suite with lua5.4 under valgrind (memcheck; definite and
+# indirect leaks are errors; spawned processes are not traced).
 valgrind: deps
 	$(MAKE) all
-	scripts/run-specs --valgrind-only $(LUA)
+	scripts/run-specs --phase valgrind $(LUA)
+
+# ---- sanitizers and fuzzing (see fuzz/README) --------------------------------
+
+# The module built with AddressSanitizer + UndefinedBehaviorSanitizer (gcc, so
+# the runtime matches $$(gcc -print-file-name=libasan.so) preloaded into lua5.4),
+# then the whole spec suite with it.
+ASAN_BUILD  ?= build-asan
+ASAN_CC     ?= gcc
+ASAN_CFLAGS ?= -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+
+asan-build:
+	$(MAKE) BUILD=$(ASAN_BUILD) CC=$(ASAN_CC) CFLAGS="$(ASAN_CFLAGS)" LDFLAGS="-fsanitize=address,undefined" all
+	$(ASAN_CC) -shared -fPIC -O2 -o $(ASAN_BUILD)/asan-unpreload.so scripts/asan-unpreload.c
+
+asan: deps
+	$(MAKE) all asan-build
+	ASAN_BUILD=$(ASAN_BUILD) scripts/run-specs --phase asan $(LUA)
+
+# libFuzzer harnesses (clang): the module's C files and Debian's static Lua
+# are linked into each fuzzer; the module itself never links liblua.
+FUZZ_BUILD   ?= $(BUILD)-fuzz
+FUZZ_CC      ?= clang
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS  ?= -O1 -g -fno-omit-frame-pointer
+FUZZ_LUA_LIB ?= /usr/lib/x86_64-linux-gnu/liblua$(LUA_VERSION).a
+FUZZ_SECONDS ?= 120
+# decode_records (issue 5) is fuzzed once csrc/ defines it.
+FUZZ_TARGETS := json av number $(if $(shell grep -l '"decode_records"' csrc/*.c 2>/dev/null),records)
+FUZZ_OBJ     := $(SRC:csrc/%.c=$(FUZZ_BUILD)/obj/%.o)
+FUZZ_ALLFLAGS = $(WARN) -D_POSIX_C_SOURCE=200809L -I$(LUA_INCDIR) -Icsrc $(FUZZ_CFLAGS) $(FUZZ_SAN)
+
+fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+.SECONDARY: $(FUZZ_OBJ)
+
+$(FUZZ_BUILD)/obj/%.o: csrc/%.c $(wildcard csrc/*.h)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_ALLFLAGS) -fsanitize=fuzzer-no-link $(DEPS_CFLAGS) -c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz_number: fuzz/fuzz_number.c $(FUZZ_BUILD)/obj/number.o $(FUZZ_BUILD)/obj/base64.o
+	$(FUZZ_CC) $(FUZZ_ALLFLAGS) -fsanitize=fuzzer -o $@ $^ -lm
+
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_lua.c fuzz/harness.lua $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_ALLFLAGS) -fsanitize=fuzzer -DFUZZ_TARGET='"$*"' -DFUZZ_HARNESS='"$(CURDIR)/fuzz/harness.lua"' \
+	  -o $@ fuzz/fuzz_lua.c $(FUZZ_OBJ) $(FUZZ_LUA_LIB) $(DEPS_LIBS) -lm -ldl
+
+# Each harness for FUZZ_SECONDS (default 120), from fuzz/corpus plus what
+# earlier runs found ($(FUZZ_BUILD)/corpus-*); crashes land in $(FUZZ_BUILD)/artifacts.
+fuzz: fuzz-build
+	scripts/fuzz-run --build $(FUZZ_BUILD) --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+cppcheck:
+	cppcheck -q --enable=warning --error-exitcode=1 --inline-suppr -I csrc csrc
 
 demo: deps
 	$(MAKE) all
@@ -69,4 +127,4 @@ uninstall:
 	rm -rf $(DESTDIR)$(LUA_SHAREDIR)/dynamodb_stream
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
