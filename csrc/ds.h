@@ -40,6 +40,7 @@ DS_HIDDEN void ds_open_sigv4(lua_State *L);   /* ds_sigv4.c */
 DS_HIDDEN void ds_open_http(lua_State *L);    /* ds_http.c */
 DS_HIDDEN void ds_open_json(lua_State *L);    /* ds_json.c */
 DS_HIDDEN void ds_open_av(lua_State *L);      /* ds_av.c: marshall / unmarshall */
+DS_HIDDEN void ds_open_decode(lua_State *L);  /* ds_decode.c: decode_records */
 
 /* The only exported symbol. */
 DS_EXPORT int luaopen_dynamodb_stream_core(lua_State *L);
@@ -69,6 +70,55 @@ typedef struct ds_path {
     lua_Integer index;   /* 1-based position when key is NULL */
     const void *table;   /* the table holding the key (cycle checks), or NULL */
 } ds_path;
+
+/* ---- shared by ds_decode.c (cJSON types stay out of this header) ---- */
+struct cJSON;
+
+/* Unmarshalls the AttributeValue map at stack index idx (core.unmarshall) or
+ * the cJSON object map (as json_decode would have given it) and pushes the
+ * table; path names the map in messages. Raises "unmarshall: ... at <path>"
+ * on malformed input. (ds_av.c) [-0, +1] */
+DS_HIDDEN void ds_unmarshall_table(lua_State *L, int idx, const ds_path *path, int numbers_string);
+
+/* A cache of short Lua strings by their bytes, for names that repeat from
+ * record to record: a hit is a memcmp and an array read instead of Lua's
+ * string interning. The strings live in a Lua table (slot i at [i + 1]) at
+ * stack index `table` while the cache is used; the bytes are kept here. */
+#define DS_KEYS_SLOTS  1024
+#define DS_KEYS_MAXLEN 24
+typedef struct ds_keys {
+    int table;
+    struct {
+        unsigned char len; /* 0: empty */
+        char bytes[DS_KEYS_MAXLEN];
+    } slot[DS_KEYS_SLOTS];
+} ds_keys;
+
+/* Pushes the string s[0..n), from the cache when it is there. [-0, +1] */
+DS_HIDDEN void ds_keys_push(lua_State *L, ds_keys *k, const char *s, size_t n);
+
+/* Pushes list_mt, string_set_mt, number_set_mt, binary_set_mt, decimal_mt
+ * (five values, in this order) for ds_unmarshall_json. [-0, +5] */
+DS_HIDDEN void ds_push_markers(lua_State *L);
+
+/* mt: stack index of the first of the five ds_push_markers values; keys: a
+ * cache for map keys or NULL. */
+DS_HIDDEN void ds_unmarshall_json(lua_State *L, const struct cJSON *map, const ds_path *path, int numbers_string,
+                                  int mt, ds_keys *keys);
+
+/* Reads opts.numbers of the options table at idx (none/nil allowed): 1 for
+ * "string", 0 for "auto"; raises on anything else. (ds_av.c) */
+DS_HIDDEN int ds_av_numbers_opt(lua_State *L, int idx);
+
+/* core.json_decode as a C function. (ds_json.c) */
+DS_HIDDEN int ds_json_decode(lua_State *L);
+
+/* Pushes the cJSON node as json_decode would, reading numbers from their
+ * doubles: integral and below 2^53 in magnitude -> integer, else float. Sets
+ * *inexact when a number's double is integral from 2^53 on, where the text
+ * may have held an exact int64 that only json_decode keeps. Strings are taken
+ * NUL-terminated. Raises only when out of memory or stack. (ds_json.c) [-0, +1] */
+DS_HIDDEN void ds_json_push_tree(lua_State *L, const struct cJSON *item, int *inexact);
 
 /* Pushes the path as text, e.g. 'a.b[3]["odd key"]', or "top level". [-0, +1]
  * (ds_av.c) */

@@ -14,7 +14,10 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "ds.h"
 #include "base64.h"
@@ -25,7 +28,74 @@
 typedef struct {
     const char *fn;      /* "unmarshall", "marshall", ... for messages */
     int numbers_string;  /* opts.numbers == "string" */
+    int json;            /* unmarshall input: cJSON nodes, not stack indexes */
+    int mt;              /* stack index of the ds_push_markers values, or 0 (look them up) */
+    ds_keys *keys;       /* cache for map keys of cJSON input, or NULL */
 } av_ctx;
+
+enum { AV_MT_LIST, AV_MT_SS, AV_MT_NS, AV_MT_BS, AV_MT_DECIMAL };
+static const char *const av_mt_names[] = {DS_LIST_MT, DS_STRING_SET_MT, DS_NUMBER_SET_MT, DS_BINARY_SET_MT,
+                                          DS_DECIMAL_MT};
+
+void ds_push_markers(lua_State *L)
+{
+    int i;
+    for (i = 0; i < 5; i++)
+        luaL_getmetatable(L, av_mt_names[i]);
+}
+
+/* Gives the table at the top the marker metatable `which`. */
+static void av_setmt(lua_State *L, const av_ctx *c, int which)
+{
+    if (c->mt) {
+        lua_pushvalue(L, c->mt + which);
+        lua_setmetatable(L, -2);
+    } else {
+        luaL_setmetatable(L, av_mt_names[which]);
+    }
+}
+
+static unsigned keys_hash(const char *s, size_t n)
+{
+    unsigned long long a = 0, b = 0;
+    if (n >= 8) {
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+    } else {
+        memcpy(&a, s, n);
+    }
+    a = (a ^ (b * 0x9E3779B97F4A7C15ull) ^ n) * 0xBF58476D1CE4E5B9ull;
+    return (unsigned)(a >> 40);
+}
+
+void ds_keys_push(lua_State *L, ds_keys *k, const char *s, size_t n)
+{
+    unsigned h;
+    if (n == 0 || n > DS_KEYS_MAXLEN) {
+        lua_pushlstring(L, s, n);
+        return;
+    }
+    h = keys_hash(s, n) & (DS_KEYS_SLOTS - 1);
+    if (k->slot[h].len == n && memcmp(k->slot[h].bytes, s, n) == 0) {
+        lua_rawgeti(L, k->table, (lua_Integer)h + 1);
+        return;
+    }
+    lua_pushlstring(L, s, n);
+    lua_pushvalue(L, -1);
+    k->slot[h].len = 0; /* the slot is consistent again only after the rawseti */
+    lua_rawseti(L, k->table, (lua_Integer)h + 1);
+    memcpy(k->slot[h].bytes, s, n);
+    k->slot[h].len = (unsigned char)n;
+}
+
+/* Pushes a map key or field name. */
+static void av_push_key(lua_State *L, const av_ctx *c, const char *s, size_t n)
+{
+    if (c->keys)
+        ds_keys_push(L, c->keys, s, n);
+    else
+        lua_pushlstring(L, s, n);
+}
 
 /* ---- messages -------------------------------------------------------- */
 
@@ -173,14 +243,80 @@ static void push_base64(lua_State *L, const char *s, size_t n)
 
 /* ---- unmarshall ------------------------------------------------------- */
 
-static void unm_value(lua_State *L, int av, const ds_path *path, int depth, const av_ctx *c, int *binary);
+/* One implementation of the type rules for two inputs: a Lua value on the
+ * stack (core.unmarshall: what json_decode gave) and a cJSON node
+ * (core.decode_records, straight from the parse tree). A cJSON node reads as
+ * json_decode would have turned it into Lua: objects and arrays are tables,
+ * null is core.null, and so on, with the same messages. Only reading the
+ * input differs (the node_* helpers and the loops in unm_map, unm_list and
+ * unm_set); everything that decides the result is shared. */
+typedef union {
+    int idx;        /* stack index (Lua input) */
+    const cJSON *j; /* tree node (cJSON input) */
+} av_node;
 
-/* Pushes the bytes of the base64 string at v. */
-static void unm_binary(lua_State *L, int v, const char *where, const av_ctx *c, const ds_path *p)
+/* The Lua type of the node (as json_decode gives it for a cJSON node). */
+static int node_type(lua_State *L, const av_ctx *c, av_node n)
+{
+    if (!c->json)
+        return lua_type(L, n.idx);
+    switch (n.j->type & 0xFF) {
+    case cJSON_String: return LUA_TSTRING;
+    case cJSON_Number: return LUA_TNUMBER;
+    case cJSON_True:
+    case cJSON_False: return LUA_TBOOLEAN;
+    case cJSON_NULL: return LUA_TLIGHTUSERDATA;
+    case cJSON_Array:
+    case cJSON_Object: return LUA_TTABLE;
+    default: return LUA_TNONE;
+    }
+}
+
+static const char *node_typename(lua_State *L, const av_ctx *c, av_node n)
+{
+    return lua_typename(L, node_type(L, c, n));
+}
+
+/* The bytes of a string node. (decode_records sends bodies with NUL in a
+ * string to the Lua-input path, so a cJSON string is whole.) */
+static const char *node_string(lua_State *L, const av_ctx *c, av_node n, size_t *len)
+{
+    if (!c->json)
+        return lua_tolstring(L, n.idx, len);
+    *len = strlen(n.j->valuestring);
+    return n.j->valuestring;
+}
+
+/* Pushes the string node s (its bytes s[0..len) from node_string). */
+static void node_push_string(lua_State *L, const av_ctx *c, av_node n, const char *s, size_t len)
+{
+    if (c->json)
+        lua_pushlstring(L, s, len);
+    else
+        lua_pushvalue(L, n.idx);
+}
+
+static int node_bool(lua_State *L, const av_ctx *c, av_node n)
+{
+    return c->json ? (n.j->type & 0xFF) == cJSON_True : lua_toboolean(L, n.idx);
+}
+
+/* Children of an array or object node. */
+static int json_count(const cJSON *j)
+{
+    int n = 0;
+    for (j = j->child; j != NULL && n < INT_MAX; j = j->next)
+        n++;
+    return n;
+}
+
+static void unm_value(lua_State *L, av_node av, const ds_path *path, int depth, const av_ctx *c, int *binary);
+
+/* Pushes the bytes of the base64 text s[0..n). */
+static void unm_binary(lua_State *L, const char *s, size_t n, const char *where, const av_ctx *c, const ds_path *p)
 {
     luaL_Buffer b;
-    size_t n, outlen;
-    const char *s = lua_tolstring(L, v, &n);
+    size_t outlen;
     unsigned char *out = (unsigned char *)luaL_buffinitsize(L, &b, DS_BASE64_DECODED_MAX(n));
     if (ds_base64_decode(s, n, out, &outlen) != 0) {
         luaL_pushresultsize(&b, 0);
@@ -190,20 +326,63 @@ static void unm_binary(lua_State *L, int v, const char *where, const av_ctx *c, 
     luaL_pushresultsize(&b, outlen);
 }
 
-/* Pushes the Lua value of the N string at v. */
-static void unm_number(lua_State *L, int v, const char *where, const av_ctx *c, const ds_path *p)
+/* m * 10^scale for an integer m < 2^53, correctly rounded. */
+static double decimal_scale(double m, long scale, const ds_decimal *d)
 {
-    size_t n;
-    const char *s = lua_tolstring(L, v, &n);
+    static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    char text[DS_NUM_MAX_DIGITS + 24];
+    if (scale >= 0 && scale <= 22)
+        return m * p10[scale]; /* both exact: one rounding (Clinger's fast path) */
+    if (scale < 0 && scale >= -22)
+        return m / p10[-scale];
+    snprintf(text, sizeof text, "%se%ld", d->dig, scale);
+    return strtod(text, NULL); /* no decimal point: no locale issue */
+}
+
+/* ds_number_classify, with a shortcut that gives the same answer: a decimal
+ * of at most 15 significant digits (DBL_DIG) inside DynamoDB's range (all
+ * normal doubles) is always a double, because 15-digit decimals survive the
+ * trip through a double, so no shorter text can denote the nearest double and
+ * the shortest text of it has exactly these digits. Its value is then
+ * digits * 10^scale, computed exactly rounded without strtod when |scale| <= 22. */
+static int av_classify(const char *s, size_t n, ds_number *out)
+{
+    ds_decimal d;
+    long i;
+    double m = 0;
+    int st = ds_decimal_parse(s, n, &d);
+    if (st == DS_NUM_OK)
+        st = ds_decimal_check(&d);
+    if (st != DS_NUM_OK)
+        return st;
+    if (ds_decimal_to_int64(&d, &out->i)) {
+        out->kind = DS_NUM_INTEGER;
+        return DS_NUM_OK;
+    }
+    if (d.ndig > 15)
+        return ds_number_classify(s, n, out); /* the full rule: strtod and shortest text */
+    for (i = 0; i < d.ndig; i++)
+        m = m * 10 + (d.dig[i] - '0'); /* < 10^15 < 2^53: exact */
+    m = decimal_scale(m, d.exp - (d.ndig - 1), &d);
+    out->kind = DS_NUM_DOUBLE;
+    out->d = d.neg ? -m : m;
+    return DS_NUM_OK;
+}
+
+/* Pushes the Lua value of the N string node v (bytes s[0..n)). */
+static void unm_number(lua_State *L, av_node v, const char *s, size_t n, const char *where, const av_ctx *c,
+                       const ds_path *p)
+{
     ds_number num;
     int st;
 
     if (c->numbers_string) {
         av_check_number(L, s, n, where, c, p);
-        lua_pushvalue(L, v);
+        node_push_string(L, c, v, s, n);
         return;
     }
-    st = ds_number_classify(s, n, &num);
+    st = av_classify(s, n, &num);
     if (st != DS_NUM_OK)
         av_error(L, c, p, "invalid number '%s' in %s (%s)", av_snippet(L, s, n), where, ds_number_strerror(st));
     switch (num.kind) {
@@ -215,31 +394,38 @@ static void unm_number(lua_State *L, int v, const char *where, const av_ctx *c, 
         break;
     default:
         lua_createtable(L, 1, 0);
-        lua_pushvalue(L, v);
+        node_push_string(L, c, v, s, n);
         lua_rawseti(L, -2, 1);
-        luaL_setmetatable(L, DS_DECIMAL_MT);
+        av_setmt(L, c, AV_MT_DECIMAL);
         break;
     }
 }
 
 /* The table at res gets its metatable: a per-table one when bin holds a
- * __binary table, else list_mt for lists. Leaves res at the top. */
-static void unm_finish(lua_State *L, int res, int bin, int is_list)
+ * non-empty __binary table, else list_mt for lists. Leaves res at the top. */
+static void unm_finish(lua_State *L, int res, int bin, int is_list, const av_ctx *c)
 {
-    int has_binary = lua_istable(L, bin);
+    int has_binary = 0;
+    if (lua_istable(L, bin)) {
+        lua_pushnil(L);
+        has_binary = lua_next(L, bin); /* empty when a repeated key replaced a B */
+        lua_settop(L, bin);
+    }
     if (has_binary) {
         lua_createtable(L, 0, 2);
         if (is_list) {
-            lua_pushliteral(L, "L");
-            lua_setfield(L, -2, "__ddb");
+            av_push_key(L, c, "__ddb", 5);
+            av_push_key(L, c, "L", 1);
+            lua_rawset(L, -3);
         }
+        av_push_key(L, c, "__binary", 8);
         lua_pushvalue(L, bin);
-        lua_setfield(L, -2, "__binary");
+        lua_rawset(L, -3);
         lua_setmetatable(L, res);
     }
     lua_settop(L, res);
     if (!has_binary && is_list)
-        luaL_setmetatable(L, DS_LIST_MT);
+        av_setmt(L, c, AV_MT_LIST);
 }
 
 /* The __binary table at bin is created on first use (it starts as nil). */
@@ -251,43 +437,93 @@ static void unm_binary_slot(lua_State *L, int bin)
     }
 }
 
-/* Pushes the table of the map (M or a whole item) at m; level counts M/L. */
-static void unm_map(lua_State *L, int m, const ds_path *path, int level, const av_ctx *c)
+/* Pushes the table of the map (M or a whole item) m; level counts M/L. */
+static void unm_map(lua_State *L, av_node m, const ds_path *path, int level, const av_ctx *c)
 {
+    const cJSON *ch = NULL;
     int res, bin;
     av_checkstack(L, c, path);
-    lua_newtable(L);
+    lua_createtable(L, 0, c->json ? json_count(m.j) : 0);
     res = lua_gettop(L);
     lua_pushnil(L);
     bin = res + 1;
-    lua_pushnil(L);
-    while (lua_next(L, m)) { /* k v */
+    if (c->json)
+        ch = m.j->child;
+    else
+        lua_pushnil(L);
+    for (;;) { /* Lua input: k at bin + 1 */
         ds_path fr;
+        av_node v;
         int isbin = 0;
-        if (lua_type(L, -2) != LUA_TSTRING)
-            av_error(L, c, path, "map key must be a string, got %s", luaL_typename(L, -2));
+        if (c->json) {
+            if (ch == NULL)
+                break;
+            if (ch->string == NULL) /* an array where the map belongs */
+                av_error(L, c, path, "map key must be a string, got %s", "number");
+            fr.key = ch->string;
+            fr.keylen = strlen(ch->string);
+            v.j = ch;
+        } else {
+            if (!lua_next(L, m.idx))
+                break;
+            if (lua_type(L, -2) != LUA_TSTRING)
+                av_error(L, c, path, "map key must be a string, got %s", luaL_typename(L, -2));
+            fr.key = lua_tolstring(L, -2, &fr.keylen);
+            v.idx = lua_gettop(L);
+        }
         fr.up = path;
-        fr.key = lua_tolstring(L, -2, &fr.keylen);
         fr.index = 0;
         fr.table = NULL;
-        unm_value(L, lua_gettop(L), &fr, level, c, &isbin); /* k v val */
-        if (isbin) {
+        if (c->json)
+            av_push_key(L, c, fr.key, fr.keylen);
+        else
+            lua_pushvalue(L, bin + 1);
+        unm_value(L, v, &fr, level, c, &isbin); /* [k v] k val */
+        if (isbin || (c->json && lua_istable(L, bin))) { /* a repeated key drops an earlier B */
             unm_binary_slot(L, bin);
-            lua_pushvalue(L, -3);
             lua_pushvalue(L, -2);
+            if (isbin)
+                lua_pushvalue(L, -2);
+            else
+                lua_pushnil(L);
             lua_rawset(L, bin);
         }
-        lua_pushvalue(L, -3);
-        lua_insert(L, -2);
-        lua_rawset(L, res); /* k v */
-        lua_pop(L, 1);
+        lua_rawset(L, res);
+        if (c->json)
+            ch = ch->next;
+        else
+            lua_settop(L, bin + 1); /* k */
     }
-    unm_finish(L, res, bin, 0);
+    unm_finish(L, res, bin, 0, c);
 }
 
-static void unm_list(lua_State *L, int l, const ds_path *path, int level, const av_ctx *c)
+/* Number of items of the L or set node v (already checked by unm_expect_sequence). */
+static lua_Integer node_len(lua_State *L, const av_ctx *c, av_node v)
 {
-    lua_Integer i, n = (lua_Integer)lua_rawlen(L, l);
+    if (!c->json)
+        return (lua_Integer)lua_rawlen(L, v.idx);
+    return (v.j->type & 0xFF) == cJSON_Array ? json_count(v.j) : 0;
+}
+
+/* Item i (1-based) of the L or set node v; a cJSON walk keeps its place in *ch.
+ * Lua input: pushes it. */
+static av_node node_item(lua_State *L, const av_ctx *c, av_node v, lua_Integer i, const cJSON **ch)
+{
+    av_node item;
+    if (c->json) {
+        *ch = i == 1 ? v.j->child : (*ch)->next;
+        item.j = *ch;
+    } else {
+        lua_rawgeti(L, v.idx, i);
+        item.idx = lua_gettop(L);
+    }
+    return item;
+}
+
+static void unm_list(lua_State *L, av_node l, const ds_path *path, int level, const av_ctx *c)
+{
+    lua_Integer i, n = node_len(L, c, l);
+    const cJSON *ch = NULL;
     int res, bin;
     av_checkstack(L, c, path);
     lua_createtable(L, n < INT_MAX ? (int)n : 0, 0);
@@ -297,100 +533,136 @@ static void unm_list(lua_State *L, int l, const ds_path *path, int level, const 
     for (i = 1; i <= n; i++) {
         ds_path fr = {path, NULL, 0, i, NULL};
         int isbin = 0;
-        lua_rawgeti(L, l, i);
-        unm_value(L, lua_gettop(L), &fr, level, c, &isbin); /* item val */
+        unm_value(L, node_item(L, c, l, i, &ch), &fr, level, c, &isbin); /* [item] val */
         if (isbin) {
             unm_binary_slot(L, bin);
             lua_pushvalue(L, -1);
             lua_rawseti(L, bin, i);
         }
         lua_rawseti(L, res, i);
-        lua_pop(L, 1);
+        lua_settop(L, bin);
     }
-    unm_finish(L, res, bin, 1);
+    unm_finish(L, res, bin, 1, c);
 }
 
-static void unm_set(lua_State *L, int s, const char *tag, const ds_path *path, const av_ctx *c)
+static void unm_set(lua_State *L, av_node s, const char *tag, const ds_path *path, const av_ctx *c)
 {
-    lua_Integer i, n = (lua_Integer)lua_rawlen(L, s);
+    lua_Integer i, n = node_len(L, c, s);
+    const cJSON *ch = NULL;
+    int res;
     av_checkstack(L, c, path);
     lua_createtable(L, n < INT_MAX ? (int)n : 0, 0);
+    res = lua_gettop(L);
     for (i = 1; i <= n; i++) {
         ds_path fr = {path, NULL, 0, i, NULL};
-        int item;
-        lua_rawgeti(L, s, i);
-        item = lua_gettop(L);
-        if (lua_type(L, item) != LUA_TSTRING)
-            av_error(L, c, &fr, "%s items must be strings, got %s", tag, luaL_typename(L, item));
+        av_node item = node_item(L, c, s, i, &ch);
+        const char *str;
+        size_t len;
+        if (node_type(L, c, item) != LUA_TSTRING)
+            av_error(L, c, &fr, "%s items must be strings, got %s", tag, node_typename(L, c, item));
+        str = node_string(L, c, item, &len);
         if (tag[0] == 'N')
-            unm_number(L, item, tag, c, &fr);
+            unm_number(L, item, str, len, tag, c, &fr);
         else if (tag[0] == 'B')
-            unm_binary(L, item, tag, c, &fr);
+            unm_binary(L, str, len, tag, c, &fr);
         else
-            lua_pushvalue(L, item);
-        lua_rawseti(L, -3, i);
-        lua_pop(L, 1);
+            node_push_string(L, c, item, str, len);
+        lua_rawseti(L, res, i);
+        lua_settop(L, res);
     }
-    luaL_setmetatable(L, tag[0] == 'N' ? DS_NUMBER_SET_MT : tag[0] == 'B' ? DS_BINARY_SET_MT : DS_STRING_SET_MT);
+    av_setmt(L, c, tag[0] == 'N' ? AV_MT_NS : tag[0] == 'B' ? AV_MT_BS : AV_MT_SS);
 }
 
-static void unm_expect(lua_State *L, int v, int type, const char *tag, const av_ctx *c, const ds_path *p)
+static void unm_expect(lua_State *L, av_node v, int type, const char *tag, const av_ctx *c, const ds_path *p)
 {
-    if (lua_type(L, v) != type)
-        av_error(L, c, p, "%s value must be a %s, got %s", tag, lua_typename(L, type), luaL_typename(L, v));
+    if (node_type(L, c, v) != type)
+        av_error(L, c, p, "%s value must be a %s, got %s", tag, lua_typename(L, type), node_typename(L, c, v));
 }
 
 /* An L or set value with no items must not hold other keys either (a JSON
  * object where an array belongs would otherwise read as empty). */
-static void unm_expect_sequence(lua_State *L, int v, const char *tag, const av_ctx *c, const ds_path *p)
+static void unm_expect_sequence(lua_State *L, av_node v, const char *tag, const av_ctx *c, const ds_path *p)
 {
-    if (lua_rawlen(L, v) > 0)
+    if (c->json) {
+        if ((v.j->type & 0xFF) == cJSON_Object && v.j->child != NULL)
+            av_error(L, c, p, "%s value must be an array, got a table with a %s key", tag, "string");
+        return;
+    }
+    if (lua_rawlen(L, v.idx) > 0)
         return;
     lua_pushnil(L);
-    if (lua_next(L, v))
+    if (lua_next(L, v.idx))
         av_error(L, c, p, "%s value must be an array, got a table with a %s key", tag, luaL_typename(L, -2));
 }
 
 #define AV_SHAPE "AttributeValue must be a table with exactly one type key"
 
-/* Pushes the Lua value of the AttributeValue at av. *binary is set when it was
- * a B. level is the number of M/L around it. [-0, +1] */
-static void unm_value(lua_State *L, int av, const ds_path *path, int level, const av_ctx *c, int *binary)
+/* The type key and value of the AttributeValue node av (Lua input: pushes
+ * them). Repeated keys of a JSON object count once, the last value winning,
+ * as in the table json_decode builds. */
+static void av_one(lua_State *L, const av_ctx *c, av_node av, const ds_path *path, const char **tag, size_t *tlen,
+                   av_node *v)
 {
-    const char *tag;
-    size_t tlen;
-    int v;
-
-    if (lua_type(L, av) != LUA_TTABLE)
-        av_error(L, c, path, AV_SHAPE ", got %s", luaL_typename(L, av));
-    av_checkstack(L, c, path);
+    if (node_type(L, c, av) != LUA_TTABLE)
+        av_error(L, c, path, AV_SHAPE ", got %s", node_typename(L, c, av));
+    if (c->json) {
+        const cJSON *first = av.j->child, *last = first, *x;
+        if (first == NULL)
+            av_error(L, c, path, AV_SHAPE ", got an empty table");
+        if (first->string == NULL)
+            av_error(L, c, path, AV_SHAPE ", got a %s key", "number");
+        for (x = first->next; x != NULL; x = x->next) {
+            if (strcmp(x->string, first->string) != 0)
+                av_error(L, c, path, AV_SHAPE ", got several keys");
+            last = x;
+        }
+        *tag = last->string;
+        *tlen = strlen(last->string);
+        v->j = last;
+        return;
+    }
     lua_pushnil(L);
-    if (!lua_next(L, av))
+    if (!lua_next(L, av.idx))
         av_error(L, c, path, AV_SHAPE ", got an empty table");
     if (lua_type(L, -2) != LUA_TSTRING)
         av_error(L, c, path, AV_SHAPE ", got a %s key", luaL_typename(L, -2));
     lua_pushvalue(L, -2);
-    if (lua_next(L, av))
+    if (lua_next(L, av.idx))
         av_error(L, c, path, AV_SHAPE ", got several keys");
-    tag = lua_tolstring(L, -2, &tlen); /* k v */
-    v = lua_gettop(L);
+    *tag = lua_tolstring(L, -2, tlen); /* k v */
+    v->idx = lua_gettop(L);
+}
 
+/* Pushes the Lua value of the AttributeValue node av. *binary is set when it
+ * was a B. level is the number of M/L around it. [-0, +1] */
+static void unm_value(lua_State *L, av_node av, const ds_path *path, int level, const av_ctx *c, int *binary)
+{
+    int top = lua_gettop(L);
+    const char *tag, *s;
+    size_t tlen, n;
+    av_node v;
+
+    av_checkstack(L, c, path);
+    av_one(L, c, av, path, &tag, &tlen, &v);
     if (tlen == 1 && tag[0] == 'S') {
         unm_expect(L, v, LUA_TSTRING, tag, c, path);
-        lua_pushvalue(L, v);
+        s = node_string(L, c, v, &n);
+        node_push_string(L, c, v, s, n);
     } else if (tlen == 1 && tag[0] == 'N') {
         unm_expect(L, v, LUA_TSTRING, tag, c, path);
-        unm_number(L, v, "N", c, path);
+        s = node_string(L, c, v, &n);
+        unm_number(L, v, s, n, "N", c, path);
     } else if (tlen == 1 && tag[0] == 'B') {
         unm_expect(L, v, LUA_TSTRING, tag, c, path);
-        unm_binary(L, v, "B", c, path);
+        s = node_string(L, c, v, &n);
+        unm_binary(L, s, n, "B", c, path);
         *binary = 1;
     } else if (tlen == 4 && memcmp(tag, "BOOL", 4) == 0) {
         unm_expect(L, v, LUA_TBOOLEAN, tag, c, path);
-        lua_pushvalue(L, v);
+        lua_pushboolean(L, node_bool(L, c, v));
     } else if (tlen == 4 && memcmp(tag, "NULL", 4) == 0) {
-        if (lua_type(L, v) != LUA_TBOOLEAN || !lua_toboolean(L, v))
-            av_error(L, c, path, "NULL value must be true, got %s", luaL_typename(L, v));
+        if (node_type(L, c, v) != LUA_TBOOLEAN || !node_bool(L, c, v))
+            av_error(L, c, path, "NULL value must be true, got %s", node_typename(L, c, v));
         ds_pushnull(L);
     } else if (tlen == 1 && (tag[0] == 'M' || tag[0] == 'L')) {
         unm_expect(L, v, LUA_TTABLE, tag, c, path);
@@ -409,8 +681,10 @@ static void unm_value(lua_State *L, int av, const ds_path *path, int level, cons
     } else {
         av_error(L, c, path, "unknown AttributeValue type '%s'", av_snippet(L, tag, tlen));
     }
-    lua_replace(L, v - 1); /* val v */
-    lua_pop(L, 1);
+    if (lua_gettop(L) != top + 1) { /* Lua input: k v below the result */
+        lua_replace(L, top + 1);
+        lua_settop(L, top + 1);
+    }
 }
 
 static void av_opts(lua_State *L, int idx, av_ctx *c)
@@ -430,26 +704,54 @@ static void av_opts(lua_State *L, int idx, av_ctx *c)
     lua_pop(L, 1);
 }
 
+int ds_av_numbers_opt(lua_State *L, int idx)
+{
+    av_ctx c = {"unmarshall", 0, 0, 0, NULL};
+    av_opts(L, idx, &c);
+    return c.numbers_string;
+}
+
+void ds_unmarshall_json(lua_State *L, const cJSON *map, const ds_path *path, int numbers_string, int mt,
+                        ds_keys *keys)
+{
+    av_ctx c = {"unmarshall", numbers_string, 1, mt, keys};
+    av_node m;
+    m.j = map;
+    unm_map(L, m, path, 0, &c);
+}
+
+void ds_unmarshall_table(lua_State *L, int idx, const ds_path *path, int numbers_string)
+{
+    av_ctx c = {"unmarshall", numbers_string, 0, 0, NULL};
+    av_node m;
+    m.idx = lua_absindex(L, idx);
+    unm_map(L, m, path, 0, &c);
+}
+
 /* core.unmarshall(av_map[, opts]) -> table */
 static int av_unmarshall(lua_State *L)
 {
-    av_ctx c = {"unmarshall", 0};
+    av_ctx c = {"unmarshall", 0, 0, 0, NULL};
+    av_node m;
     luaL_checktype(L, 1, LUA_TTABLE);
     av_opts(L, 2, &c);
     lua_settop(L, 2);
-    unm_map(L, 1, NULL, 0, &c);
+    m.idx = 1;
+    unm_map(L, m, NULL, 0, &c);
     return 1;
 }
 
 /* core.unmarshall_value(av[, opts]) -> value */
 static int av_unmarshall_value(lua_State *L)
 {
-    av_ctx c = {"unmarshall_value", 0};
+    av_ctx c = {"unmarshall_value", 0, 0, 0, NULL};
+    av_node v;
     int binary = 0;
     luaL_checkany(L, 1);
     av_opts(L, 2, &c);
     lua_settop(L, 2);
-    unm_value(L, 1, NULL, 0, &c, &binary);
+    v.idx = 1;
+    unm_value(L, v, NULL, 0, &c, &binary);
     return 1;
 }
 
@@ -714,7 +1016,7 @@ static void mar_opts(lua_State *L, int idx)
 /* core.marshall(tbl[, opts]) -> { name = AttributeValue, ... } */
 static int av_marshall(lua_State *L)
 {
-    av_ctx c = {"marshall", 0};
+    av_ctx c = {"marshall", 0, 0, 0, NULL};
     const char *m;
     luaL_checktype(L, 1, LUA_TTABLE);
     mar_opts(L, 2);
@@ -729,7 +1031,7 @@ static int av_marshall(lua_State *L)
 /* core.marshall_value(v[, opts]) -> AttributeValue */
 static int av_marshall_value(lua_State *L)
 {
-    av_ctx c = {"marshall_value", 0};
+    av_ctx c = {"marshall_value", 0, 0, 0, NULL};
     luaL_checkany(L, 1);
     mar_opts(L, 2);
     lua_settop(L, 2);
