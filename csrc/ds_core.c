@@ -125,6 +125,7 @@ DS_EXPORT int luaopen_dynamodb_stream_core(lua_State *L)
     ds_open_http(L);
     ds_open_json(L);
     ds_open_av(L);
+    ds_open_decode(L);
     ds_pushnull(L);
     lua_setfield(L, -2, "null");
     lua_pushliteral(L, DS_VERSION);

@@ -1,0 +1,374 @@
+-- core.decode_records (csrc/ds_decode.c over csrc/arena.c, csrc/ds_av.c, csrc/ds_json.c):
+-- the result must equal json_decode + unmarshall of every record's images.
+local core = require("dynamodb_stream.core")
+
+-- Deep equality including metatables (marker metatables by identity, the
+-- per-table ones holding __binary by content) and integer/float subtypes.
+local function same(a, b, path, seen)
+  path, seen = path or "value", seen or {}
+  if type(a) ~= type(b) then return false, path .. ": " .. type(a) .. " vs " .. type(b) end
+  if type(a) == "number" then
+    if math.type(a) ~= math.type(b) then return false, path .. ": " .. math.type(a) .. " vs " .. math.type(b) end
+    if a == b or (a ~= a and b ~= b) then return true end
+    return false, path .. ": " .. tostring(a) .. " vs " .. tostring(b)
+  end
+  if type(a) ~= "table" then
+    if a == b then return true end
+    return false, path .. ": " .. tostring(a) .. " vs " .. tostring(b)
+  end
+  if seen[a] == b then return true end
+  seen[a] = b
+  local ma, mb = getmetatable(a), getmetatable(b)
+  if ma ~= mb then
+    if ma == nil or mb == nil then return false, path .. ": metatable on one side only" end
+    local ok, why = same(ma, mb, path .. "<mt>", seen)
+    if not ok then return false, why end
+  end
+  for k, v in pairs(a) do
+    local ok, why = same(v, rawget(b, k), path .. "." .. tostring(k), seen)
+    if not ok then return false, why end
+  end
+  for k in pairs(b) do
+    if rawget(a, k) == nil then return false, path .. "." .. tostring(k) .. ": missing" end
+  end
+  return true
+end
+
+local function assert_same(expected, actual)
+  local ok, why = same(expected, actual)
+  assert(ok, why)
+end
+
+-- The definition: json_decode, then unmarshall of Keys, NewImage, OldImage.
+local function reference(text, opts)
+  local page = assert(core.json_decode(text))
+  for _, r in ipairs(page.Records) do
+    local d = r.dynamodb
+    if d then
+      for _, k in ipairs({ "Keys", "NewImage", "OldImage" }) do
+        if d[k] ~= nil then d[k] = core.unmarshall(d[k], opts) end
+      end
+    end
+  end
+  return page.Records, page.NextShardIterator
+end
+
+local function check_equal(text, opts)
+  local recs, nsi = core.decode_records(text, opts)
+  assert(recs, nsi)
+  local want, want_nsi = reference(text, opts)
+  assert_same(want, recs)
+  assert.equals(want_nsi, nsi)
+  return recs, nsi
+end
+
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+-- Captured from DynamoDB Local 2.9 with our client (INSERT, MODIFY, REMOVE of one item).
+local CAPTURED = [==[{"Records":[{"eventID":"21f91a13-ca18-4ace-913c-4492cd3f0aac","eventName":"INSERT","eventVersion":"1.1","eventSource":"aws:dynamodb","awsRegion":"ddblocal","dynamodb":{"ApproximateCreationDateTime":1795677000.000,"Keys":{"pk":{"S":"user#1"}},"NewImage":{"big":{"N":"12345678901234567890123456789"},"ns":{"NS":["1","2.5"]},"bin":{"B":"AAH/"},"f":{"N":"3.25"},"none":{"NULL":true},"list":{"L":[{"S":"x"},{"N":"1"},{"NULL":true},{"M":{"y":{"S":"z"}}}]},"n":{"N":"42"},"tags":{"SS":["a","b"]},"bs":{"BS":["AA==","/w=="]},"name":{"S":"Zoë \"q\" \\ \t"},"pk":{"S":"user#1"},"ok":{"BOOL":true},"map":{"M":{"deep":{"M":{"deeper":{"L":[{"S":"leaf"}]}}}}}},"SequenceNumber":"000000000000000000001","SizeBytes":139,"StreamViewType":"NEW_AND_OLD_IMAGES"}},{"eventID":"7b0045ea-4390-42ee-9af9-5a25cbfb3399","eventName":"MODIFY","eventVersion":"1.1","eventSource":"aws:dynamodb","awsRegion":"ddblocal","dynamodb":{"ApproximateCreationDateTime":1795677000.000,"Keys":{"pk":{"S":"user#1"}},"NewImage":{"big":{"N":"12345678901234567890123456789"},"ns":{"NS":["1","2.5"]},"bin":{"B":"AAH/"},"f":{"N":"3.25"},"none":{"NULL":true},"list":{"L":[{"S":"x"},{"N":"1"},{"NULL":true},{"M":{"y":{"S":"z"}}}]},"n":{"N":"43"},"tags":{"SS":["a","b"]},"bs":{"BS":["AA==","/w=="]},"name":{"S":"Zoë \"q\" \\ \t"},"pk":{"S":"user#1"},"ok":{"BOOL":true},"map":{"M":{"deep":{"M":{"deeper":{"L":[{"S":"leaf"}]}}}}}},"OldImage":{"big":{"N":"12345678901234567890123456789"},"ns":{"NS":["1","2.5"]},"bin":{"B":"AAH/"},"f":{"N":"3.25"},"none":{"NULL":true},"list":{"L":[{"S":"x"},{"N":"1"},{"NULL":true},{"M":{"y":{"S":"z"}}}]},"n":{"N":"42"},"tags":{"SS":["a","b"]},"bs":{"BS":["AA==","/w=="]},"name":{"S":"Zoë \"q\" \\ \t"},"pk":{"S":"user#1"},"ok":{"BOOL":true},"map":{"M":{"deep":{"M":{"deeper":{"L":[{"S":"leaf"}]}}}}}},"SequenceNumber":"000000000000000000002","SizeBytes":270,"StreamViewType":"NEW_AND_OLD_IMAGES"}},{"eventID":"fcbef5c3-81d9-492b-afc4-aafcf6806c6c","eventName":"REMOVE","eventVersion":"1.1","eventSource":"aws:dynamodb","awsRegion":"ddblocal","dynamodb":{"ApproximateCreationDateTime":1795677000.000,"Keys":{"pk":{"S":"user#1"}},"OldImage":{"big":{"N":"12345678901234567890123456789"},"ns":{"NS":["1","2.5"]},"bin":{"B":"AAH/"},"f":{"N":"3.25"},"none":{"NULL":true},"list":{"L":[{"S":"x"},{"N":"1"},{"NULL":true},{"M":{"y":{"S":"z"}}}]},"n":{"N":"43"},"tags":{"SS":["a","b"]},"bs":{"BS":["AA==","/w=="]},"name":{"S":"Zoë \"q\" \\ \t"},"pk":{"S":"user#1"},"ok":{"BOOL":true},"map":{"M":{"deep":{"M":{"deeper":{"L":[{"S":"leaf"}]}}}}}},"SequenceNumber":"000000000000000000003","SizeBytes":139,"StreamViewType":"NEW_AND_OLD_IMAGES"}}],"NextShardIterator":"arn:aws:dynamodb:ddblocal:000000000000:table/capture_1795677030/stream/2026-11-26T07:10:32.456|001|c2hhcmRJZC0wMDAwMDAwMTc5NTY3NzAzMjU0OS05MmZkZTlmNXwwMDAwMDAwMDAwMDAwMDAwMDAwMDR8MDAwMDAwMDAwMDAwMDAwMDAxNzk1Njc3MDMzMjQz"}]==]
+
+local function page(records, tail)
+  return '{"Records":[' .. table.concat(records, ",") .. "]" .. (tail or "") .. "}"
+end
+
+local function record(i, images)
+  return '{"eventID":"' .. i .. '","eventName":"MODIFY","eventVersion":"1.1","eventSource":"aws:dynamodb",'
+    .. '"awsRegion":"us-east-1","dynamodb":{"ApproximateCreationDateTime":1717361509.0,'
+    .. images .. ',"SequenceNumber":"' .. (100 + i) .. '","SizeBytes":' .. (10 + i)
+    .. ',"StreamViewType":"NEW_AND_OLD_IMAGES"}}'
+end
+
+describe("core.decode_records", function()
+  local all_types = read("spec/fixtures/av/all_types.json")
+
+  describe("equals json_decode + unmarshall", function()
+    it("on a GetRecords body captured from DynamoDB Local", function()
+      local recs, nsi = check_equal(CAPTURED)
+      assert.equals(3, #recs)
+      assert.equals(getmetatable(recs), core.list_mt)
+      assert.matches("^arn:aws:dynamodb:ddblocal:", nsi)
+      assert.equals(42, recs[1].dynamodb.NewImage.n)
+      assert.equals("\0\1\255", recs[1].dynamodb.NewImage.bin)
+      assert.equals("12345678901234567890123456789", tostring(recs[1].dynamodb.NewImage.big))
+      assert.is_nil(recs[3].dynamodb.NewImage)
+      assert.equals(139, recs[3].dynamodb.SizeBytes)
+      assert.equals("integer", math.type(recs[3].dynamodb.ApproximateCreationDateTime))
+      check_equal(CAPTURED, { numbers = "string" })
+    end)
+
+    it("on every AttributeValue type, both number modes", function()
+      local text = page({ record(1, '"Keys":{"pk":{"S":"user#42"}},"NewImage":' .. all_types .. ',"OldImage":' .. all_types),
+        record(2, '"Keys":{"pk":{"S":"x"}},"NewImage":{"only":{"M":{"b":{"B":"AA=="},"l":{"L":[{"B":"AQ=="},{"S":"s"}]}}}}') })
+      local recs = check_equal(text)
+      local img = recs[1].dynamodb.NewImage
+      assert.equals(core.null, img.nothing)
+      assert.equals(getmetatable(img.tags), core.string_set_mt)
+      assert.equals(getmetatable(img.scores), core.number_set_mt)
+      assert.equals(getmetatable(img.blobs), core.binary_set_mt)
+      assert.equals(getmetatable(img.empty_list), core.list_mt)
+      assert.equals("\0\255\0\1\254\255", img.avatar)
+      assert.equals(img.avatar, getmetatable(img).__binary.avatar)
+      assert.same({ "\0", "\255", "\0\1\2" }, { img.blobs[1], img.blobs[2], img.blobs[3] })
+      assert.equals("\222\173\190\239", img.map.nested.deeper[1].leaf)
+      assert.equals("3q2+7w==", img.map.nested.deeper[1].other)
+      check_equal(text, { numbers = "string" })
+      check_equal(text, { numbers = "auto" })
+    end)
+
+    it("on a Lambda DynamoDB event payload", function()
+      local text = [[{"Records":[{"eventID":"c4ca4238a0b923820dcc509a6f75849b","eventName":"INSERT",
+        "eventVersion":"1.1","eventSource":"aws:dynamodb","awsRegion":"us-east-1",
+        "dynamodb":{"Keys":{"Id":{"N":"101"}},"NewImage":{"Message":{"S":"New item!"},"Id":{"N":"101"}},
+        "ApproximateCreationDateTime":1428537600,"SequenceNumber":"4421584500000000017450439091",
+        "SizeBytes":26,"StreamViewType":"NEW_AND_OLD_IMAGES"},
+        "eventSourceARN":"arn:aws:dynamodb:us-east-1:123456789012:table/ExampleTableWithStream/stream/2015-06-27T00:48:05.899",
+        "userIdentity":{"type":"Service","principalId":"dynamodb.amazonaws.com"}}]}]]
+      local recs, nsi = check_equal(text)
+      assert.is_nil(nsi)
+      assert.equals(101, recs[1].dynamodb.Keys.Id)
+      assert.equals("Service", recs[1].userIdentity.type)
+      assert.matches("ExampleTableWithStream", recs[1].eventSourceARN)
+    end)
+
+    it("on KEYS_ONLY records, records without dynamodb, an empty page", function()
+      local text = page({ record(1, '"Keys":{"pk":{"S":"a"},"sk":{"N":"1"}}'), '{"eventID":"x","eventName":"REMOVE"}' },
+        ',"NextShardIterator":"it-2"')
+      local recs, nsi = check_equal(text)
+      assert.equals("it-2", nsi)
+      assert.same({ pk = "a", sk = 1 }, recs[1].dynamodb.Keys)
+      assert.is_nil(recs[1].dynamodb.NewImage)
+      local empty, none = core.decode_records('{"Records":[]}')
+      assert.same({}, empty)
+      assert.equals(core.list_mt, getmetatable(empty))
+      assert.is_nil(none)
+      assert.is_nil(select(2, core.decode_records('{"Records":[],"NextShardIterator":null}')))
+      assert.equals(0, #core.decode_records(' {"Records" : [ ] , "Other" : {"x":[1,2]}} \n'))
+    end)
+
+    it("keeps NUL bytes of \\u0000 and raw NUL in strings (exact path)", function()
+      local text = page({ record(1, '"Keys":{"k\\u0000ey":{"S":"a\\u0000b"}},"NewImage":{"s":{"S":"x\\u0000"},'
+        .. '"ss":{"SS":["\\u0000","b"]},"n":{"N":"1"}}') })
+      local recs = check_equal(text)
+      assert.equals("a\0b", recs[1].dynamodb.Keys["k\0ey"])
+      assert.equals("x\0", recs[1].dynamodb.NewImage.s)
+      assert.equals("\0", recs[1].dynamodb.NewImage.ss[1])
+      local raw = page({ record(2, '"Keys":{"k":{"S":"raw\0nul"}}') })
+      assert.equals("raw\0nul", check_equal(raw)[1].dynamodb.Keys.k)
+      -- an escaped backslash before u0000 is no NUL: same result either way
+      assert.equals("\\u0000", check_equal(page({ record(3, '"Keys":{"k":{"S":"\\\\u0000"}}') }))[1].dynamodb.Keys.k)
+    end)
+
+    it("keeps envelope integers beyond 2^53 exact (exact path)", function()
+      local text = page({ '{"eventID":"1","dynamodb":{"SizeBytes":9007199254740993,"Keys":{"k":{"N":"1"}}}}',
+        '{"eventID":"2","dynamodb":{"SizeBytes":-9223372036854775808,"ApproximateCreationDateTime":1.5}}' })
+      local recs = check_equal(text)
+      assert.equals(9007199254740993, recs[1].dynamodb.SizeBytes)
+      assert.equals(math.mininteger, recs[2].dynamodb.SizeBytes)
+      assert.equals(1.5, recs[2].dynamodb.ApproximateCreationDateTime)
+      local big = check_equal('{"Records":[{"x":1e300,"y":-0,"z":123456789012345678901234567890}]}')
+      assert.equals("float", math.type(big[1].x))
+      assert.equals("integer", math.type(big[1].y))
+    end)
+
+    it("treats repeated keys as json_decode does (the last one wins)", function()
+      check_equal('{"Records":[{"a":1}],"Records":[{"dynamodb":{"Keys":{"k":{"S":"a","S":"b"}},'
+        .. '"NewImage":{"x":{"B":"AA=="},"x":{"S":"s"},"y":{"S":"t"}},"NewImage":{"x":{"B":"AQ=="},"x":{"S":"s2"}},'
+        .. '"OldImage":{"b":{"S":"s"},"b":{"B":"AA=="}}}}]}')
+      local recs = check_equal('{"Records":[{"dynamodb":{"Keys":{"k":{"N":"x","N":"2"}},"Keys":{"k":{"N":"3"}}}}]}')
+      assert.equals(3, recs[1].dynamodb.Keys.k)
+      local ok = check_equal('{"Records":[{"dynamodb":{"NewImage":{"x":{"B":"AA=="},"x":{"S":"s"}}}}]}')
+      assert.is_nil(getmetatable(ok[1].dynamodb.NewImage)) -- no __binary left for a replaced B
+    end)
+
+    it("on generated pages (bench/gen_page.lua, several seeds), both number modes", function()
+      for _, seed in ipairs({ 1, 42, 1234 }) do
+        local path = os.tmpname()
+        assert(os.execute("lua5.4 bench/gen_page.lua --seed " .. seed .. " --records 150 " .. path .. " >/dev/null 2>&1"))
+        local text = read(path)
+        os.remove(path)
+        check_equal(text)
+        check_equal(text, { numbers = "string" })
+      end
+    end)
+
+    it("classifies N like number.c's full rule (fast double path included)", function()
+      -- reference: a float when the shortest round-trip text has the same digits
+      local function shortest(x)
+        for p = 0, 16 do
+          local s = string.format("%." .. p .. "e", x)
+          if tonumber(s) == x then return s end
+        end
+        return string.format("%.16e", x)
+      end
+      local function norm(s) -- sign, digits without leading/trailing zeros, exponent of the first digit
+        local neg, int, frac, e = s:match("^([-+]?)(%d*)%.?(%d*)[eE]?([-+]?%d*)$")
+        local digits = int .. frac
+        local lead = #digits - #digits:gsub("^0+", "")
+        digits = digits:gsub("^0+", "")
+        local stripped = digits:gsub("0+$", "")
+        return (neg == "-" and "-" or "") .. stripped .. "@" .. ((tonumber(e) or 0) + #int - lead - 1)
+      end
+      math.randomseed(7)
+      for _ = 1, 3000 do
+        local nd = math.random(1, 17)
+        local digits = {}
+        for j = 1, nd do digits[j] = tostring(math.random(j == 1 and 1 or 0, 9)) end
+        local m = table.concat(digits)
+        local exp = math.random(-40, 40)
+        local text = (math.random(2) == 1 and "-" or "") .. m:sub(1, 1) .. "." .. m:sub(2) .. "0e" .. exp
+        local v = core.unmarshall_value({ N = text })
+        local x = tonumber(text)
+        local sig = #(m:gsub("0+$", ""))
+        local integral = x == math.floor(x) and math.abs(x) < 2^63 and sig - 1 <= exp
+        if math.type(v) == "integer" then
+          assert.is_true(integral, text)
+          assert.equals(norm(text), norm(tostring(v)), text)
+        elseif math.type(v) == "float" then
+          assert.equals(x, v, text)
+          assert.equals(norm(text), norm(shortest(x)), text)
+        else
+          assert.equals(core.decimal_mt, getmetatable(v), text)
+          assert.is_true(nd > 15 and norm(text) ~= norm(shortest(x)), text)
+        end
+      end
+    end)
+  end)
+
+  describe("errors", function()
+    local function fails(text, code, message)
+      local recs, msg, c = core.decode_records(text)
+      assert.is_nil(recs)
+      assert.equals(code, c)
+      if message then assert.equals(message, msg) end
+      return msg
+    end
+
+    it("returns InvalidJSON for text that is not JSON", function()
+      fails("", "InvalidJSON", "InvalidJSON: empty input")
+      fails("nope", "InvalidJSON")
+      fails('{"Records":[{"eventID":"1"', "InvalidJSON", "InvalidJSON: unexpected end of input after 26 bytes (truncated?)")
+      fails('{"Records":[]} x', "InvalidJSON", "InvalidJSON: unexpected data after the value at offset 15")
+      fails(string.rep("[", 1001) .. string.rep("]", 1001), "InvalidJSON", "InvalidJSON: nesting deeper than 1000 levels")
+      fails('{"Records":[{"a":"\\u0000"', "InvalidJSON") -- the exact path reports too
+    end)
+
+    it("returns InvalidResponse for a body of the wrong shape", function()
+      fails("[]", "InvalidResponse", "InvalidResponse: the body is not a JSON object")
+      fails("{}", "InvalidResponse", "InvalidResponse: the body has no Records")
+      fails('{"Records":{}}', "InvalidResponse", "InvalidResponse: Records is not an array")
+      fails('{"Records":[1]}', "InvalidResponse", "InvalidResponse: record 1 is not an object")
+      fails('{"Records":[{},[]]}', "InvalidResponse", "InvalidResponse: record 2 is not an object")
+      fails('{"Records":[{"dynamodb":null}]}', "InvalidResponse", "InvalidResponse: record 1: dynamodb is not an object")
+      fails('{"Records":[{"dynamodb":{"NewImage":[]}}]}', "InvalidResponse",
+        "InvalidResponse: record 1: dynamodb.NewImage is not an object")
+      fails('{"Records":[{"dynamodb":{"Keys":null}}]}', "InvalidResponse",
+        "InvalidResponse: record 1: dynamodb.Keys is not an object")
+      fails('{"Records":[],"NextShardIterator":5}', "InvalidResponse",
+        "InvalidResponse: NextShardIterator is a number, not a string")
+    end)
+
+    it("fails the whole page on a bad AttributeValue, naming image, path and record", function()
+      local good = record(1, '"Keys":{"pk":{"S":"a"}}')
+      local bad = record(2, '"Keys":{"pk":{"S":"a"}},"NewImage":{"a":{"L":[{"S":"x"},{"N":"1"},{"X":"y"}]}}')
+      fails(page({ good, bad, good }), "InvalidResponse",
+        "InvalidResponse: unmarshall: unknown AttributeValue type 'X' at NewImage.a[3] (record 2)")
+      fails(page({ record(1, '"OldImage":{"n":{"N":"1e400"}}') }), "InvalidResponse",
+        "InvalidResponse: unmarshall: invalid number '1e400' in N (magnitude outside 1E-130 .. 9.99E+125) at OldImage.n (record 1)")
+      fails(page({ record(1, '"Keys":{"odd key":{"B":"A"}}') }), "InvalidResponse",
+        'InvalidResponse: unmarshall: bad base64 in B (character 1 of 1) at Keys["odd key"] (record 1)')
+      fails(page({ record(1, '"Keys":{"k":{"S":"a","N":"1"}}') }), "InvalidResponse",
+        "InvalidResponse: unmarshall: AttributeValue must be a table with exactly one type key, got several keys at Keys.k (record 1)")
+      fails(page({ record(1, '"Keys":{"k":{"L":{"a":{"S":"x"}}}}') }), "InvalidResponse",
+        "InvalidResponse: unmarshall: L value must be an array, got a table with a string key at Keys.k (record 1)")
+      fails(page({ record(1, '"Keys":{"k":{"S":null}}') }), "InvalidResponse",
+        "InvalidResponse: unmarshall: S value must be a string, got userdata at Keys.k (record 1)")
+      fails(page({ record(1, '"Keys":{"k":{"NULL":false}}') }), "InvalidResponse",
+        "InvalidResponse: unmarshall: NULL value must be true, got boolean at Keys.k (record 1)")
+      fails(page({ record(1, '"Keys":{"k":{"M":[{"S":"x"}]}}') }), "InvalidResponse",
+        "InvalidResponse: unmarshall: map key must be a string, got number at Keys.k (record 1)")
+      fails(page({ record(1, '"Keys":{"k":[{"S":"x"}]}') }), "InvalidResponse",
+        "InvalidResponse: unmarshall: AttributeValue must be a table with exactly one type key, got a number key at Keys.k (record 1)")
+    end)
+
+    it("rejects AttributeValues nested deeper than 32 levels", function()
+      local function nest(n) return n == 0 and '{"S":"leaf"}' or '{"M":{"m":' .. nest(n - 1) .. "}}" end
+      check_equal(page({ record(1, '"NewImage":{"a":' .. nest(32) .. "}") }))
+      local msg = fails(page({ record(1, '"NewImage":{"a":' .. nest(33) .. "}") }), "InvalidResponse")
+      assert.matches("^InvalidResponse: unmarshall: nesting deeper than 32 levels at %.%.%.[.m]+ %(record 1%)$", msg)
+      msg = fails(page({ record(1, '"NewImage":{"a":{"L":[{"M":{"b":' .. nest(40) .. "}}]}}") }), "InvalidResponse")
+      assert.matches("nesting deeper than 32 levels at %.%.%.%[1%]%.b%.m%.m[.m]+ %(record 1%)$", msg)
+    end)
+
+    it("raises on arguments of the wrong type", function()
+      assert.has_error(function() core.decode_records() end)
+      assert.has_error(function() core.decode_records({}) end)
+      assert.has_error(function() core.decode_records("{}", 5) end)
+      assert.has_error(function() core.decode_records('{"Records":[]}', { numbers = "float" }) end,
+        "bad argument #2 to 'decode_records' (opts.numbers must be \"auto\" or \"string\")")
+    end)
+  end)
+
+  describe("memory", function()
+    it("reuses its arena: no growth over 1,000 calls of the same page", function()
+      local text = page({ record(1, '"Keys":{"pk":{"S":"user#42"}},"NewImage":' .. all_types .. ',"OldImage":' .. all_types) })
+      for _ = 1, 5 do assert(core.decode_records(text)) end
+      local stats = core.decode_arena_stats()
+      collectgarbage("collect")
+      local mem = collectgarbage("count")
+      for _ = 1, 1000 do assert(core.decode_records(text)) end
+      local after = core.decode_arena_stats()
+      assert.equals(stats.reserved, after.reserved)
+      assert.equals(stats.grows, after.grows)
+      assert.is_true(after.high_water > 0)
+      collectgarbage("collect")
+      assert.is_true(collectgarbage("count") < mem + 64, "Lua heap grew by " .. (collectgarbage("count") - mem) .. " KB")
+    end)
+
+    it("is correct when a finalizer decodes during a decode", function()
+      local small = page({ record(9, '"Keys":{"pk":{"S":"fin"}}') })
+      local results = {}
+      local big = {}
+      for i = 1, 200 do big[i] = record(i, '"Keys":{"pk":{"S":"k' .. i .. '"}},"NewImage":' .. all_types) end
+      local bigtext = page(big)
+      local want = reference(bigtext)
+      for _ = 1, 3 do
+        for _ = 1, 200 do
+          setmetatable({}, { __gc = function() results[#results + 1] = core.decode_records(small) end })
+        end
+        local got = core.decode_records(bigtext)
+        assert_same(want, got)
+      end
+      collectgarbage("collect")
+      assert.is_true(#results > 0)
+      for _, r in ipairs(results) do assert.equals("fin", r[1].dynamodb.Keys.pk) end
+    end)
+
+    it("has cJSON hooks that leave other cJSON users alone (spec/core/arena_test.c)", function()
+      local exe = os.tmpname()
+      local cc = "cc -std=c99 -Wall -Wextra -Werror -O1 -g -pthread -Icsrc spec/core/arena_test.c csrc/arena.c"
+        .. " $(pkg-config --cflags --libs libcjson 2>/dev/null || echo -lcjson) -o " .. exe .. " 2>&1"
+      local p = io.popen(cc)
+      local out = p:read("a")
+      assert(p:close(), out)
+      p = io.popen(exe .. " 2>&1")
+      out = p:read("a")
+      local ok = p:close()
+      assert(ok, out)
+      assert.equals("ok\n", out)
+      if os.execute("command -v valgrind >/dev/null 2>&1") then
+        p = io.popen("valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect "
+          .. exe .. " 2>&1")
+        out = p:read("a")
+        ok = p:close()
+        assert(ok, out)
+        assert.equals("ok\n", out)
+      end
+      os.remove(exe)
+    end)
+  end)
+end)
