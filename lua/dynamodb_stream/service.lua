@@ -131,7 +131,7 @@ function Service:_attempt(operation, body)
     return nil, service_error(self, operation, status, answer, answer_headers)
   end
   local decoded, why = core.json_decode(answer)
-  if decoded == nil or type(decoded) ~= "table" then
+  if type(decoded) ~= "table" or getmetatable(decoded) == core.list_mt then
     return nil, errors.new({
       code = "InvalidResponse",
       message = (why or "answer is not a JSON object") .. " (" .. #answer .. " bytes: " .. snippet(answer) .. ")",
