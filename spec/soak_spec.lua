@@ -249,33 +249,40 @@ describe("soak: stream:run through 20% injected faults", function()
       assert.is_true((stats.faults[kind] or 0) > 0, "no " .. kind .. " fault was injected")
     end
 
-    -- Every change delivered once, as the right event, in order per key.
-    local missing = {}
+    -- Every change delivered once, as the right event, in order per key. All
+    -- the violations are reported together.
+    local problems = {}
+    local function problem(list_, what)
+      if #list_ > 0 then
+        problems[#problems + 1] = string.format("%d %s; first: %s", #list_, what,
+          table.concat(list_, ", ", 1, math.min(#list_, 10)))
+      end
+    end
+    local missing, wrong_event, extra = {}, {}, {}
     for _, id in ipairs(list) do
       if not delivered[id] then missing[#missing + 1] = id end
     end
-    assert(#missing == 0, string.format("%d of %d changes never delivered (stopped after %.1f s, %s); first: %s",
-      #missing, total, elapsed, elapsed >= DEADLINE and "the deadline"
-        or string.format("%d s after the writer was done", CATCH_UP),
-      table.concat(missing, ", ", 1, math.min(#missing, 10))))
-    assert(#duplicates == 0, #duplicates .. " changes delivered twice: "
-      .. table.concat(duplicates, ", ", 1, math.min(#duplicates, 10)))
-    assert(#malformed == 0, #malformed .. " records without pk/v: " .. table.concat(malformed, ", ", 1,
-      math.min(#malformed, 10)))
-    assert(#out_of_order == 0, #out_of_order .. " changes out of order: "
-      .. table.concat(out_of_order, "; ", 1, math.min(#out_of_order, 10)))
     local want_event = { I = "insert record", M = "modify record", D = "remove record" }
-    local extra = 0
     for id, d in pairs(delivered) do
       if not ops[id] then
-        extra = extra + 1
-      else
-        assert.equals(want_event[ops[id]], d.event, "event of change " .. id)
+        extra[#extra + 1] = id
+      elseif want_event[ops[id]] ~= d.event then
+        wrong_event[#wrong_event + 1] = id .. " as " .. d.event
       end
     end
-    assert.equals(0, extra, "changes delivered that the writer never made")
-    assert.equals(total, nrecords)
-    assert.equals(0, gaps)
+    problem(missing, string.format("of %d changes never delivered (stopped after %.1f s, %s)", total, elapsed,
+      elapsed >= DEADLINE and "the deadline" or string.format("%d s after the writer was done", CATCH_UP)))
+    problem(duplicates, "changes delivered twice (eventID and sequence number, or key and ord)")
+    problem(out_of_order, "changes out of order for their key")
+    problem(malformed, "records without pk or v (eventID)")
+    problem(extra, "changes delivered that the writer never made")
+    problem(wrong_event, "changes delivered as the wrong event")
+    if nrecords ~= ndelivered + #duplicates + #malformed then
+      problems[#problems + 1] = string.format("%d 'record' events for %d typed ones", nrecords,
+        ndelivered + #duplicates + #malformed)
+    end
+    if gaps > 0 then problems[#problems + 1] = gaps .. " 'gap' events" end
+    assert(#problems == 0, table.concat(problems, "\n"))
 
     -- Both layers of recovery were exercised: the client retried, and some
     -- failures got past its retries to the consumer (as 'error' events).
