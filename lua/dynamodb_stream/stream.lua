@@ -20,9 +20,8 @@
 local Emitter = require("dynamodb_stream.emitter")
 local seqnum = require("dynamodb_stream.seqnum")
 
-local ok_core, core = pcall(require, "dynamodb_stream.core")
-if not ok_core then core = nil end
-local NULL = core and core.null
+local core = require("dynamodb_stream.core")
+local NULL = core.null
 
 local Stream = setmetatable({}, { __index = Emitter })
 Stream.__index = Stream
@@ -102,7 +101,7 @@ end
 ---------------------------------------------------------------------- helpers
 
 local function now()
-  return core and core.monotime and core.monotime() or os.time()
+  return core.monotime()
 end
 
 local function check_position(pos, where)
@@ -560,7 +559,8 @@ function Stream:_read_shard(sh, out)
           end
           sh.sequence_number = seq
           sh.position = { type = "AFTER_SEQUENCE_NUMBER", sequence_number = seq }
-          out[#out + 1] = record
+          self._delivered_count = self._delivered_count + 1
+          if not self._running then out[#out + 1] = record end
         end
       end
 
@@ -590,7 +590,6 @@ function Stream:_read_all()
   local throttled
   local t = self._clock()
   local progressed = true
-  self._delivered = out
   while progressed do
     progressed = false
     local order = self._order
@@ -625,7 +624,7 @@ function Stream:_guarded(fn, ...)
     return self:_fail(new_error("FetchInProgress",
       "a fetch is already running on this stream (called from a listener or a timer?)"))
   end
-  self._fetching, self._delivered = true, nil
+  self._fetching, self._delivered_count = true, 0
   local ok, res, err = pcall(fn, self, ...)
   self._fetching = false
   if not ok then return self:_fail(new_error("InternalError", tostring(res))) end
@@ -741,8 +740,11 @@ end
 ---------------------------------------------------------------------- poll loop
 
 -- Polls until stop(): fetches again at once while records flow, backs off when
--- idle or failing. opts:
---   interval (s, default 1): first idle sleep; max_interval (s, default 5): cap
+-- idle or failing. The fetches inside run count the records they deliver but
+-- do not keep them, so memory does not grow with the page size. opts:
+--   interval (s, default 0.1): first idle sleep, doubling while idle up to
+--   max_interval (s, default 1), so an idle shard costs about one GetRecords a
+--   second while a change that follows activity is seen within ~0.1 s
 --   describe_interval (s, default 10): DescribeStream at least this often (and
 --     at once when a shard ended or vanished)
 --   checkpoint: a file path, or a store with load() and save(state); loaded at
@@ -756,11 +758,11 @@ function Stream:run(opts)
   if self._running or self._fetching then
     return self:_fail(new_error("FetchInProgress", "run: the stream is already being read"))
   end
-  local interval = opts.interval or 1
-  local max_interval = opts.max_interval or 5
+  local interval = opts.interval or 0.1
+  local max_interval = opts.max_interval or 1
   local describe_interval = opts.describe_interval or 10
-  local sleep = opts.sleep or (core and core.sleep)
-  if type(sleep) ~= "function" then error("run: no sleep function (core.sleep unavailable)", 2) end
+  local sleep = opts.sleep or core.sleep
+  if type(sleep) ~= "function" then error("run: sleep must be a function", 2) end
   if type(interval) ~= "number" or interval < 0 then error("run: interval must be >= 0", 2) end
   if type(max_interval) ~= "number" or max_interval < interval then
     error("run: max_interval must be >= interval", 2)
@@ -813,8 +815,7 @@ function Stream:run(opts)
     -- A fetch that only failed because some shards were throttled counts by
     -- the records the other shards delivered (the throttled ones back off on
     -- their own).
-    local delivered = records or (err.throttled and self._delivered) or nil
-    if delivered and #delivered > 0 then
+    if (records or err.throttled) and self._delivered_count > 0 then
       wait, pause = interval, 0
     else
       pause, wait = wait, math.min(wait * 2, max_interval)
