@@ -1,16 +1,28 @@
-/* core.http: blocking HTTP(S) POST through one reusable libcurl easy handle
- * per userdata, so consecutive posts reuse the kept-alive connection.
+/* core.http: HTTP(S) POSTs through libcurl's multi interface, one thread.
  *
- * Memory discipline: everything malloc'd (the CURL handle, the response
- * buffers, the request header list) is owned by the userdata and released by
- * http_close (also __gc and __close). libcurl callbacks only append into
- * those buffers and never call into Lua; results are pushed after
- * curl_easy_perform has returned, so a raise can never cross libcurl frames
- * nor leak anything. */
+ * A handle owns one multi handle (created on first use) and a pool of easy
+ * handles reused across calls. The multi handle's connection cache is shared
+ * by every transfer of the handle, so kept-alive connections are reused by
+ * http:post and http:post_many alike. http:post is post_many of one request:
+ * there is one way to set up an easy handle (http_setup), one way to run
+ * transfers (http_run) and one mapping of CURLcode to our error codes
+ * (http_error_code).
+ *
+ * A call has three phases:
+ *   1. read and check the arguments (may raise); request header lists go
+ *      straight into the userdata's request slots;
+ *   2. run the transfers: no Lua call and no raise; libcurl callbacks only
+ *      append into buffers owned by the userdata;
+ *   3. push the results (may raise on memory, leaking nothing: every buffer
+ *      is still owned by the userdata and no transfer is in flight).
+ * URL and body strings are used in place: they are anchored by the
+ * arguments, and nothing between phase 1 and the end of phase 2 allocates
+ * Lua memory (so no collection step and no finalizer can run). */
 #include <ctype.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <curl/curl.h>
@@ -23,19 +35,56 @@
 #define HTTP_DEFAULT_CONNECT_TIMEOUT 5.0
 #define HTTP_DEFAULT_TIMEOUT 30.0
 #define HTTP_DEFAULT_MAX_BODY ((lua_Integer)64 * 1024 * 1024)
-/* Response buffers above this size are released after a post instead of
- * being kept for the next one: one huge response should not pin its memory. */
+/* post_many: requests in flight at once, by default and at most. */
+#define HTTP_DEFAULT_IN_FLIGHT 16
+#define HTTP_MAX_IN_FLIGHT 1024
+/* Response buffers are kept for the next call (no malloc per response) as
+ * long as each is at most HTTP_KEEP_BUFFER_MAX and all of them together at
+ * most HTTP_KEEP_TOTAL; the rest are released: one huge response, or one
+ * wide call, should not pin its memory. */
 #define HTTP_KEEP_BUFFER_MAX (1024 * 1024)
+#define HTTP_KEEP_TOTAL (4 * 1024 * 1024)
+/* Request slots kept after a call; a wider call frees its slots at the end. */
+#define HTTP_KEEP_REQS 1024
+
+/* One request of the call in progress and, once done, its outcome. */
+typedef struct {
+    const char *url;             /* Lua strings anchored by the call's arguments */
+    const char *post;
+    size_t post_len;
+    struct curl_slist *req_head; /* owned until the transfer is done */
+    ds_buf body;                 /* response body; on failure the error message */
+    ds_buf head;                 /* raw header lines of the last status block */
+    long status;
+    CURLcode rc;
+    const char *fixed_msg; /* error message when body could not hold one */
+    int too_large;         /* set by the write callback when max_body is exceeded */
+    int no_memory;         /* set by a callback when a buffer could not grow */
+} ds_req;
+
+/* A pooled easy handle. Each is its own allocation, so the pointers libcurl
+ * holds (callback data, error buffer, private) never move. */
+typedef struct {
+    CURL *curl;
+    ds_req *req; /* the request on this handle, NULL when idle */
+    size_t max_body;
+    char errbuf[CURL_ERROR_SIZE];
+} ds_easy;
 
 typedef struct {
-    CURL *curl;                  /* NULL once closed */
-    struct curl_slist *req_head; /* request headers of the post in progress */
-    ds_buf body;                 /* response body, reused per request */
-    ds_buf head;                 /* raw header lines of the last status block */
+    int open;
+    CURLM *multi;     /* NULL until the first request */
+    ds_easy **easy;   /* the pool: n_easy handles, room for cap_easy */
+    size_t n_easy, cap_easy;
+    ds_req *reqs;     /* request slots, room for cap_reqs */
+    size_t cap_reqs;
+    long conn_limit;  /* CURLMOPT_MAX_TOTAL/HOST_CONNECTIONS now set, 0 before */
+    long cache_size;  /* CURLMOPT_MAXCONNECTS now set, 0 before */
+    /* Options every easy handle gets. */
+    long connect_ms, total_ms;
+    int verify;
+    char *ca_file; /* owned copy or NULL */
     size_t max_body;
-    int too_large; /* set by the write callback when max_body is exceeded */
-    int no_memory; /* set by a callback when a buffer could not grow */
-    char errbuf[CURL_ERROR_SIZE];
 } ds_http;
 
 /* ---------------------------------------------------------------------------
@@ -44,14 +93,17 @@ typedef struct {
 
 static size_t http_on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 {
-    ds_http *h = ud;
+    ds_easy *e = ud;
+    ds_req *r = e->req;
     size_t n = size * nmemb;
-    if (n > h->max_body - h->body.len) { /* body.len <= max_body always */
-        h->too_large = 1;
+    if (r == NULL)
+        return 0;
+    if (n > e->max_body - r->body.len) { /* body.len <= max_body always */
+        r->too_large = 1;
         return 0;
     }
-    if (ds_buf_append(&h->body, ptr, n) != 0) {
-        h->no_memory = 1;
+    if (ds_buf_append(&r->body, ptr, n) != 0) {
+        r->no_memory = 1;
         return 0;
     }
     return n;
@@ -59,14 +111,17 @@ static size_t http_on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 
 static size_t http_on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 {
-    ds_http *h = ud;
+    ds_easy *e = ud;
+    ds_req *r = e->req;
     size_t n = size * nmemb;
+    if (r == NULL)
+        return 0;
     /* A new status line starts a new header block (after 100 Continue, a
      * proxy's CONNECT answer, ...): only the last block is reported. */
     if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0)
-        ds_buf_reset(&h->head);
-    if (ds_buf_append(&h->head, ptr, n) != 0) {
-        h->no_memory = 1;
+        ds_buf_reset(&r->head);
+    if (ds_buf_append(&r->head, ptr, n) != 0) {
+        r->no_memory = 1;
         return 0;
     }
     return n;
@@ -78,7 +133,7 @@ static size_t http_on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 static ds_http *http_check_open(lua_State *L, int idx)
 {
     ds_http *h = luaL_checkudata(L, idx, DS_HTTP_MT);
-    if (h->curl == NULL)
+    if (!h->open)
         luaL_error(L, "http handle is closed");
     return h;
 }
@@ -101,32 +156,27 @@ static long http_opt_ms(lua_State *L, int opts, const char *name, double def)
     return ms > 0 ? ms : 1;
 }
 
-static void http_free_req_head(ds_http *h)
-{
-    curl_slist_free_all(h->req_head);
-    h->req_head = NULL;
-}
-
-/* Options that never change for the life of the handle. Called once from
- * http_new; curl_easy_reset is never used, so they persist across posts. */
-static CURLcode http_setup(ds_http *h, long connect_ms, long total_ms, int verify,
-                           const char *ca_file)
+/* The options of every easy handle, set once when it is made; never
+ * curl_easy_reset, so they persist across transfers. Per-transfer options
+ * are set by http_start and cleared by http_detach. */
+static CURLcode http_setup(const ds_http *h, ds_easy *e)
 {
     CURLcode rc = CURLE_OK;
-    CURL *c = h->curl;
+    CURL *c = e->curl;
 #define HTTP_SET(opt, val)                                                                 \
     do {                                                                                   \
         if (rc == CURLE_OK)                                                                \
             rc = curl_easy_setopt(c, opt, val);                                            \
     } while (0)
     HTTP_SET(CURLOPT_NOSIGNAL, 1L); /* no SIGALRM for timeouts: thread-safe */
-    HTTP_SET(CURLOPT_ERRORBUFFER, h->errbuf);
+    HTTP_SET(CURLOPT_PRIVATE, (void *)e);
+    HTTP_SET(CURLOPT_ERRORBUFFER, e->errbuf);
     HTTP_SET(CURLOPT_WRITEFUNCTION, http_on_body);
-    HTTP_SET(CURLOPT_WRITEDATA, (void *)h);
+    HTTP_SET(CURLOPT_WRITEDATA, (void *)e);
     HTTP_SET(CURLOPT_HEADERFUNCTION, http_on_header);
-    HTTP_SET(CURLOPT_HEADERDATA, (void *)h);
-    HTTP_SET(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-    HTTP_SET(CURLOPT_TIMEOUT_MS, total_ms);
+    HTTP_SET(CURLOPT_HEADERDATA, (void *)e);
+    HTTP_SET(CURLOPT_CONNECTTIMEOUT_MS, h->connect_ms);
+    HTTP_SET(CURLOPT_TIMEOUT_MS, h->total_ms);
     HTTP_SET(CURLOPT_TCP_KEEPALIVE, 1L);
     HTTP_SET(CURLOPT_FOLLOWLOCATION, 0L);
     /* Only http and https, also on any redirect (not followed anyway). */
@@ -139,18 +189,168 @@ static CURLcode http_setup(ds_http *h, long connect_ms, long total_ms, int verif
     /* No CURLOPT_ACCEPT_ENCODING: no Accept-Encoding is sent, bodies arrive
      * as they are. No CURLOPT_PROXY: libcurl reads the proxy variables of
      * the environment (http_proxy, HTTPS_PROXY, NO_PROXY) itself. */
-    HTTP_SET(CURLOPT_SSL_VERIFYPEER, verify ? 1L : 0L);
-    HTTP_SET(CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
-    if (ca_file != NULL)
-        HTTP_SET(CURLOPT_CAINFO, ca_file);
+    HTTP_SET(CURLOPT_SSL_VERIFYPEER, h->verify ? 1L : 0L);
+    HTTP_SET(CURLOPT_SSL_VERIFYHOST, h->verify ? 2L : 0L);
+    if (h->ca_file != NULL)
+        HTTP_SET(CURLOPT_CAINFO, h->ca_file);
 #undef HTTP_SET
     return rc;
 }
 
-/* The error code for a failed transfer (see HACKING.md, HTTP). */
-static const char *http_error_code(const ds_http *h, CURLcode rc)
+/* Adds one configured easy handle to the pool. Raises on failure; the pool
+ * owns whatever was made. */
+static void http_grow_pool(lua_State *L, ds_http *h)
 {
-    switch (rc) {
+    if (h->n_easy == h->cap_easy) {
+        size_t cap = h->cap_easy ? h->cap_easy * 2 : 4;
+        ds_easy **a = realloc(h->easy, cap * sizeof *a);
+        if (a == NULL)
+            luaL_error(L, "out of memory");
+        h->easy = a;
+        h->cap_easy = cap;
+    }
+    ds_easy *e = calloc(1, sizeof *e);
+    if (e == NULL)
+        luaL_error(L, "out of memory");
+    e->max_body = h->max_body;
+    h->easy[h->n_easy++] = e; /* owned from here on */
+    if ((e->curl = curl_easy_init()) == NULL)
+        luaL_error(L, "curl_easy_init failed");
+    CURLcode rc = http_setup(h, e);
+    if (rc != CURLE_OK)
+        luaL_error(L, "cannot configure libcurl: %s", curl_easy_strerror(rc));
+}
+
+/* Frees the header lists a raise in phase 1 may have left in the slots. */
+static void http_clear_reqs(ds_http *h)
+{
+    for (size_t i = 0; i < h->cap_reqs; i++) {
+        curl_slist_free_all(h->reqs[i].req_head);
+        h->reqs[i].req_head = NULL;
+    }
+}
+
+/* Makes room for n requests with up to in_flight at once: request slots,
+ * the multi handle, pooled easy handles, connection limits. Raises on
+ * failure, leaking nothing. */
+static void http_reserve(lua_State *L, ds_http *h, size_t n, long in_flight)
+{
+    http_clear_reqs(h);
+    if (n > h->cap_reqs) {
+        if (n > SIZE_MAX / sizeof *h->reqs)
+            luaL_error(L, "out of memory");
+        ds_req *a = realloc(h->reqs, n * sizeof *a);
+        if (a == NULL)
+            luaL_error(L, "out of memory");
+        memset(a + h->cap_reqs, 0, (n - h->cap_reqs) * sizeof *a);
+        h->reqs = a;
+        h->cap_reqs = n;
+    }
+    if (h->multi == NULL && (h->multi = curl_multi_init()) == NULL)
+        luaL_error(L, "curl_multi_init failed");
+    size_t want = n < (size_t)in_flight ? n : (size_t)in_flight;
+    while (h->n_easy < want)
+        http_grow_pool(L, h);
+    /* At most in_flight connections open at once, to any host; idle ones
+     * are kept (up to the widest call so far) for the next call to reuse. */
+    if (h->conn_limit != in_flight) {
+        curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, in_flight);
+        curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, in_flight);
+        h->conn_limit = in_flight;
+    }
+    if (h->cache_size < in_flight) {
+        curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, in_flight);
+        h->cache_size = in_flight;
+    }
+}
+
+/* Raises "bad argument" naming the request (reqno > 0, post_many) or not. */
+static int http_req_error(lua_State *L, int arg, lua_Integer reqno, const char *msg)
+{
+    if (reqno > 0)
+        msg = lua_pushfstring(L, "request %I: %s", reqno, msg);
+    return luaL_argerror(L, arg, msg);
+}
+
+/* Is the scheme of url http:// or https:// (any case)? */
+static int http_scheme_ok(const char *url)
+{
+    static const char *const schemes[] = {"http://", "https://"};
+    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
+        size_t n = strlen(schemes[i]);
+        size_t j = 0;
+        while (j < n && url[j] != '\0' && tolower((unsigned char)url[j]) == schemes[i][j])
+            j++;
+        if (j == n)
+            return 1;
+    }
+    return 0;
+}
+
+/* Phase 1 for one request: the URL, header list and body at stack indices
+ * iu, ih, ib (strings, a table or nil, a string or nil; argument numbers
+ * au, ah, ab for messages) go into r. Raises on a bad argument: the header
+ * list is already owned by r. Header values never reach an error message:
+ * they carry Authorization. Allocates no Lua memory unless it raises. */
+static void http_read_request(lua_State *L, ds_req *r, int iu, int ih, int ib, int au, int ah,
+                              int ab, lua_Integer reqno)
+{
+    size_t url_len, body_len = 0;
+    if (lua_type(L, iu) != LUA_TSTRING)
+        http_req_error(L, au, reqno, lua_pushfstring(L, "URL must be a string, got %s",
+                                                     luaL_typename(L, iu)));
+    const char *url = lua_tolstring(L, iu, &url_len);
+    if (strlen(url) != url_len)
+        http_req_error(L, au, reqno, "URL contains a NUL byte");
+    if (!http_scheme_ok(url))
+        http_req_error(L, au, reqno, "URL scheme must be http:// or https://");
+    int t = lua_type(L, ih);
+    if (t != LUA_TNIL && t != LUA_TNONE && t != LUA_TTABLE)
+        http_req_error(L, ah, reqno, lua_pushfstring(L, "headers must be a table, got %s",
+                                                     luaL_typename(L, ih)));
+    t = lua_type(L, ib);
+    if (t != LUA_TNIL && t != LUA_TNONE && t != LUA_TSTRING)
+        http_req_error(L, ab, reqno, lua_pushfstring(L, "body must be a string, got %s",
+                                                     luaL_typename(L, ib)));
+    const char *body = t == LUA_TSTRING ? lua_tolstring(L, ib, &body_len) : "";
+
+    /* Without a value, "Expect:" stops libcurl from sending
+     * "Expect: 100-continue" (and waiting for the answer) on large bodies. */
+    if ((r->req_head = curl_slist_append(NULL, "Expect:")) == NULL)
+        luaL_error(L, "out of memory");
+    if (lua_istable(L, ih)) {
+        lua_Integer n = (lua_Integer)lua_rawlen(L, ih);
+        for (lua_Integer i = 1; i <= n; i++) {
+            size_t len;
+            if (lua_rawgeti(L, ih, i) != LUA_TSTRING)
+                http_req_error(L, ah, reqno, lua_pushfstring(L, "header %I must be a string, got %s",
+                                                             i, luaL_typename(L, -1)));
+            const char *line = lua_tolstring(L, -1, &len);
+            if (strlen(line) != len || strpbrk(line, "\r\n") != NULL)
+                http_req_error(L, ah, reqno,
+                               lua_pushfstring(L, "header %I contains CR, LF or NUL", i));
+            struct curl_slist *l = curl_slist_append(r->req_head, line);
+            if (l == NULL)
+                luaL_error(L, "out of memory");
+            r->req_head = l;
+            lua_pop(L, 1);
+        }
+    }
+    r->url = url;
+    r->post = body;
+    r->post_len = body_len;
+    r->status = 0;
+    r->rc = CURLE_OK;
+    r->fixed_msg = NULL;
+    r->too_large = r->no_memory = 0;
+    ds_buf_reset(&r->body);
+    ds_buf_reset(&r->head);
+}
+
+/* The error code for a failed transfer (see HACKING.md, HTTP). */
+static const char *http_error_code(const ds_req *r)
+{
+    switch (r->rc) {
     case CURLE_COULDNT_CONNECT:
         return "ConnectionRefused";
     case CURLE_COULDNT_RESOLVE_HOST:
@@ -182,7 +382,7 @@ static const char *http_error_code(const ds_http *h, CURLcode rc)
     case CURLE_FILESIZE_EXCEEDED:
         return "ResponseTooLarge";
     case CURLE_WRITE_ERROR:
-        return h->too_large ? "ResponseTooLarge" : "HttpError";
+        return r->too_large ? "ResponseTooLarge" : "HttpError";
     default:
         return "HttpError";
     }
@@ -209,27 +409,158 @@ static void http_url_host(const char *url, char *out, size_t outlen)
     curl_url_cleanup(u);
 }
 
-/* Is the scheme of url http:// or https:// (any case)? */
-static int http_scheme_ok(const char *url)
+/* Records a failure of r: rc and the message "what (POST to host)" in
+ * r->body (the response body is of no use then). what is libcurl's error
+ * buffer, or NULL for its generic text. */
+static void http_set_failure(ds_req *r, CURLcode rc, const char *what)
 {
-    static const char *const schemes[] = {"http://", "https://"};
-    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
-        size_t n = strlen(schemes[i]);
-        size_t j = 0;
-        while (j < n && url[j] != '\0' && tolower((unsigned char)url[j]) == schemes[i][j])
-            j++;
-        if (j == n)
-            return 1;
-    }
-    return 0;
+    char host[256], msg[CURL_ERROR_SIZE + 384];
+    r->rc = rc;
+    if (what == NULL || what[0] == '\0')
+        what = curl_easy_strerror(rc);
+    if (r->too_large || rc == CURLE_FILESIZE_EXCEEDED)
+        what = "response body larger than max_body";
+    else if (r->no_memory)
+        what = "out of memory while reading the response";
+    http_url_host(r->url, host, sizeof host);
+    int len = snprintf(msg, sizeof msg, "%s (POST to %s)", what, host);
+    if (len < 0)
+        len = 0;
+    else if ((size_t)len >= sizeof msg)
+        len = (int)sizeof msg - 1;
+    ds_buf_reset(&r->body);
+    ds_buf_reset(&r->head);
+    if (ds_buf_append(&r->body, msg, (size_t)len) != 0)
+        r->fixed_msg = "out of memory";
 }
 
-/* Pushes a table of the header lines in h->head: lower-case name -> value,
- * repeated headers joined with ", ". The status line and malformed lines are
- * skipped. h->head is owned by the userdata, so a raise here leaks nothing. */
-static void http_push_headers(lua_State *L, const ds_http *h)
+/* Drops what the easy handle refers to of the request (Lua-owned or
+ * per-request memory) and frees its header list. */
+static void http_detach(ds_easy *e)
 {
-    const char *p = h->head.data, *end = p + h->head.len;
+    CURL *c = e->curl;
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
+    if (e->req != NULL) {
+        curl_slist_free_all(e->req->req_head);
+        e->req->req_head = NULL;
+        e->req = NULL;
+    }
+}
+
+/* Starts r on the idle easy handle e. 0 when it is in flight; -1 when it
+ * failed at once (r records why). */
+static int http_start(ds_http *h, ds_easy *e, ds_req *r)
+{
+    CURL *c = e->curl;
+    e->req = r;
+    e->errbuf[0] = '\0';
+    CURLcode rc = curl_easy_setopt(c, CURLOPT_URL, r->url);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(c, CURLOPT_HTTPHEADER, r->req_head);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(c, CURLOPT_POST, 1L);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->post_len);
+    if (rc == CURLE_OK) /* not copied: the string stays anchored until the transfer is done */
+        rc = curl_easy_setopt(c, CURLOPT_POSTFIELDS, r->post);
+    if (rc == CURLE_OK) {
+        CURLMcode mc = curl_multi_add_handle(h->multi, c);
+        if (mc == CURLM_OK)
+            return 0;
+        rc = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+        http_set_failure(r, rc, curl_multi_strerror(mc));
+    } else {
+        http_set_failure(r, rc, e->errbuf);
+    }
+    http_detach(e);
+    return -1;
+}
+
+/* Ends the transfer on e with result rc (CURLE_OK or a failure) and
+ * returns e to the idle pool. what overrides libcurl's error text. */
+static void http_finish(ds_http *h, ds_easy *e, CURLcode rc, const char *what)
+{
+    ds_req *r = e->req;
+    curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_multi_remove_handle(h->multi, e->curl);
+    if (rc != CURLE_OK)
+        http_set_failure(r, rc, what ? what : e->errbuf);
+    else
+        r->rc = CURLE_OK;
+    http_detach(e);
+}
+
+static ds_easy *http_idle_easy(ds_http *h)
+{
+    for (size_t i = 0; i < h->n_easy; i++)
+        if (h->easy[i]->req == NULL)
+            return h->easy[i];
+    return NULL; /* not reached: http_reserve made min(n, in_flight) handles */
+}
+
+/* Phase 2: runs h->reqs[0 .. n-1] with at most in_flight at once, waiting in
+ * curl_multi_poll (no busy loop). No Lua here. Every request ends with
+ * r->rc set and no transfer left in the multi handle. */
+static void http_run(ds_http *h, size_t n, size_t in_flight)
+{
+    size_t next = 0, active = 0;
+    for (;;) {
+        /* Start requests while there is room. */
+        while (active < in_flight && next < n) {
+            ds_easy *e = http_idle_easy(h);
+            if (e == NULL)
+                break;
+            if (http_start(h, e, &h->reqs[next++]) == 0)
+                active++;
+        }
+        if (active == 0 && next >= n)
+            return;
+        int running = 0;
+        CURLMcode mc = curl_multi_perform(h->multi, &running);
+        if (mc == CURLM_OK) {
+            CURLMsg *msg;
+            int left;
+            size_t done = 0;
+            while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
+                if (msg->msg != CURLMSG_DONE)
+                    continue;
+                char *p = NULL;
+                curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &p);
+                ds_easy *e = (ds_easy *)(void *)p;
+                CURLcode rc = msg->data.result; /* msg is invalid after the removal */
+                if (e == NULL || e->req == NULL)
+                    continue; /* not ours: cannot happen */
+                http_finish(h, e, rc, NULL);
+                active--;
+                done++;
+            }
+            if (done > 0 && next < n)
+                continue; /* start the next ones before waiting */
+            if (active > 0)
+                mc = curl_multi_poll(h->multi, NULL, 0, 1000, NULL);
+        }
+        if (mc != CURLM_OK) {
+            /* The multi handle itself failed (memory): fail what is in flight
+             * and what has not started, rather than spin. */
+            const char *what = curl_multi_strerror(mc);
+            for (size_t i = 0; i < h->n_easy; i++)
+                if (h->easy[i]->req != NULL)
+                    http_finish(h, h->easy[i], CURLE_OUT_OF_MEMORY, what);
+            for (; next < n; next++)
+                http_set_failure(&h->reqs[next], CURLE_OUT_OF_MEMORY, what);
+            return;
+        }
+    }
+}
+
+/* Pushes a table of the header lines in r->head: lower-case name -> value,
+ * repeated headers joined with ", ". The status line and malformed lines are
+ * skipped. r->head is owned by the userdata, so a raise here leaks nothing. */
+static void http_push_headers(lua_State *L, const ds_req *r)
+{
+    const char *p = r->head.data, *end = p + r->head.len;
     lua_newtable(L);
     while (p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
@@ -264,15 +595,53 @@ static void http_push_headers(lua_State *L, const ds_http *h)
     }
 }
 
-/* Releases the response buffers when they grew big; otherwise keeps them. */
-static void http_trim_buffers(ds_http *h)
+/* Phase 3 for one request: pushes status, body, headers or nil, "Code:
+ * message", "Code". Returns 3. */
+static int http_push_result(lua_State *L, const ds_req *r)
 {
-    if (h->body.cap > HTTP_KEEP_BUFFER_MAX)
-        ds_buf_free(&h->body);
-    if (h->head.cap > HTTP_KEEP_BUFFER_MAX)
-        ds_buf_free(&h->head);
-    ds_buf_reset(&h->body);
-    ds_buf_reset(&h->head);
+    if (r->rc != CURLE_OK) {
+        lua_pushnil(L);
+        if (r->fixed_msg != NULL)
+            lua_pushfstring(L, "%s: %s", http_error_code(r), r->fixed_msg);
+        else {
+            lua_pushfstring(L, "%s: ", http_error_code(r));
+            lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
+            lua_concat(L, 2);
+        }
+        lua_pushstring(L, http_error_code(r));
+        return 3;
+    }
+    lua_pushinteger(L, (lua_Integer)r->status);
+    lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
+    http_push_headers(L, r);
+    return 3;
+}
+
+/* After a call: keeps response buffers within HTTP_KEEP_BUFFER_MAX each and
+ * HTTP_KEEP_TOTAL in all, and the request slots within HTTP_KEEP_REQS. */
+static void http_trim(ds_http *h)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < h->cap_reqs; i++) {
+        ds_buf *bufs[2] = {&h->reqs[i].body, &h->reqs[i].head};
+        for (int j = 0; j < 2; j++) {
+            if (bufs[j]->cap > HTTP_KEEP_BUFFER_MAX || kept + bufs[j]->cap > HTTP_KEEP_TOTAL)
+                ds_buf_free(bufs[j]);
+            kept += bufs[j]->cap;
+            ds_buf_reset(bufs[j]);
+        }
+        curl_slist_free_all(h->reqs[i].req_head);
+        h->reqs[i].req_head = NULL;
+    }
+    if (h->cap_reqs > HTTP_KEEP_REQS) {
+        for (size_t i = 0; i < h->cap_reqs; i++) {
+            ds_buf_free(&h->reqs[i].body);
+            ds_buf_free(&h->reqs[i].head);
+        }
+        free(h->reqs);
+        h->reqs = NULL;
+        h->cap_reqs = 0;
+    }
 }
 
 /* ---------------------------------------------------------------------------
@@ -287,107 +656,107 @@ static void http_trim_buffers(ds_http *h)
 static int http_post(lua_State *L)
 {
     ds_http *h = http_check_open(L, 1);
-    size_t url_len, body_len = 0;
-    const char *url = luaL_checklstring(L, 2, &url_len);
-    const char *body = "";
-    luaL_argcheck(L, strlen(url) == url_len, 2, "URL contains a NUL byte");
-    luaL_argcheck(L, http_scheme_ok(url), 2, "URL scheme must be http:// or https://");
-    if (!lua_isnoneornil(L, 3))
-        luaL_checktype(L, 3, LUA_TTABLE);
+    luaL_checkstring(L, 2); /* numbers become strings in place, as before */
     if (!lua_isnoneornil(L, 4))
-        body = luaL_checklstring(L, 4, &body_len);
+        luaL_checkstring(L, 4);
+    lua_settop(L, 4);
+    http_reserve(L, h, 1, 1);
+    http_read_request(L, &h->reqs[0], 2, 3, 4, 2, 3, 4, 0);
+    http_run(h, 1, 1);
+    int n = http_push_result(L, &h->reqs[0]);
+    http_trim(h);
+    return n;
+}
 
-    /* The header list is anchored in h: a raise while building it (memory)
-     * leaves it to the next post or to close. Values never reach an error
-     * message: they carry Authorization. */
-    http_free_req_head(h);
-    /* Without a value, "Expect:" stops libcurl from sending
-     * "Expect: 100-continue" (and waiting for the answer) on large bodies. */
-    struct curl_slist *l = curl_slist_append(NULL, "Expect:");
-    if (l == NULL)
-        return luaL_error(L, "out of memory");
-    h->req_head = l;
-    if (lua_istable(L, 3)) {
-        lua_Integer n = (lua_Integer)lua_rawlen(L, 3);
-        for (lua_Integer i = 1; i <= n; i++) {
-            size_t len;
-            if (lua_rawgeti(L, 3, i) != LUA_TSTRING)
-                return luaL_argerror(L, 3, lua_pushfstring(L, "header %I must be a string, got %s", i,
-                                                           luaL_typename(L, -1)));
-            const char *line = lua_tolstring(L, -1, &len);
-            if (strlen(line) != len || strpbrk(line, "\r\n") != NULL)
-                return luaL_argerror(L, 3, lua_pushfstring(L, "header %I contains CR, LF or NUL", i));
-            if ((l = curl_slist_append(h->req_head, line)) == NULL)
-                return luaL_error(L, "out of memory");
-            h->req_head = l;
+/* http:post_many(requests [, max_in_flight]) -> results
+ *
+ * requests is a sequence of { url, headers, body } (the arguments of post);
+ * results has one entry per request, in the same order: { status, body,
+ * headers } or { nil, "Code: message", "Code" }, i.e. what post would have
+ * returned, packed (table.unpack(results[i], 1, 3)). At most max_in_flight
+ * (default 16, 1 .. 1024) are in flight at once, over as many connections. */
+static int http_post_many(lua_State *L)
+{
+    ds_http *h = http_check_open(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_Integer in_flight = luaL_optinteger(L, 3, HTTP_DEFAULT_IN_FLIGHT);
+    luaL_argcheck(L, in_flight >= 1 && in_flight <= HTTP_MAX_IN_FLIGHT, 3,
+                  "max_in_flight must be an integer from 1 to 1024");
+    lua_settop(L, 3);
+    size_t n = (size_t)lua_rawlen(L, 2);
+    if (n == 0) {
+        lua_newtable(L);
+        return 1;
+    }
+    luaL_checkstack(L, 8, NULL);
+    http_reserve(L, h, n, (long)in_flight);
+    for (size_t i = 0; i < n; i++) {
+        lua_Integer reqno = (lua_Integer)i + 1;
+        if (lua_rawgeti(L, 2, reqno) != LUA_TTABLE)
+            http_req_error(L, 2, reqno, lua_pushfstring(L, "must be a table { url, headers, body }, got %s",
+                                                        luaL_typename(L, -1)));
+        lua_rawgeti(L, 4, 1); /* 5: url */
+        lua_rawgeti(L, 4, 2); /* 6: headers */
+        lua_rawgeti(L, 4, 3); /* 7: body */
+        http_read_request(L, &h->reqs[i], 5, 6, 7, 2, 2, 2, reqno);
+        lua_settop(L, 3); /* the strings stay anchored by requests[i] */
+    }
+    http_run(h, n, (size_t)in_flight);
+
+    lua_createtable(L, n <= INT_MAX ? (int)n : INT_MAX, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_createtable(L, 3, 0);
+        http_push_result(L, &h->reqs[i]); /* t, r, a, b, c */
+        lua_rawseti(L, -4, 3);
+        lua_rawseti(L, -3, 2);
+        if (lua_isnil(L, -1))
             lua_pop(L, 1);
-        }
+        else
+            lua_rawseti(L, -2, 1);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+        /* Release what will not be kept as soon as it is copied. */
+        if (h->reqs[i].body.cap > HTTP_KEEP_BUFFER_MAX)
+            ds_buf_free(&h->reqs[i].body);
     }
-
-    CURL *c = h->curl;
-    CURLcode rc = curl_easy_setopt(c, CURLOPT_URL, url);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->req_head);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(c, CURLOPT_POST, 1L);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-    if (rc == CURLE_OK) /* not copied: the string stays on the stack during perform */
-        rc = curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-
-    ds_buf_reset(&h->body);
-    ds_buf_reset(&h->head);
-    h->too_large = h->no_memory = 0;
-    h->errbuf[0] = '\0';
-    if (rc == CURLE_OK)
-        rc = curl_easy_perform(c);
-
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    /* Drop what refers to Lua-owned or per-request memory before pushing. */
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
-    http_free_req_head(h);
-
-    if (rc != CURLE_OK) {
-        const char *code = http_error_code(h, rc);
-        const char *what = h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc);
-        char host[256], msg[CURL_ERROR_SIZE + 384];
-        if (h->too_large || rc == CURLE_FILESIZE_EXCEEDED)
-            what = "response body larger than max_body";
-        else if (h->no_memory)
-            what = "out of memory while reading the response";
-        http_url_host(url, host, sizeof host);
-        snprintf(msg, sizeof msg, "%s (POST to %s)", what, host);
-        http_trim_buffers(h);
-        return ds_fail(L, code, msg);
-    }
-
-    lua_pushinteger(L, (lua_Integer)status);
-    lua_pushlstring(L, h->body.data ? h->body.data : "", h->body.len);
-    http_push_headers(L, h);
-    http_trim_buffers(h);
-    return 3;
+    http_trim(h);
+    return 1;
 }
 
 static int http_close(lua_State *L)
 {
     ds_http *h = luaL_checkudata(L, 1, DS_HTTP_MT);
-    if (h->curl != NULL) {
-        curl_easy_cleanup(h->curl);
-        h->curl = NULL;
+    /* Easy handles are never in the multi handle between calls; libcurl's
+     * order: remove (done), clean up the easy handles, then the multi. */
+    for (size_t i = 0; i < h->n_easy; i++) {
+        if (h->easy[i]->curl != NULL)
+            curl_easy_cleanup(h->easy[i]->curl);
+        free(h->easy[i]);
     }
-    http_free_req_head(h);
-    ds_buf_free(&h->body);
-    ds_buf_free(&h->head);
+    free(h->easy);
+    h->easy = NULL;
+    h->n_easy = h->cap_easy = 0;
+    if (h->multi != NULL) {
+        curl_multi_cleanup(h->multi);
+        h->multi = NULL;
+    }
+    for (size_t i = 0; i < h->cap_reqs; i++) {
+        curl_slist_free_all(h->reqs[i].req_head);
+        ds_buf_free(&h->reqs[i].body);
+        ds_buf_free(&h->reqs[i].head);
+    }
+    free(h->reqs);
+    h->reqs = NULL;
+    h->cap_reqs = 0;
+    free(h->ca_file);
+    h->ca_file = NULL;
+    h->open = 0;
     return 0;
 }
 
 static int http_tostring(lua_State *L)
 {
     ds_http *h = luaL_checkudata(L, 1, DS_HTTP_MT);
-    lua_pushfstring(L, DS_HTTP_MT " (%p)%s", (void *)h, h->curl ? "" : " closed");
+    lua_pushfstring(L, DS_HTTP_MT " (%p)%s", (void *)h, h->open ? "" : " closed");
     return 1;
 }
 
@@ -419,7 +788,7 @@ static int http_new(lua_State *L)
         size_t len;
         if (t != LUA_TSTRING)
             return luaL_error(L, "option 'ca_file' must be a string, got %s", luaL_typename(L, -1));
-        ca_file = lua_tolstring(L, -1, &len); /* stays on the stack until setup copied it */
+        ca_file = lua_tolstring(L, -1, &len); /* stays on the stack until copied */
         if (strlen(ca_file) != len)
             return luaL_error(L, "option 'ca_file' contains a NUL byte");
     }
@@ -437,17 +806,21 @@ static int http_new(lua_State *L)
     ds_http *h = lua_newuserdatauv(L, sizeof *h, 0);
     memset(h, 0, sizeof *h);
     luaL_setmetatable(L, DS_HTTP_MT);
+    h->open = 1;
+    h->connect_ms = connect_ms;
+    h->total_ms = total_ms;
+    h->verify = verify;
     h->max_body = (size_t)max_body;
-    if ((h->curl = curl_easy_init()) == NULL)
-        return luaL_error(L, "curl_easy_init failed");
-    CURLcode rc = http_setup(h, connect_ms, total_ms, verify, ca_file);
-    if (rc != CURLE_OK) /* h owns the handle: the raise leaks nothing */
-        return luaL_error(L, "cannot configure libcurl: %s", curl_easy_strerror(rc));
+    if (ca_file != NULL && (h->ca_file = strdup(ca_file)) == NULL)
+        return luaL_error(L, "out of memory");
+    /* One easy handle now: a configuration libcurl refuses fails here. */
+    http_grow_pool(L, h);
     return 1;
 }
 
 static const luaL_Reg http_methods[] = {
     {"post", http_post},
+    {"post_many", http_post_many},
     {"close", http_close},
     {NULL, NULL},
 };

@@ -1,0 +1,250 @@
+-- http:post_many against the loopback server (spec/support/http_server.py):
+-- parallel POSTs over one libcurl multi handle. Also run under valgrind by
+-- scripts/run-specs, so keep it quick.
+local core = require("dynamodb_stream.core")
+
+local SECRET = "AKIA-SECRET-multi-1a2b3c4d"
+local AUTH = "Authorization: AWS4-HMAC-SHA256 Credential=" .. SECRET
+
+local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec/core"
+local SERVER = here .. "/../support/http_server.py"
+local PYTHON = io.open("/usr/bin/python3") and "/usr/bin/python3" or "python3"
+
+local function sh_quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+-- http_server.py listens with Python's default backlog of 5: 64 connections
+-- opened at once overflow it and some wait for SYN retransmits (1 s, 3 s, ...).
+-- Run it with a deeper backlog without touching the file.
+local function start_server()
+  local boot = "import runpy, sys, http.server as s; s.ThreadingHTTPServer.request_queue_size = 256; "
+    .. "sys.argv = [sys.argv[1]]; runpy.run_path(sys.argv[0], run_name='__main__')"
+  local pipe = assert(io.popen("exec " .. PYTHON .. " -c " .. sh_quote(boot) .. " " .. sh_quote(SERVER)))
+  local srv = { pipe = pipe }
+  for k, v in (pipe:read("l") or ""):gmatch("(%w+)=(%d+)") do srv[k] = tonumber(v) end
+  return srv
+end
+
+local function stop_server(srv)
+  if srv and srv.pid then os.execute("kill " .. srv.pid .. " 2>/dev/null") end
+  if srv and srv.pipe then srv.pipe:close() end
+end
+
+-- The /echo answer: method, headers (lower-case name -> value), body.
+local function parse_echo(text)
+  local head, body = text:match("^(.-)\n\n(.*)$")
+  local r = { headers = {}, body = body }
+  for line in head:gmatch("[^\n]+") do
+    r.method = r.method or line:match("^method (.*)$")
+    local name, value = line:match("^header ([^:]+): ?(.*)$")
+    if name then r.headers[name:lower()] = value end
+  end
+  return r
+end
+
+local function elapsed(f)
+  local t0 = core.monotime()
+  local r = f()
+  return core.monotime() - t0, r
+end
+
+-- A result of post_many that is a transport failure with the given code.
+local function assert_failed(code, r, label)
+  assert.is_nil(r[1], label .. ": expected a failure, got status " .. tostring(r[1]))
+  assert.equals(code, r[3], label .. ": " .. tostring(r[2]))
+  assert.equals(code, r[2]:match("^(%w+): "), label)
+  assert.is_nil(r[2]:find(SECRET, 1, true), label .. ": error message leaks a header value")
+end
+
+describe("core.http post_many", function()
+  local srv, base, http
+
+  setup(function()
+    srv = start_server()
+    assert(srv.http and srv.refused, "the loopback server did not start")
+    base = "http://127.0.0.1:" .. srv.http
+  end)
+
+  teardown(function()
+    stop_server(srv)
+  end)
+
+  before_each(function()
+    http = core.http({ timeout = 5, connect_timeout = 2 })
+  end)
+
+  after_each(function()
+    http:close()
+  end)
+
+  it("returns an empty sequence for no requests", function()
+    local results = http:post_many({})
+    assert.same({}, results)
+    assert.same({}, http:post_many({}, 1))
+  end)
+
+  it("returns the results in the order of the requests, headers and bodies intact", function()
+    local reqs = {}
+    for i = 1, 12 do
+      if i % 3 == 0 then
+        reqs[i] = { base .. "/status/" .. (500 + i) }
+      else
+        local body = ("req %d \0 \255 {\"i\":%d}"):format(i, i) .. ("x"):rep(i * 100)
+        reqs[i] = { base .. "/echo", { "X-Amz-Target: Test.Op" .. i, AUTH }, body }
+      end
+    end
+    local results = http:post_many(reqs, 5)
+    assert.equals(#reqs, #results)
+    for i, r in ipairs(results) do
+      if i % 3 == 0 then
+        assert.equals(500 + i, r[1])
+        assert.equals("status " .. (500 + i), r[2])
+      else
+        assert.equals(200, r[1])
+        assert.equals("table", type(r[3]))
+        local echo = parse_echo(r[2])
+        assert.equals("POST", echo.method)
+        assert.equals(reqs[i][3], echo.body)
+        assert.equals("Test.Op" .. i, echo.headers["x-amz-target"])
+        assert.equals(AUTH:match(": (.*)$"), echo.headers["authorization"])
+        assert.is_nil(echo.headers["expect"])
+      end
+    end
+  end)
+
+  it("runs 64 slow requests at once in about the time of one", function()
+    local reqs = {}
+    for i = 1, 64 do reqs[i] = { base .. "/slow/200", {}, "{}" } end
+    local t, results = elapsed(function() return http:post_many(reqs, 64) end)
+    for i, r in ipairs(results) do assert.equals(200, r[1], "request " .. i .. ": " .. tostring(r[2])) end
+    assert.is_true(t >= 0.2, t)
+    assert.is_true(t < 2, ("64 x 200 ms took %.2f s"):format(t))
+  end)
+
+  it("keeps at most max_in_flight requests in flight (16 by default)", function()
+    local reqs = {}
+    for i = 1, 8 do reqs[i] = { base .. "/slow/200" } end
+    local t, results = elapsed(function() return http:post_many(reqs, 4) end)
+    for _, r in ipairs(results) do assert.equals(200, r[1]) end
+    assert.is_true(t >= 0.4, ("8 x 200 ms, 4 at once, took %.2f s"):format(t))
+    assert.is_true(t < 2, t)
+    for i = 9, 32 do reqs[i] = { base .. "/slow/200" } end
+    t = elapsed(function() return http:post_many(reqs) end)
+    assert.is_true(t >= 0.4 and t < 2, ("32 x 200 ms, 16 at once, took %.2f s"):format(t))
+  end)
+
+  it("puts each failure, with its code, in its own slot", function()
+    local h <close> = core.http({ timeout = 1, connect_timeout = 1, max_body = 1000 })
+    local reqs = {
+      { base .. "/echo", { AUTH }, "first" },
+      { "http://127.0.0.1:" .. srv.refused .. "/x", { AUTH }, "{}" },
+      { base .. "/slow/3000", { AUTH }, "{}" },
+      { base .. "/status/503", { AUTH }, "{}" },
+      { base .. "/truncated", { AUTH }, "{}" },
+      { base .. "/reset", { AUTH }, "{}" },
+      { base .. "/big/5000", { AUTH }, "" },
+      { base .. "/big?bytes=3000&chunked=1", { AUTH }, "" },
+      { base .. "/echo", { AUTH }, "last" },
+    }
+    local t, results = elapsed(function() return h:post_many(reqs, 16) end)
+    assert.is_true(t < 2.5, t)
+    assert.equals(#reqs, #results)
+    assert.equals("first", parse_echo(results[1][2]).body)
+    assert_failed("ConnectionRefused", results[2], "refused")
+    assert.matches("127.0.0.1:" .. srv.refused, results[2][2], 1, true)
+    assert_failed("Timeout", results[3], "slow")
+    assert.equals(503, results[4][1])
+    assert.equals("status 503", results[4][2])
+    assert_failed("ConnectionReset", results[5], "truncated")
+    assert_failed("ConnectionReset", results[6], "reset")
+    assert_failed("ResponseTooLarge", results[7], "big")
+    assert_failed("ResponseTooLarge", results[8], "big chunked")
+    assert.equals(200, results[9][1])
+    assert.equals("last", parse_echo(results[9][2]).body)
+    -- Unpacked, a result is what post returns.
+    local status, err, code = table.unpack(results[2], 1, 3)
+    assert.is_nil(status)
+    assert.equals("ConnectionRefused", code)
+    assert.equals("string", type(err))
+  end)
+
+  it("reuses kept-alive connections across calls, and for post", function()
+    local reqs = {}
+    for i = 1, 8 do reqs[i] = { base .. "/conn" } end
+    local first, ports = {}, 0
+    for _, r in ipairs(http:post_many(reqs, 8)) do
+      assert.equals(200, r[1])
+      if not first[r[2]] then ports = ports + 1 end
+      first[r[2]] = true
+    end
+    assert.is_true(ports >= 2, "8 requests at once used one connection")
+    -- No more at once than there are idle connections: each one is reused.
+    for _, r in ipairs(http:post_many(reqs, ports)) do
+      assert.equals(200, r[1])
+      assert.is_true(first[r[2]], "port " .. r[2] .. " is a new connection")
+    end
+    local status, port = http:post(base .. "/conn", {}, "")
+    assert.equals(200, status)
+    assert.is_true(first[port], "post opened a new connection")
+  end)
+
+  it("keeps bodies intact when some are large", function()
+    local reqs = {}
+    for i = 1, 12 do reqs[i] = { base .. "/big/" .. (i % 2 == 0 and 600000 or 100 * i) } end
+    for _ = 1, 2 do
+      for i, r in ipairs(http:post_many(reqs, 6)) do
+        assert.equals(200, r[1])
+        assert.is_true(r[2] == ("x"):rep(i % 2 == 0 and 600000 or 100 * i), "body " .. i)
+      end
+    end
+  end)
+
+  it("raises on bad arguments, naming the request, and stays usable", function()
+    local u = base .. "/echo"
+    local bad = {
+      { nil, "table expected, got nil" },
+      { "x", "table expected, got string" },
+      { { "x" }, "request 1: must be a table" },
+      { { { u }, 42 }, "request 2: must be a table" },
+      { { {} }, "request 1: URL must be a string" },
+      { { { 42 } }, "request 1: URL must be a string" },
+      { { { u }, { "ftp://127.0.0.1/x" } }, "request 2: URL scheme must be http:// or https://" },
+      { { { "http://a\0b" } }, "request 1: URL contains a NUL byte" },
+      { { { u, "X-A: b" } }, "request 1: headers must be a table" },
+      { { { u, { 42 } } }, "request 1: header 1 must be a string" },
+      { { { u }, { u, { "X-Ok: 1", AUTH .. "\r\nX-Injected: 1" } } }, "request 2: header 2 contains CR, LF or NUL" },
+      { { { u, {}, 42 } }, "request 1: body must be a string" },
+      { { { u, {}, {} } }, "request 1: body must be a string" },
+    }
+    for i, case in ipairs(bad) do
+      local ok, err = pcall(http.post_many, http, case[1])
+      assert.is_false(ok, "case " .. i)
+      assert.matches(case[2], err, 1, true)
+      assert.is_nil(err:find(SECRET, 1, true))
+    end
+    for _, n in ipairs({ 0, -1, 1025, 1.5 }) do
+      assert.has_error(function() http:post_many({ { u } }, n) end)
+    end
+    assert.has_error(function() http:post_many({ { u } }, "many") end)
+    assert.has_error(function() http.post_many({}, { { u } }) end)
+    local results = http:post_many({ { u, {}, "after" } }, 1)
+    assert.equals("after", parse_echo(results[1][2]).body)
+    local status, text = http:post(u, {}, "post after post_many")
+    assert.equals(200, status)
+    assert.equals("post after post_many", parse_echo(text).body)
+  end)
+
+  it("raises on a closed handle; close and collection free everything", function()
+    local h = core.http()
+    assert.equals(200, h:post_many({ { base .. "/echo" }, { base .. "/echo" } })[2][1])
+    h:close()
+    assert.has_error(function() h:post_many({ { base .. "/echo" } }) end, "http handle is closed")
+    for i = 1, 10 do
+      local g = core.http()
+      if i % 2 == 0 then g:post_many({ { base .. "/echo", { "X-N: " .. i }, "gc" }, { base .. "/conn" } }) end
+    end
+    collectgarbage()
+    collectgarbage()
+  end)
+end)
