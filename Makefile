@@ -49,7 +49,7 @@ deps:
 # under valgrind (each against a fresh DynamoDB Local), a short fuzz pass
 # (CI_FUZZ_SECONDS per harness) and cppcheck. Ends with ONE line
 # "N passed, N failed" over all phases.
-CI_FUZZ_SECONDS ?= 25
+CI_FUZZ_SECONDS ?= 30
 test: deps
 	$(MAKE) all asan-build fuzz-build
 	FUZZ_SECONDS=$(CI_FUZZ_SECONDS) FUZZ_TARGETS="$(FUZZ_TARGETS)" FUZZ_BUILD=$(FUZZ_BUILD) ASAN_BUILD=$(ASAN_BUILD) \
