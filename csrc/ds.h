@@ -110,6 +110,9 @@ DS_HIDDEN void ds_unmarshall_json(lua_State *L, const struct cJSON *map, const d
  * "string", 0 for "auto"; raises on anything else. (ds_av.c) */
 DS_HIDDEN int ds_av_numbers_opt(lua_State *L, int idx);
 
+/* 1 when s[0..n) is exactly a JSON number (cJSON also takes 01, 1., -.5). (ds_json.c) */
+DS_HIDDEN int ds_json_number_ok(const char *s, size_t n);
+
 /* core.json_decode as a C function. (ds_json.c) */
 DS_HIDDEN int ds_json_decode(lua_State *L);
 

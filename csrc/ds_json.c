@@ -333,7 +333,7 @@ typedef struct {
 } jlex;
 
 /* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? exactly */
-static int json_number_ok(const char *s, size_t n)
+int ds_json_number_ok(const char *s, size_t n)
 {
     size_t i = 0, start;
     if (i < n && s[i] == '-')
@@ -512,7 +512,7 @@ static void dec_number(lua_State *L, const cJSON *item, jlex *lx)
     const char *tok = lex_next(lx, &len, &special);
     if (tok != NULL && *tok == '"') {
         lx->p = NULL; /* out of step (cannot happen with a valid tree) */
-    } else if (tok != NULL && !json_number_ok(tok, len)) {
+    } else if (tok != NULL && !ds_json_number_ok(tok, len)) {
         if (lx->bad == NULL)
             lx->bad = tok;
     } else if (tok != NULL && ds_decimal_parse(tok, len, &d) == DS_NUM_OK && ds_decimal_to_int64(&d, &i)) {

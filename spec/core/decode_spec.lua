@@ -175,6 +175,30 @@ describe("core.decode_records", function()
       assert.equals("integer", math.type(big[1].y))
     end)
 
+    it("reads envelope numbers exactly as json_decode does", function()
+      local text = '{"Records":[{"dynamodb":{"a":1.00000000000000000001,"b":0.99999999999999999999,'
+        .. '"c":1e-400,"d":1e17,"e":123456789012345,"f":1234567890123456,"g":-0.0,"h":2.5e-3,"i":1E2,'
+        .. '"j":12345678901234567890,"k":[1,2.5,-3e0]}}]}'
+      local recs = check_equal(text)
+      local d = recs[1].dynamodb
+      assert.equals("float", math.type(d.a))
+      assert.equals("float", math.type(d.c))
+      assert.equals(100000000000000000, d.d)
+      assert.equals(100, d.i)
+      assert.equals(core.list_mt, getmetatable(d.k))
+    end)
+
+    it("rejects the number forms cJSON accepts but JSON does not, as json_decode does", function()
+      for _, bad in ipairs({ "01", "1.", "-.5", "1.e5", "-01", "00" }) do
+        for _, text in ipairs({ '{"Records":[],"x":' .. bad .. "}", '{"Records":[{"dynamodb":{"SizeBytes":' .. bad .. "}}]}" }) do
+          local recs, msg, code = core.decode_records(text)
+          assert.is_nil(recs, text)
+          assert.equals("InvalidJSON", code)
+          assert.equals(select(2, core.json_decode(text)), msg)
+        end
+      end
+    end)
+
     it("treats repeated keys as json_decode does (the last one wins)", function()
       check_equal('{"Records":[{"a":1}],"Records":[{"dynamodb":{"Keys":{"k":{"S":"a","S":"b"}},'
         .. '"NewImage":{"x":{"B":"AA=="},"x":{"S":"s"},"y":{"S":"t"}},"NewImage":{"x":{"B":"AQ=="},"x":{"S":"s2"}},'
