@@ -154,7 +154,7 @@ describe("crash safety: SIGKILL a consumer with a file checkpoint", function()
     local journal, done = tmp .. "/journal", tmp .. "/done"
     local t0 = monotime()
 
-    -- Writes ~150 changes/s over 300 keys until told to stop.
+    -- Writes batches of 10 changes 50 ms apart (~100-150 changes/s) over 300 keys until told to stop.
     writer = spawn("spec/support/soak_writer.lua", {
       "endpoint=" .. endpoint, "namespace=" .. NAMESPACE, "table=" .. table_name,
       "journal=" .. journal, "done=" .. done, "keys=300", "changes=1000000", "batch=10",
