@@ -15,6 +15,7 @@ local ds = {
   set = core.set,
   json_encode = core.json_encode,
   json_decode = core.json_decode,
+  decode_records = core.decode_records,
   sleep = core.sleep,
 }
 

@@ -103,8 +103,18 @@ local IDENTIFIERS = {
   "ExclusiveStartTableName", "IndexName", "ShardIterator",
 }
 
--- One HTTP exchange: the decoded answer, or nil, err.
-function Service:_attempt(operation, body)
+-- The answer body as a JSON object, or nil and why not.
+local function json_object(body)
+  local decoded, why = core.json_decode(body)
+  if type(decoded) ~= "table" or getmetatable(decoded) == core.list_mt then
+    return nil, why or "answer is not a JSON object"
+  end
+  return decoded
+end
+
+-- One HTTP exchange: the answer decoded by decode (json_object by default),
+-- or nil, err.
+function Service:_attempt(operation, body, decode)
   local headers = {
     host = self._endpoint.host,
     ["content-type"] = "application/x-amz-json-1.0",
@@ -130,11 +140,11 @@ function Service:_attempt(operation, body)
   if status < 200 or status > 299 then
     return nil, service_error(self, operation, status, answer, answer_headers)
   end
-  local decoded, why = core.json_decode(answer)
-  if type(decoded) ~= "table" or getmetatable(decoded) == core.list_mt then
+  local decoded, why = (decode or json_object)(answer)
+  if not decoded then
     return nil, errors.new({
       code = "InvalidResponse",
-      message = (why or "answer is not a JSON object") .. " (" .. #answer .. " bytes: " .. snippet(answer) .. ")",
+      message = why .. " (" .. #answer .. " bytes: " .. snippet(answer) .. ")",
       status = status,
       operation = operation,
     })
@@ -145,7 +155,9 @@ end
 -- Calls one operation: params (a table in AWS shape, or nil) -> decoded answer,
 -- or nil, err. Throttling, server faults and transport failures are retried
 -- (AWS's standard mode); err.attempts says how many attempts were made.
-function Service:call(operation, params)
+-- decode (optional) turns the answer body into the result: nil, why when it
+-- cannot.
+function Service:call(operation, params, decode)
   if type(operation) ~= "string" or not operation:match("^%a+$") then
     error("operation must be an AWS operation name such as 'GetRecords'", 2)
   end
@@ -165,7 +177,7 @@ function Service:call(operation, params)
   while true do
     attempt = attempt + 1
     stats.attempts = stats.attempts + 1
-    local answer, err = self:_attempt(operation, body)
+    local answer, err = self:_attempt(operation, body, decode)
     if answer then
       policy:release(cost)
       return answer
@@ -180,6 +192,19 @@ function Service:call(operation, params)
     stats.retries = stats.retries + 1
     policy.sleep(policy:backoff(attempt))
   end
+end
+
+-- A GetRecords answer with Keys, NewImage and OldImage unmarshalled in C as
+-- the body is parsed (core.decode_records), marked _unmarshalled = true. A
+-- page holding an AttributeValue that does not unmarshall comes back as plain
+-- JSON instead, so that the caller can stop at the bad record itself.
+function Service.unmarshalled_records(body)
+  local records, next_iterator, code = core.decode_records(body)
+  if records then
+    return { Records = records, NextShardIterator = next_iterator, _unmarshalled = true }
+  end
+  if code == "InvalidResponse" then return json_object(body) end
+  return nil, (next_iterator:gsub("^%w+: ", "", 1))
 end
 
 -- Counters since the client was made: calls, attempts, retries, throttles

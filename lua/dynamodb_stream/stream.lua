@@ -154,6 +154,11 @@ function Stream.new(client, stream_arn, opts)
   local self = Emitter.new()
   self.client, self.stream_arn = client, stream_arn
   self._call = methods
+  -- ds.unmarshall with our own client: the page is parsed and its images
+  -- unmarshalled in one pass in C (core.decode_records).
+  if opts.unmarshall == core.unmarshall and type(client.get_records_unmarshalled) == "function" then
+    methods.get_records = client.get_records_unmarshalled
+  end
   self._unmarshall = opts.unmarshall
   self._limit = opt_integer(opts, "limit", 1, 1000)
   self._max_pages = opt_integer(opts, "max_pages_per_shard", 1, 1000000) or 10
@@ -370,13 +375,13 @@ end
 
 -- Calls the listeners for one record. Raises if unmarshall or a listener does
 -- (an unmarshall failure raises an UnmarshallError before any listener runs).
-function Stream:_dispatch(record, shard_id)
+function Stream:_dispatch(record, shard_id, unmarshalled)
   local event = EVENT_FOR[record.eventName]
   local ddb = type(record.dynamodb) == "table" and record.dynamodb or {}
   local unmarshall = self._unmarshall
   local function image(av)
     if av == nil or av == NULL then return nil end
-    if not unmarshall then return av end
+    if not unmarshall or unmarshalled then return av end
     local ok, v = pcall(unmarshall, av)
     if not ok then error(new_error("UnmarshallError", tostring(v), { cause = v }), 0) end
     return v
@@ -549,7 +554,7 @@ function Stream:_read_shard(sh, out)
           return nil, malformed
         end
         if sh.sequence_number == nil or seqnum.lt(sh.sequence_number, seq) then
-          local ok, err = xpcall(self._dispatch, trace, self, record, sh.shard_id)
+          local ok, err = xpcall(self._dispatch, trace, self, record, sh.shard_id, res._unmarshalled)
           if not ok then
             -- Re-open at this record: the next fetch delivers it again.
             sh.iterator = nil

@@ -12,6 +12,8 @@ its parent goes away (or --lifetime). The endpoint path picks the answer:
                       answers <n> INSERT records (pk "k<i>", a <pad>-byte S
                       attribute) and no NextShardIterator. Bodies are built once
                       per (n, pad) and kept.
+  /badav/<k>          as /stream/3/4, but record <k>'s NewImage attribute "n" has
+                      the unknown AttributeValue type "X"
   /bytes/<n>          200 with a GetRecords-shaped JSON body of exactly <n> bytes
                       (the NextShardIterator string makes up the size), written
                       in 1 MiB pieces
@@ -101,13 +103,19 @@ class Handler(BaseHTTPRequestHandler):
         target = self.headers.get("X-Amz-Target", "")
         op = target.rsplit(".", 1)[-1]
         parts = self.path.split("?", 1)[0].strip("/").split("/")
-        if parts[0] == "stream" and len(parts) == 3:
+        if parts[0] == "badav" and len(parts) == 2:
+            parts = ["stream", "3", "4", parts[1]]
+        if parts[0] == "stream" and len(parts) in (3, 4):
             if op == "DescribeStream":
                 self._send(200, DESCRIBE)
             elif op == "GetShardIterator":
                 self._send(200, b'{"ShardIterator":"it-1"}')
             elif op == "GetRecords":
-                self._send(200, records_body(int(parts[1]), int(parts[2])))
+                body = records_body(int(parts[1]), int(parts[2]))
+                if len(parts) == 4:
+                    k = int(parts[3])
+                    body = body.replace(b'"n":{"N":"%d"}' % k, b'"n":{"X":"%d"}' % k)
+                self._send(200, body)
             else:
                 self._send(400, b'{"__type":"#UnknownOperationException","message":"no"}')
         elif parts[0] == "bytes" and len(parts) == 2:
