@@ -34,7 +34,10 @@ static int sync_parent(const char *path, char *err, size_t errlen)
 int atomic_file_write(const char *path, const char *data, size_t len, mode_t mode,
                       char *err, size_t errlen)
 {
-    static const char suffix[] = ".tmp.XXXXXX";
+    /* A fixed name beside the file: a crash leaves at most one stale temporary
+     * file, which the next write truncates and reuses. O_NOFOLLOW keeps a
+     * planted symlink from redirecting the write. */
+    static const char suffix[] = ".tmp";
     size_t plen = strlen(path);
     char *tmp = malloc(plen + sizeof suffix);
     if (tmp == NULL)
@@ -42,14 +45,14 @@ int atomic_file_write(const char *path, const char *data, size_t len, mode_t mod
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, suffix, sizeof suffix);
 
-    int fd = mkstemp(tmp); /* O_EXCL, mode 0600 */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0) {
         fail(err, errlen, "create", tmp);
         free(tmp);
         return -1;
     }
     const char *step = NULL;
-    if (fchmod(fd, mode) != 0)
+    if (fchmod(fd, mode) != 0) /* the file may have existed with another mode */
         step = "chmod";
     for (size_t done = 0; step == NULL && done < len;) {
         ssize_t n = write(fd, data + done, len - done);

@@ -45,6 +45,19 @@ describe("dynamodb_stream.checkpoint", function()
     assert.same({ A = { shardId = "A" } }, store:load())
     assert.is_true(store:save({ B = { shardId = "B" } }))
     assert.same({ B = { shardId = "B" } }, store:load())
+    assert.is_nil(io.open(path .. ".tmp"))  -- reused and renamed: crashes do not pile files up
+  end)
+
+  it("does not write through a symlink planted at the temporary name", function()
+    local target = dir .. "/elsewhere"
+    helper.write_file(target, "untouched")
+    os.execute("ln -s " .. helper.shell_quote(target) .. " " .. helper.shell_quote(path .. ".tmp"))
+    local ok, err = checkpoint.file(path, codec):save({ A = { shardId = "A" } })
+    assert.is_nil(ok)
+    assert.equals("CheckpointError", err.code)
+    local f = assert(io.open(target))
+    assert.equals("untouched", f:read("a"))
+    f:close()
   end)
 
   it("reports an unreadable or corrupt checkpoint as CheckpointError", function()

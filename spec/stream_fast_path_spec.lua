@@ -15,7 +15,7 @@ local function record_events(stream)
   end)
   stream:on("remove record", function(old, keys) log[#log + 1] = "remove " .. show(keys) .. " " .. show(old) end)
   stream:on("record", function(r)
-    log[#log + 1] = ("record %s %s %s"):format(r.eventName, r.dynamodb.SequenceNumber, r.eventID)
+    log[#log + 1] = "record " .. ds.json_encode(r)
   end)
   return log
 end

@@ -392,6 +392,11 @@ function Stream:_dispatch(record, shard_id, unmarshalled)
     if event ~= "remove record" then new = image(ddb.NewImage) end
     if event ~= "insert record" then old = image(ddb.OldImage) end
   end
+  -- With an unmarshall function the record carries the unmarshalled images, as
+  -- the one-pass C path (core.decode_records) delivers them.
+  if event and unmarshall and not unmarshalled then
+    ddb.Keys, ddb.NewImage, ddb.OldImage = keys, new or ddb.NewImage, old or ddb.OldImage
+  end
   record.shardId = shard_id
   self:emit("record", record, shard_id)
   if event == "insert record" then
