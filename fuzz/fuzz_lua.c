@@ -5,7 +5,8 @@
  * Built once per target with -DFUZZ_TARGET="json" (or "av", "records"): each
  * input gets a fresh lua_State with a capped allocator, opens the module with
  * luaopen_dynamodb_stream_core, loads fuzz/harness.lua (path compiled in as
- * FUZZ_HARNESS) and calls harness[FUZZ_TARGET](core, input) under lua_pcall.
+ * FUZZ_HARNESS, read once at start-up) and calls harness[FUZZ_TARGET](core,
+ * input) under lua_pcall.
  * The Lua side turns every clean rejection into a normal return and calls
  * error() for a broken property; this file aborts on such an error, so
  * libFuzzer records the input. Closing the state per input means anything
@@ -27,7 +28,28 @@
 #endif
 
 int luaopen_dynamodb_stream_core(lua_State *L);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static char *harness_src;
+static size_t harness_len;
+
+/* Reads fuzz/harness.lua once, so editing it during a run changes nothing. */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    FILE *f = fopen(FUZZ_HARNESS, "rb");
+    long n;
+    (void)argc;
+    (void)argv;
+    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
+        (harness_src = malloc((size_t)n + 1)) == NULL || fread(harness_src, 1, (size_t)n, f) != (size_t)n) {
+        fprintf(stderr, "fuzz_lua: cannot read %s\n", FUZZ_HARNESS);
+        exit(2);
+    }
+    harness_len = (size_t)n;
+    fclose(f);
+    return 0;
+}
 
 /* Lua memory is capped so a huge input fails with a Lua "not enough memory"
  * error (a clean rejection) instead of tripping libFuzzer's RSS limit. */
@@ -59,7 +81,7 @@ static int fuzz_run(lua_State *L)
     size_t size = (size_t)lua_tointeger(L, 2);
     luaL_openlibs(L);
     luaL_requiref(L, "dynamodb_stream.core", luaopen_dynamodb_stream_core, 0); /* core */
-    if (luaL_loadfile(L, FUZZ_HARNESS) != LUA_OK)
+    if (luaL_loadbuffer(L, harness_src, harness_len, "@" FUZZ_HARNESS) != LUA_OK)
         return lua_error(L);
     lua_call(L, 0, 1);                   /* core harness */
     lua_getfield(L, -1, FUZZ_TARGET);    /* core harness fn */

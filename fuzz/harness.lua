@@ -143,24 +143,86 @@ function H.av(core, text)
   end
 end
 
--- (c) decode_records (issue 5): the one-pass GetRecords decoder. Until it
--- exists this target does nothing (the Makefile builds it only when csrc/
--- defines decode_records). Its properties, to be tightened with its contract:
--- it returns a value or nil plus a message, or raises cleanly; its result
--- encodes as JSON; and it agrees with json_decode about what is valid JSON.
-function H.records(core, text)
-  if core.decode_records == nil then return end
-  local ok, r, err = pcall(core.decode_records, text)
-  if not ok then return clean("decode_records", r) end
-  if r == nil then
-    if type(err) ~= "string" then fail("decode_records failed without a message") end
+-- (c) core.decode_records(text[, opts]) (issue 5): the one-pass GetRecords
+-- decoder. Its result is defined as json_decode + unmarshall of each record's
+-- Keys / NewImage / OldImage (ds_decode.c's exact path); exact() below is that
+-- definition in Lua. For every input, with both number modes, decode_records
+-- must agree with it: the same records and NextShardIterator, or a failure
+-- with the same code (InvalidJSON / InvalidResponse). It is called twice, with
+-- a full collection between, so its reused parse arena is exercised too.
+local IMAGES = { "Keys", "NewImage", "OldImage" }
+
+local function exact(core, text, opts)
+  local body, err, code = core.json_decode(text)
+  if body == nil then return nil, err, code end
+  local function is_object(v) return type(v) == "table" and getmetatable(v) == nil end
+  local function is_array(v) return type(v) == "table" and getmetatable(v) == core.list_mt end
+  local function bad(msg) return nil, "InvalidResponse: " .. msg, "InvalidResponse" end
+  if not is_object(body) then return bad("the body is not a JSON object") end
+  local recs = body.Records
+  if recs == nil then return bad("the body has no Records") end
+  if not is_array(recs) then return bad("Records is not an array") end
+  local nsi = body.NextShardIterator
+  if nsi == core.null then
+    nsi = nil
+  elseif nsi ~= nil and type(nsi) ~= "string" then
+    return bad("NextShardIterator is not a string")
+  end
+  for i = 1, #recs do
+    local rec = recs[i]
+    if not is_object(rec) then return bad("record is not an object") end
+    local d = rec.dynamodb
+    if d ~= nil then
+      if not is_object(d) then return bad("dynamodb is not an object") end
+      for _, name in ipairs(IMAGES) do
+        local image = d[name]
+        if image ~= nil then
+          if not is_object(image) then return bad("image is not an object") end
+          local ok, u = pcall(core.unmarshall, image, opts)
+          if not ok then
+            clean("unmarshall", u)
+            return bad(u)
+          end
+          d[name] = u
+        end
+      end
+    end
+  end
+  return recs, nsi
+end
+
+local function records_once(core, text, opts, want_recs, want_nsi, want_code)
+  local ok, recs, nsi, code = pcall(core.decode_records, text, opts)
+  if not ok then
+    clean("decode_records", recs)
+    if want_recs ~= nil then fail("decode_records raised where the exact path succeeds: %s", tostring(recs)) end
     return
   end
-  if decode(core, text) == nil then
-    fail("decode_records accepts what json_decode rejects: %q", text:sub(1, 200))
+  if want_recs == nil then
+    if recs ~= nil then fail("decode_records accepts what the exact path rejects (%s): %q", want_code, text:sub(1, 200)) end
+    if type(nsi) ~= "string" or code ~= want_code or nsi:sub(1, #code + 2) ~= code .. ": " then
+      fail("decode_records failed with %s / %s, the exact path with %s", tostring(nsi), tostring(code), want_code)
+    end
+    return
   end
-  local ok2, s = pcall(core.json_encode, r)
-  if not ok2 then clean("json_encode", s) end
+  if recs == nil then
+    fail("decode_records rejects what the exact path accepts: %s (%q)", tostring(nsi), text:sub(1, 200))
+  end
+  if nsi ~= want_nsi then fail("NextShardIterator %q, exact path %q", tostring(nsi), tostring(want_nsi)) end
+  if not deep_equal(recs, want_recs, 0) then
+    fail("decode_records differs from json_decode + unmarshall: %s vs %s", describe(recs), describe(want_recs))
+  end
+end
+
+function H.records(core, text)
+  if core.decode_records == nil then return end
+  for _, opts in ipairs({ false, STRING_NUMBERS }) do
+    local o = opts or nil
+    local want_recs, want_nsi, want_code = exact(core, text, o)
+    records_once(core, text, o, want_recs, want_nsi, want_code)
+    collectgarbage()
+    records_once(core, text, o, want_recs, want_nsi, want_code)
+  end
 end
 
 return H
