@@ -61,7 +61,7 @@ valgrind: deps
 	$(MAKE) all
 	scripts/run-specs --phase valgrind $(LUA)
 
-# ---- sanitizers and fuzzing (see fuzz/README) --------------------------------
+# ---- sanitizers and fuzzing (see fuzz/README.md) -----------------------------
 
 # The module built with AddressSanitizer + UndefinedBehaviorSanitizer (gcc, so
 # the runtime matches $$(gcc -print-file-name=libasan.so) preloaded into lua5.4),
