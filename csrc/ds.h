@@ -57,6 +57,10 @@ DS_HIDDEN int ds_binary_table(lua_State *L, int t);
  * key at the top of the stack, which is popped. [-1, +0] */
 DS_HIDDEN int ds_is_binary(lua_State *L, int bin, int val);
 
+/* The index of the first byte at or after i in s[0..n) that is not JSON
+ * whitespace (space, tab, LF, CR), or n. */
+DS_HIDDEN size_t ds_json_skip_ws(const char *s, size_t n, size_t i);
+
 /* The __ddb tag of the metatable of the table at idx, or NULL when it has none. */
 DS_HIDDEN const char *ds_marker(lua_State *L, int idx);
 

@@ -595,6 +595,21 @@ static void unm_expect_sequence(lua_State *L, av_node v, const char *tag, const 
         av_error(L, c, p, "%s value must be an array, got a table with a %s key", tag, luaL_typename(L, -2));
 }
 
+/* An M value must not be an array: JSON's [] (or a table json_decode marked as
+ * a list) would otherwise read as an empty map. */
+static void unm_expect_map(lua_State *L, av_node v, const av_ctx *c, const ds_path *p)
+{
+    int is_array;
+    if (c->json) {
+        is_array = (v.j->type & 0xFF) == cJSON_Array;
+    } else {
+        const char *marker = ds_marker(L, v.idx);
+        is_array = marker != NULL && strcmp(marker, "N") != 0 && strcmp(marker, "B") != 0;
+    }
+    if (is_array)
+        av_error(L, c, p, "M value must be an object, got an array");
+}
+
 #define AV_SHAPE "AttributeValue must be a table with exactly one type key"
 
 /* The type key and value of the AttributeValue node av (Lua input: pushes
@@ -668,6 +683,8 @@ static void unm_value(lua_State *L, av_node av, const ds_path *path, int level, 
         unm_expect(L, v, LUA_TTABLE, tag, c, path);
         if (tag[0] == 'L')
             unm_expect_sequence(L, v, tag, c, path);
+        else
+            unm_expect_map(L, v, c, path);
         if (level + 1 > DS_MAX_DEPTH)
             av_error(L, c, path, "nesting deeper than %d levels", DS_MAX_DEPTH);
         if (tag[0] == 'M')

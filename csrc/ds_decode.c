@@ -351,20 +351,13 @@ static int needs_exact(const char *s, size_t n)
                 p++;
             if (!number_fast_ok((const char *)t, (size_t)(p - t)))
                 return 1;
-        } else if (c == '\0') {
-            return 1;
+        } else if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
+            return 1; /* not JSON whitespace, though cJSON skips it */
         } else {
             p++;
         }
     }
     return 0;
-}
-
-static size_t skip_ws(const char *s, size_t n, size_t i)
-{
-    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
-        i++;
-    return i;
 }
 
 /* core.decode_records(json_text[, opts]) -> records, next_shard_iterator
@@ -396,7 +389,7 @@ static int decode_records(lua_State *L)
         return decode_exact(L, numbers_string); /* for json_decode's message */
     if (!ds_arena_owns(&st->arena, root))
         st->foreign = root; /* somebody replaced cJSON's hooks after ours */
-    if (end == NULL || skip_ws(s, n, (size_t)(end - s)) != n) {
+    if (end == NULL || ds_json_skip_ws(s, n, (size_t)(end - s)) != n) {
         state_release_tree(st);
         return decode_exact(L, numbers_string);
     }

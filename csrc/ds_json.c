@@ -584,11 +584,33 @@ static int tree_gc(lua_State *L)
     return 0;
 }
 
-static size_t skip_ws(const char *s, size_t n, size_t i)
+size_t ds_json_skip_ws(const char *s, size_t n, size_t i)
 {
     while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
         i++;
     return i;
+}
+
+/* The offset of the first control byte outside strings that is not JSON
+ * whitespace (cJSON skips every byte <= 0x20 between tokens), or n. */
+static size_t stray_control(const char *s, size_t n)
+{
+    size_t i;
+    int in_string = 0;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = 0;
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
+            return i;
+        }
+    }
+    return n;
 }
 
 /* Describes why cJSON rejected s: nesting, truncation, or the place of the
@@ -653,8 +675,9 @@ int ds_json_decode(lua_State *L)
     cJSON **box;
     jlex lx;
 
-    if (skip_ws(s, n, 0) == n)
+    if (ds_json_skip_ws(s, n, 0) == n)
         return ds_fail(L, "InvalidJSON", "empty input");
+
     lua_settop(L, 1);
     box = lua_newuserdatauv(L, sizeof *box, 0);
     *box = NULL;
@@ -662,12 +685,18 @@ int ds_json_decode(lua_State *L)
     *box = cJSON_ParseWithLengthOpts(s, n, &end, 0);
     if (*box == NULL)
         return dec_fail(L, s, n, end && end >= s && end <= s + n ? (size_t)(end - s) : 0);
-    off = skip_ws(s, n, (size_t)(end - s));
+    off = ds_json_skip_ws(s, n, (size_t)(end - s));
     if (off != n) {
         cJSON_Delete(*box);
         *box = NULL;
         lua_pushfstring(L, "unexpected data after the value at offset %d", (int)off);
         return ds_fail(L, "InvalidJSON", lua_tostring(L, -1));
+    }
+    off = stray_control(s, n);
+    if (off < n) {
+        cJSON_Delete(*box);
+        *box = NULL;
+        return dec_fail(L, s, n, off);
     }
     lx.p = s;
     lx.end = s + n;

@@ -91,13 +91,15 @@ describe("hostile bodies: json_decode", function()
     it("a NUL byte after the value is trailing data", function()
       decode_fails('{"a":1}\0', "unexpected data after the value at offset 7")
     end)
-    pending("a NUL or control byte before or between tokens is not JSON whitespace", function()
-      -- Found: cJSON skips every byte <= 0x20 as whitespace, so these decode
-      -- as if the bytes were not there:
-      --   core.json_decode('\0{"a":1}')   --> { a = 1 }   (expected nil, InvalidJSON)
-      --   core.json_decode('{"a":\1 1}')  --> { a = 1 }
-      -- JSON whitespace is space, tab, LF and CR only (RFC 8259 section 2).
+    it("a NUL or control byte before or between tokens is not JSON whitespace", function()
+      -- cJSON skips every byte <= 0x20; JSON whitespace is space, tab, LF and
+      -- CR only (RFC 8259 section 2).
       decode_fails('\0{"a":1}', "syntax error at offset 0 near '?{\"a\":1}'")
+      decode_fails('{"a":\1 1}', "syntax error at offset 5 near '? 1}'")
+      local records, err, code = core.decode_records('\0{"Records":[]}')
+      assert.is_nil(records)
+      assert.equals("InvalidJSON", code)
+      assert.matches("syntax error at offset 0", err)
     end)
   end)
 
@@ -262,7 +264,7 @@ describe("hostile AttributeValues: unmarshall", function()
       { '{"NS":[5]}', "NS items must be strings, got number at a[1]" },
       { '{"BS":["AA==",null]}', "BS items must be strings, got userdata at a[2]" },
       { '{"SS":{"a":"x"}}', "SS value must be an array, got a table with a string key at a" },
-      { '{"M":[{"S":"x"}]}', "map key must be a string, got number at a" },
+      { '{"M":[{"S":"x"}]}', "M value must be an object, got an array at a" },
       { '{"M":"x"}', "M value must be a table, got string at a" },
       { '{"L":{"a":{"S":"x"}}}', "L value must be an array, got a table with a string key at a" },
       { '{"L":[5]}', "AttributeValue must be a table with exactly one type key, got number at a[1]" },
@@ -296,11 +298,13 @@ describe("hostile AttributeValues: unmarshall", function()
       assert.equals(core.string_set_mt, getmetatable(av('{"SS":{}}')))
     end)
 
-    pending('"M": [] (an array where a map belongs) is rejected', function()
-      -- Found: core.unmarshall(core.json_decode('{"a":{"M":[]}}')) returns
-      -- { a = {} }: an empty JSON array passes as an empty map, although
-      -- json_decode marks it with core.list_mt ('{"M":[{"S":"x"}]}' is rejected).
+    it('"M": [] (an array where a map belongs) is rejected', function()
       av_fails('{"M":[]}', "M value must be an object, got an array at a")
+      av_fails('{"M":[{"S":"x"}]}', "M value must be an object, got an array at a")
+      local records, err = core.decode_records(
+        '{"Records":[{"eventName":"INSERT","dynamodb":{"Keys":{"k":{"M":[]}},"SequenceNumber":"1"}}]}')
+      assert.is_nil(records)
+      assert.matches("M value must be an object, got an array at Keys.k", err)
     end)
   end)
 end)

@@ -314,7 +314,7 @@ describe("core.decode_records", function()
       fails(page({ record(1, '"Keys":{"k":{"NULL":false}}') }), "InvalidResponse",
         "InvalidResponse: unmarshall: NULL value must be true, got boolean at Keys.k (record 1)")
       fails(page({ record(1, '"Keys":{"k":{"M":[{"S":"x"}]}}') }), "InvalidResponse",
-        "InvalidResponse: unmarshall: map key must be a string, got number at Keys.k (record 1)")
+        "InvalidResponse: unmarshall: M value must be an object, got an array at Keys.k (record 1)")
       fails(page({ record(1, '"Keys":{"k":[{"S":"x"}]}') }), "InvalidResponse",
         "InvalidResponse: unmarshall: AttributeValue must be a table with exactly one type key, got a number key at Keys.k (record 1)")
     end)
