@@ -95,7 +95,7 @@ describe("soak: stream:run through 20% injected faults", function()
 
     proxy = fault_proxy.start({
       upstream = helper.ddb_local_endpoint(), seed = SEED, rate = FAULT_RATE,
-      kinds = FAULT_KINDS, slow_ms = 800, stderr = tmp .. "/proxy.stderr",
+      kinds = FAULT_KINDS, cycle = true, slow_ms = 800, stderr = tmp .. "/proxy.stderr",
     })
     local copts = helper.local_opts(NAMESPACE)
     copts.endpoint = proxy.endpoint
@@ -289,6 +289,13 @@ describe("soak: stream:run through 20% injected faults", function()
     if client_stats then
       assert.is_true(client_stats.retries > 0, "the client never retried")
     end
-    assert.is_true(nerrors > 0, "no failure reached the consumer: its recovery was not exercised")
+    -- A failure gets past max_attempts = 2 when a retry is faulted too (p = 0.2
+    -- each): certain over the ~140 faults of a normal run, not over the ~20 of
+    -- a run under valgrind, where this check would only flake.
+    local injected = 0
+    for _, n in pairs(stats.faults) do injected = injected + n end
+    if injected >= 60 then
+      assert.is_true(nerrors > 0, "no failure reached the consumer: its recovery was not exercised")
+    end
   end)
 end)

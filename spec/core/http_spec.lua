@@ -83,7 +83,8 @@ describe("core.http", function()
   end)
 
   before_each(function()
-    http = core.http({ timeout = 5, connect_timeout = 2 })
+    -- Generous: the first handshake against the system CA bundle is slow under valgrind.
+    http = core.http({ timeout = 30, connect_timeout = 30 })
   end)
 
   after_each(function()

@@ -5,6 +5,7 @@
 --     kinds = { throttle = 1, ["500"] = 1 },      -- or a list: { "throttle", "reset" }
 --     operations = { "GetRecords" },              -- patterns; absent or empty = all
 --     slow_ms = 1500, lifetime = 900,
+--     cycle = true,                               -- kinds in turn instead of by weight
 --     stderr = "/tmp/file",                       -- optional: the proxy's stderr goes there
 --   }
 --   proxy.endpoint            -- "http://127.0.0.1:PORT": give it to the clients
@@ -86,6 +87,7 @@ function M.start(opts)
   assert(type(opts.upstream) == "string", "fault_proxy.start: upstream is required")
   local cfg = normalize({
     rate = opts.rate, kinds = opts.kinds, operations = opts.operations, slow_ms = opts.slow_ms,
+    cycle = opts.cycle,
   })
   local cmd = { "exec /usr/bin/python3", SCRIPT, "--upstream", shell_quote(opts.upstream),
     "--seed", tostring(math.tointeger(opts.seed or 0)) }

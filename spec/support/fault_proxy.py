@@ -34,9 +34,11 @@ both the full X-Amz-Target ("DynamoDBStreams_20120810.GetRecords") and the bare
 operation name ("GetRecords"); empty or absent means every operation.
 
 Control port (HTTP/1.1, JSON):
-  POST /config   merge {"rate","kinds","operations","slow_ms","seed"} into the
+  POST /config   merge {"rate","kinds","operations","slow_ms","seed","cycle"} into the
                  configuration ("kinds" and "operations" are replaced whole;
-                 "seed" re-seeds the RNG); answers the whole configuration,
+                 "seed" re-seeds the RNG; "cycle": true picks the kinds in
+                 turn rather than by weight, the rate still drawn at random);
+                 answers the whole configuration,
                  400 {"error": ...} on a bad value
   GET  /config   the configuration
   GET  /stats    {"total","forwarded","upstream_errors","requests":{op:n},
@@ -102,6 +104,8 @@ class State:
         self.operations = []
         self.slow_ms = 1500
         self.seed = 0
+        self.cycle = False
+        self.cycle_next = 0
         self.rng = random.Random(0)
         self.reset_stats()
 
@@ -116,13 +120,13 @@ class State:
 
     def config(self):
         return {"rate": self.rate, "kinds": dict(self.kinds), "operations": list(self.operations),
-                "slow_ms": self.slow_ms, "seed": self.seed}
+                "slow_ms": self.slow_ms, "seed": self.seed, "cycle": self.cycle}
 
     def apply(self, cfg):
         """Validates everything first, then applies: a bad config changes nothing."""
         if not isinstance(cfg, dict):
             raise ConfigError("config must be a JSON object")
-        unknown = set(cfg) - {"rate", "kinds", "operations", "slow_ms", "seed"}
+        unknown = set(cfg) - {"rate", "kinds", "operations", "slow_ms", "seed", "cycle"}
         if unknown:
             raise ConfigError("unknown config field(s): " + ", ".join(sorted(unknown)))
         new = self.config()
@@ -160,6 +164,10 @@ class State:
             if isinstance(ms, bool) or not isinstance(ms, (int, float)) or ms < 0:
                 raise ConfigError("slow_ms must be a non-negative number")
             new["slow_ms"] = ms
+        if "cycle" in cfg:
+            if not isinstance(cfg["cycle"], bool):
+                raise ConfigError("cycle must be a boolean")
+            new["cycle"] = cfg["cycle"]
         if "seed" in cfg:
             seed = cfg["seed"]
             if isinstance(seed, bool) or not isinstance(seed, int):
@@ -168,6 +176,7 @@ class State:
         with self.lock:
             self.rate, self.kinds = new["rate"], new["kinds"]
             self.operations, self.slow_ms = new["operations"], new["slow_ms"]
+            self.cycle = new["cycle"]
             if "seed" in cfg:
                 self.seed = new["seed"]
                 self.rng = random.Random(self.seed)
@@ -189,12 +198,16 @@ class State:
                 candidates = [(k, w) for k, w in sorted(self.kinds.items())
                               if op == "GetRecords" or k not in GET_RECORDS_ONLY]
                 if candidates and self.rng.random() < self.rate:
-                    pick = self.rng.random() * sum(w for _, w in candidates)
-                    for k, w in candidates:
-                        kind = k
-                        pick -= w
-                        if pick < 0:
-                            break
+                    if self.cycle:  # every kind in turn: a short run still sees each
+                        kind = candidates[self.cycle_next % len(candidates)][0]
+                        self.cycle_next += 1
+                    else:
+                        pick = self.rng.random() * sum(w for _, w in candidates)
+                        for k, w in candidates:
+                            kind = k
+                            pick -= w
+                            if pick < 0:
+                                break
             if kind:
                 self.faults[kind] = self.faults.get(kind, 0) + 1
                 per_op = self.faults_by_operation.setdefault(op, {})
