@@ -29,7 +29,7 @@ LUA_SRC := $(wildcard lua/dynamodb_stream/*.lua)
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
-.PHONY: all deps test demo valgrind asan fuzz fuzz-build cppcheck install uninstall clean
+.PHONY: all deps test demo valgrind asan fuzz fuzz-build cppcheck install uninstall clean bench
 
 all: $(TARGET)
 
@@ -111,6 +111,12 @@ fuzz: fuzz-build
 
 cppcheck:
 	cppcheck -q --enable=warning --error-exitcode=1 --inline-suppr -I csrc csrc
+
+# Decode, end-to-end, latency, idle-cost and poll-round figures against the
+# anchors (Node, lua-cjson, the cJSON-arena floor), measured in one run.
+bench: deps
+	$(MAKE) all
+	bench/run.sh
 
 demo: deps
 	$(MAKE) all
