@@ -1,10 +1,29 @@
 # dynamodb_stream: build the C core and run the developer tasks.
 # LuaRocks conventions: override LUA, LUA_INCDIR, PREFIX, LUA_LIBDIR (C modules)
 # and LUA_SHAREDIR (Lua modules) on the command line.
+#
+# One source, four interpreters, each into its own build folder:
+#   make                   Lua 5.4 -> build/
+#   make LUA=lua5.3        Lua 5.3 -> build-5.3/
+#   make LUA=lua5.1        Lua 5.1 -> build-5.1/   (with Debian's lua-compat53-dev)
+#   make LUA=luajit        LuaJIT 2.1 -> build-luajit/ (headers of libluajit2-5.1-dev,
+#                          the OpenResty branch that nginx's lua module links)
 
-LUA_VERSION  ?= 5.4
-LUA          ?= lua$(LUA_VERSION)
-LUA_INCDIR   ?= /usr/include/lua$(LUA_VERSION)
+ifeq ($(origin LUA),undefined)
+  LUA_VERSION ?= 5.4
+  LUA := lua$(LUA_VERSION)
+endif
+ifneq ($(filter luajit%,$(notdir $(LUA))),)
+  LUA_VERSION ?= 5.1
+  LUA_INCDIR  ?= /usr/include/luajit-2.1
+  BUILD       ?= build-luajit
+else
+  LUA_VERSION ?= $(or $(filter 5.%,$(patsubst lua%,%,$(notdir $(LUA)))),5.4)
+  LUA_INCDIR  ?= /usr/include/lua$(LUA_VERSION)
+  BUILD       ?= $(if $(filter 5.4,$(LUA_VERSION)),build,build-$(LUA_VERSION))
+endif
+# Where Debian's lua-compat53-dev puts compat-5.3.h (used by 5.1 and LuaJIT only).
+COMPAT53_INCDIR ?= /usr/include/lua5.1
 PREFIX       ?= /usr/local
 LUA_LIBDIR   ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
 LUA_SHAREDIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
@@ -13,12 +32,11 @@ PKG_CONFIG   ?= pkg-config
 CC           ?= cc
 CFLAGS       ?= -O2 -g
 LIBFLAG      ?= -shared
-BUILD        ?= build
 
 WARN      := -std=c99 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 DEPS_CFLAGS = $(shell $(PKG_CONFIG) --cflags libcurl libcjson libcrypto 2>/dev/null)
 DEPS_LIBS   = $(shell $(PKG_CONFIG) --libs libcurl libcjson libcrypto 2>/dev/null || echo -lcurl -lcjson -lcrypto)
-ALL_CFLAGS := $(WARN) -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden -I$(LUA_INCDIR) $(CFLAGS)
+ALL_CFLAGS := $(WARN) -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden -I$(LUA_INCDIR) -idirafter $(COMPAT53_INCDIR) $(CFLAGS)
 
 SRC    := $(wildcard csrc/*.c)
 OBJ    := $(SRC:csrc/%.c=$(BUILD)/obj/%.o)

@@ -385,19 +385,16 @@ static void unm_number(lua_State *L, av_node v, const char *s, size_t n, const c
     st = av_classify(s, n, &num);
     if (st != DS_NUM_OK)
         av_error(L, c, p, "invalid number '%s' in %s (%s)", av_snippet(L, s, n), where, ds_number_strerror(st));
-    switch (num.kind) {
-    case DS_NUM_INTEGER:
+    /* Under 5.1/LuaJIT integers beyond 2^53 take the box (see ds.h). */
+    if (num.kind == DS_NUM_INTEGER && DS_INT_EXACT(num.i)) {
         lua_pushinteger(L, (lua_Integer)num.i);
-        break;
-    case DS_NUM_DOUBLE:
+    } else if (num.kind == DS_NUM_DOUBLE && !DS_FLOAT_BOXED(num.d)) {
         lua_pushnumber(L, (lua_Number)num.d);
-        break;
-    default:
+    } else {
         lua_createtable(L, 1, 0);
         node_push_string(L, c, v, s, n);
         lua_rawseti(L, -2, 1);
         av_setmt(L, c, AV_MT_DECIMAL);
-        break;
     }
 }
 
@@ -624,6 +621,7 @@ static void av_one(lua_State *L, const av_ctx *c, av_node av, const ds_path *pat
         const cJSON *first = av.j->child, *last = first, *x;
         if (first == NULL)
             av_error(L, c, path, AV_SHAPE ", got an empty table");
+        /* cppcheck-suppress nullPointerRedundantCheck ; av_error does not return */
         if (first->string == NULL)
             av_error(L, c, path, AV_SHAPE ", got a %s key", "number");
         for (x = first->next; x != NULL; x = x->next) {
@@ -785,7 +783,7 @@ static void mar_number(lua_State *L, int idx, const av_ctx *c, const ds_path *p)
     size_t n;
 
     if (lua_isinteger(L, idx)) {
-        lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, idx));
+        lua_pushlstring(L, buf, (size_t)snprintf(buf, sizeof buf, "%lld", (long long)lua_tointeger(L, idx)));
         return;
     }
     x = lua_tonumber(L, idx);
@@ -1127,7 +1125,7 @@ static int av_set(lua_State *L)
             ok = type == LUA_TSTRING;
         }
         if (!ok)
-            return luaL_error(L, "set: item %I cannot be in a %s set (%s)", (LUAI_UACINT)i, kinds[kind],
+            return luaL_error(L, "set: item %d cannot be in a %s set (%s)", (int)i, kinds[kind],
                               type == LUA_TNIL ? "nil" : luaL_typename(L, -1));
         lua_rawseti(L, -2, i);
     }

@@ -151,13 +151,13 @@ static int decode_exact(lua_State *L, int numbers_string)
         lua_rawgeti(L, recs, i);
         rec = nsi + 1;
         if (!is_object(L, rec))
-            return fail_response(L, "record %I is not an object", (LUAI_UACINT)i);
+            return fail_response(L, "record %d is not an object", (int)i);
         lua_getfield(L, rec, "dynamodb");
         d = rec + 1;
         if (lua_isnil(L, d))
             continue;
         if (!is_object(L, d))
-            return fail_response(L, "record %I: dynamodb is not an object", (LUAI_UACINT)i);
+            return fail_response(L, "record %d: dynamodb is not an object", (int)i);
         for (k = 0; k < 3; k++) {
             slow_image im;
             int st;
@@ -166,7 +166,7 @@ static int decode_exact(lua_State *L, int numbers_string)
             if (lua_isnil(L, -1))
                 continue;
             if (!is_object(L, -1))
-                return fail_response(L, "record %I: dynamodb.%s is not an object", (LUAI_UACINT)i, images[k]);
+                return fail_response(L, "record %d: dynamodb.%s is not an object", (int)i, images[k]);
             im.name = images[k];
             im.numbers_string = numbers_string;
             lua_pushcfunction(L, slow_unmarshall);
@@ -177,7 +177,7 @@ static int decode_exact(lua_State *L, int numbers_string)
             if (st == LUA_ERRMEM)
                 return lua_error(L);
             if (st != LUA_OK)
-                return fail_response(L, "%s (record %I)", lua_tostring(L, -1), (LUAI_UACINT)i);
+                return fail_response(L, "%s (record %d)", lua_tostring(L, -1), (int)i);
             lua_setfield(L, d, images[k]);
         }
     }

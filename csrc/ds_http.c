@@ -21,6 +21,7 @@
 #include <ctype.h>
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,7 +269,7 @@ static void http_reserve(lua_State *L, ds_http *h, size_t n, long in_flight)
 static int http_req_error(lua_State *L, int arg, lua_Integer reqno, const char *msg)
 {
     if (reqno > 0)
-        msg = lua_pushfstring(L, "request %I: %s", reqno, msg);
+        msg = lua_pushfstring(L, "request %d: %s", (int)reqno, msg);
     return luaL_argerror(L, arg, msg);
 }
 
@@ -323,12 +324,12 @@ static void http_read_request(lua_State *L, ds_req *r, int iu, int ih, int ib, i
         for (lua_Integer i = 1; i <= n; i++) {
             size_t len;
             if (lua_rawgeti(L, ih, i) != LUA_TSTRING)
-                http_req_error(L, ah, reqno, lua_pushfstring(L, "header %I must be a string, got %s",
-                                                             i, luaL_typename(L, -1)));
+                http_req_error(L, ah, reqno, lua_pushfstring(L, "header %d must be a string, got %s",
+                                                             (int)i, luaL_typename(L, -1)));
             const char *line = lua_tolstring(L, -1, &len);
             if (strlen(line) != len || strpbrk(line, "\r\n") != NULL)
                 http_req_error(L, ah, reqno,
-                               lua_pushfstring(L, "header %I contains CR, LF or NUL", i));
+                               lua_pushfstring(L, "header %d contains CR, LF or NUL", (int)i));
             struct curl_slist *l = curl_slist_append(r->req_head, line);
             if (l == NULL)
                 luaL_error(L, "out of memory");
