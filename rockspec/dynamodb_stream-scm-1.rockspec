@@ -46,6 +46,7 @@ build = {
     ["dynamodb_stream.checkpoint"] = "lua/dynamodb_stream/checkpoint.lua",
     ["dynamodb_stream.seqnum"] = "lua/dynamodb_stream/seqnum.lua",
     ["dynamodb_stream.retry"] = "lua/dynamodb_stream/retry.lua",
+    ["dynamodb_stream.compat"] = "lua/dynamodb_stream/compat.lua",
   },
   copy_directories = { "examples" },
 }

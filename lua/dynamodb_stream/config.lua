@@ -2,6 +2,8 @@
 -- explicit options, then environment variables, then the shared credentials
 -- and config files of the selected profile.
 
+local compat = require("dynamodb_stream.compat")
+
 local config = {}
 
 -- Reads an AWS shared config/credentials file into { [section] = { key = value } }.
@@ -176,7 +178,7 @@ function config.resolve(service, opts, caller)
 
   -- AWS_MAX_ATTEMPTS counts the first attempt too; standard mode's default is 3.
   local max_attempts = opts.max_attempts or tonumber(env("AWS_MAX_ATTEMPTS") or profile.max_attempts) or 3
-  if math.type(max_attempts) ~= "integer" or max_attempts < 1 then
+  if not compat.is_integer(max_attempts) or max_attempts < 1 then
     error(caller .. ": max_attempts must be an integer >= 1", 3)
   end
   local retry_mode = opts.retry_mode or env("AWS_RETRY_MODE") or profile.retry_mode or "standard"

@@ -19,6 +19,7 @@
 -- (see _throttled); the others keep being read.
 local Emitter = require("dynamodb_stream.emitter")
 local seqnum = require("dynamodb_stream.seqnum")
+local compat = require("dynamodb_stream.compat")
 
 local core = require("dynamodb_stream.core")
 local NULL = core.null
@@ -69,7 +70,7 @@ local function absent(v) return v == nil or v == NULL or v == "" end
 
 -- Stream ARNs, shard ids and iterators end up in request bodies: a control
 -- character (CR, LF, NUL, any byte < 0x20, DEL) in one is refused.
-local function has_control(s) return s:find("[\0-\31\127]") ~= nil end
+local function has_control(s) return s:find("[%z\1-\31\127]") ~= nil end
 
 local function invalid(message, fields)
   return new_error("InvalidResponse", message, fields)
@@ -118,7 +119,7 @@ end
 local function opt_integer(opts, name, lo, hi)
   local v = opts[name]
   if v == nil then return nil end
-  if math.type(v) ~= "integer" or v < lo or v > hi then
+  if not compat.is_integer(v) or v < lo or v > hi then
     error(string.format("opts.%s must be an integer in %d..%d", name, lo, hi), 3)
   end
   return v

@@ -1,0 +1,16 @@
+-- The little that differs between Lua 5.3/5.4 and Lua 5.1/LuaJIT 2.1, for
+-- the other modules (internal). Under 5.1/LuaJIT every number is a double:
+-- an "integer" there is an integral number a double holds exactly
+-- (|x| <= 2^53), which is also what dynamodb_stream.core treats as one.
+local compat = {}
+
+if math.type then
+  function compat.is_integer(x) return math.type(x) == "integer" end
+else
+  local floor = math.floor
+  function compat.is_integer(x)
+    return type(x) == "number" and x == floor(x) and x >= -2 ^ 53 and x <= 2 ^ 53
+  end
+end
+
+return compat
