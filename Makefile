@@ -47,7 +47,7 @@ LUA_SRC := $(wildcard lua/dynamodb_stream/*.lua)
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
-.PHONY: all deps test demo valgrind asan fuzz fuzz-build cppcheck install uninstall clean bench
+.PHONY: all deps test demo valgrind asan fuzz fuzz-build cppcheck install uninstall clean bench luajit-build compat-builds
 
 all: $(TARGET)
 
@@ -63,15 +63,25 @@ $(BUILD)/obj/%.o: csrc/%.c $(wildcard csrc/*.h)
 deps:
 	scripts/install-deps
 
-# Every phase: the specs, the specs again with the ASan+UBSan build, the specs
-# under valgrind (each against a fresh DynamoDB Local), a short fuzz pass
-# (CI_FUZZ_SECONDS per harness) and cppcheck. Ends with ONE line
-# "N passed, N failed" over all phases.
+# Every phase: the specs, the specs again under LuaJIT with the LuaJIT build,
+# the specs with the ASan+UBSan build, the specs under valgrind (each against
+# a fresh DynamoDB Local), a short fuzz pass (CI_FUZZ_SECONDS per harness) and
+# cppcheck. Ends with ONE line "N passed, N failed" over all phases. The Lua
+# 5.3 and 5.1 builds are compiled too (no spec run).
 CI_FUZZ_SECONDS ?= 30
 test: deps
-	$(MAKE) all asan-build fuzz-build
+	$(MAKE) all asan-build fuzz-build luajit-build compat-builds
 	FUZZ_SECONDS=$(CI_FUZZ_SECONDS) FUZZ_TARGETS="$(FUZZ_TARGETS)" FUZZ_BUILD=$(FUZZ_BUILD) ASAN_BUILD=$(ASAN_BUILD) \
-	  scripts/run-specs --all $(LUA)
+	  LUAJIT_BUILD=$(LUAJIT_BUILD) scripts/run-specs --all $(LUA)
+
+# The other interpreters' builds, whatever this make was told about LUA.
+LUAJIT_BUILD  ?= build-luajit
+LUAJIT_INCDIR ?= /usr/include/luajit-2.1
+luajit-build:
+	$(MAKE) LUA=luajit LUA_VERSION=5.1 LUA_INCDIR=$(LUAJIT_INCDIR) BUILD=$(LUAJIT_BUILD) all
+compat-builds:
+	$(MAKE) LUA=lua5.3 LUA_VERSION=5.3 LUA_INCDIR=/usr/include/lua5.3 BUILD=build-5.3 all
+	$(MAKE) LUA=lua5.1 LUA_VERSION=5.1 LUA_INCDIR=/usr/include/lua5.1 BUILD=build-5.1 all
 
 # The whole spec suite with lua5.4 under valgrind (memcheck; definite and
 # indirect leaks are errors; spawned processes are not traced).
@@ -150,4 +160,4 @@ uninstall:
 	rm -rf $(DESTDIR)$(LUA_SHAREDIR)/dynamodb_stream
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(LUAJIT_BUILD) build-5.3 build-5.1

@@ -34,6 +34,18 @@ static inline int ds_compat_isinteger(lua_State *L, int i)
     x = lua_tonumber(L, i);
     return x == floor(x) && fabs(x) <= 9007199254740992.0;
 }
+/* As in 5.3+, an integer argument must have an integral value. */
+static inline lua_Integer ds_compat_checkinteger(lua_State *L, int arg)
+{
+    lua_Number x = luaL_checknumber(L, arg);
+    if (x != floor(x) || fabs(x) > 9007199254740992.0)
+        luaL_argerror(L, arg, "number has no integer representation");
+    return (lua_Integer)x;
+}
+#  undef luaL_checkinteger
+#  undef luaL_optinteger
+#  define luaL_checkinteger(L, arg)   ds_compat_checkinteger((L), (arg))
+#  define luaL_optinteger(L, arg, d)  (lua_isnoneornil((L), (arg)) ? (lua_Integer)(d) : ds_compat_checkinteger((L), (arg)))
 #  define lua_newuserdatauv(L, sz, nuv) lua_newuserdata((L), (sz))
 #  define lua_setiuservalue(L, idx, n)  lua_setuservalue((L), (idx))
 #  define lua_getiuservalue(L, idx, n)  lua_getuservalue((L), (idx))

@@ -5,7 +5,7 @@ local helper = require("helper")
 
 local NAMESPACE = "examplesspec"
 
--- Starts `lua5.4 examples/<script> args...` with the AWS variables of DynamoDB
+-- Starts `<helper.lua> examples/<script> args...` with the AWS variables of DynamoDB
 -- Local and nothing else from our environment; returns the popen handle.
 local function start_example(script, ...)
   local q = helper.shell_quote
@@ -17,11 +17,11 @@ local function start_example(script, ...)
     q("AWS_SECRET_ACCESS_KEY=local-secret"),
     q("LUA_PATH=" .. package.path),
     q("LUA_CPATH=" .. package.cpath),
-    "lua5.4", q("examples/" .. script),
+    helper.lua, q("examples/" .. script),
   }
   for i = 1, select("#", ...) do parts[#parts + 1] = q(tostring(select(i, ...))) end
   parts[#parts + 1] = "2>&1"
-  return assert(io.popen(table.concat(parts, " ")))
+  return assert(helper.popen(table.concat(parts, " ")))
 end
 
 local function run_example(script, ...)

@@ -282,7 +282,8 @@ describe("fake_streams_server.py", function()
     end)
 
     it("rejects a request without Authorization, or scoped to another service", function()
-      local http <close> = core.http()
+      local http = core.http()
+      finally(function() http:close() end)
       local headers = { "Content-Type: application/x-amz-json-1.0",
                         "X-Amz-Target: DynamoDBStreams_20120810.ListStreams",
                         "X-Amz-Date: 20240101T000000Z" }

@@ -105,9 +105,15 @@ describe("hostile bodies: json_decode", function()
 
   describe("numbers in JSON (the envelope, not N values)", function()
     it("integers stay exact up to int64; beyond, they are floats", function()
-      assert.equals(math.mininteger, decode("-9223372036854775808"))
-      assert.equals(math.maxinteger, decode("9223372036854775807"))
-      assert.equals("float", math.type(decode("9223372036854775808")))
+      if math.type then
+        assert.equals(math.mininteger, decode("-9223372036854775808"))
+        assert.equals(math.maxinteger, decode("9223372036854775807"))
+        assert.equals("float", math.type(decode("9223372036854775808")))
+      else -- LuaJIT/5.1: exact up to 2^53, then the nearest double
+        assert.equals(9007199254740992, decode("9007199254740992"))
+        assert.equals(-9007199254740992, decode("-9007199254740992"))
+        assert.equals(2 ^ 63, decode("9223372036854775807"))
+      end
     end)
     it("out-of-range exponents give inf and 0.0, not an error", function()
       -- Documented behaviour: such a number in a field the consumer passes

@@ -116,14 +116,14 @@ describe("soak: stream:run through 20% injected faults", function()
     local cmd = table.concat({
       "echo $$; exec env",
       q("LUA_PATH=" .. package.path), q("LUA_CPATH=" .. package.cpath),
-      "lua5.4 spec/support/soak_writer.lua",
+      helper.lua .. " spec/support/soak_writer.lua",
       q("endpoint=" .. helper.ddb_local_endpoint()), q("namespace=" .. NAMESPACE),
       q("table=" .. table_name), q("journal=" .. journal), q("done=" .. done),
       "keys=" .. KEYS, "changes=" .. CHANGES, "batch=25", "pause=" .. WRITER_PAUSE, "seed=" .. SEED,
       "2>" .. q(tmp .. "/writer.stderr"),
     }, " ")
-    writer = { proc = assert(io.popen(cmd)) }
-    writer.pid = assert(math.tointeger(tonumber(writer.proc:read("l"))), "writer pid")
+    writer = { proc = assert(helper.popen(cmd)) }
+    writer.pid = assert(helper.tointeger(tonumber(writer.proc:read("l"))), "writer pid")
 
     -- What the consumer saw.
     local delivered = {}          -- id -> { event, seq }
@@ -144,7 +144,7 @@ describe("soak: stream:run through 20% injected faults", function()
       if total == nil then
         local running = alive(writer.pid) -- before reading: it writes the file, then exits
         local text = read_file(done)
-        total = text and math.tointeger(tonumber(text:match("%d+")))
+        total = text and helper.tointeger(tonumber(text:match("%d+")))
         if total then done_at = monotime() end
         if total == nil and not running then
           writer_died = true
@@ -162,7 +162,7 @@ describe("soak: stream:run through 20% injected faults", function()
         return
       end
       event_ids[record.eventID], seqs[seq] = true, true
-      if type(image) ~= "table" or type(image.pk) ~= "string" or math.type(image.v) ~= "integer" then
+      if type(image) ~= "table" or type(image.pk) ~= "string" or helper.math_type(image.v) ~= "integer" then
         malformed[#malformed + 1] = record.eventID
         return
       end

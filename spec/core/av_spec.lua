@@ -1,5 +1,7 @@
 -- AttributeValue <-> Lua (csrc/ds_av.c, csrc/number.c, csrc/base64.c).
 local core = require("dynamodb_stream.core")
+local helper = require("helper")
+local math_type = helper.math_type
 
 local function read_fixture(name)
   local f = assert(io.open("spec/fixtures/av/" .. name, "rb"))
@@ -18,8 +20,8 @@ local function same_shape(a, b, path)
   end
   if type(a) ~= "table" then
     if a == b or (a ~= a and b ~= b) then return true end
-    if math.type(a) ~= math.type(b) then
-      return false, path .. ": " .. tostring(math.type(a)) .. " vs " .. tostring(math.type(b))
+    if math_type(a) ~= math_type(b) then
+      return false, path .. ": " .. tostring(math_type(a)) .. " vs " .. tostring(math_type(b))
     end
     return false, path .. ": " .. tostring(a) .. " vs " .. tostring(b)
   end
@@ -75,21 +77,31 @@ describe("core AttributeValues", function()
         { "1.5e3", "integer", 1500 },
         { "+5", "integer", 5 },
         { "007", "integer", 7 },
-        { "9223372036854775807", "integer", math.maxinteger },
-        { "-9223372036854775808", "integer", math.mininteger },
+        { "9007199254740992", "integer", 2 ^ 53 },
+        { "-9007199254740992", "integer", -2 ^ 53 },
         { "3.14159", "float", 3.14159 },
         { "0.1", "float", 0.1 },
         { ".5", "float", 0.5 },
         { "-1.5E-7", "float", -1.5e-7 },
         { "0.000001", "float", 1e-6 },
-        { "1e20", "float", 1e20 },
-        { "18446744073709552000", "float", 18446744073709552000.0 },
         { "1E-130", "float", 1e-130 },
       }
+      -- Integers beyond 2^53: Lua integers (or floats past int64) under 5.3+;
+      -- under LuaJIT/5.1 they stay exact in the decimal box (below).
+      local beyond_2p53 = {
+        { "9223372036854775807", "integer", math.maxinteger },
+        { "-9223372036854775808", "integer", math.mininteger },
+        { "9007199254740993", "integer", 9007199254740993 },
+        { "1e20", "float", 1e20 },
+        { "18446744073709552000", "float", 18446744073709552000.0 },
+      }
+      if helper.int64 then
+        for _, c in ipairs(beyond_2p53) do cases[#cases + 1] = c end
+      end
       for _, c in ipairs(cases) do
         it("reads " .. c[1] .. " as " .. c[2] .. " " .. tostring(c[3]), function()
           local v = core.unmarshall_value { N = c[1] }
-          assert.equals(c[2], math.type(v))
+          assert.equals(c[2], math_type(v))
           assert.equals(c[3], v)
         end)
       end
@@ -103,6 +115,9 @@ describe("core AttributeValues", function()
         "1.0000000000000000000000000000000000001",     -- 38 digits
         "9.9999999999999999999999999999999999999E+125",
       }
+      if not helper.int64 then
+        for _, c in ipairs(beyond_2p53) do decimals[#decimals + 1] = c[1] end
+      end
       for _, s in ipairs(decimals) do
         it("keeps " .. s .. " as a decimal box", function()
           local v = core.unmarshall_value { N = s }
@@ -327,13 +342,14 @@ describe("core AttributeValues", function()
   describe("marshall", function()
     it("maps Lua values onto AttributeValues", function()
       local av = core.marshall {
-        s = "x", i = 42, neg = math.mininteger, f = 3.14159, tenth = 0.1, whole = 2.0, big = 1e21,
+        s = "x", i = 42, neg = math.mininteger or -2 ^ 53, f = 3.14159, tenth = 0.1, whole = 2.0, big = 1e21,
         t = true, f2 = false, n = core.null,
         d = core.decimal("12345678901234567890123456789012345678"), b = core.binary("\0\255"),
         l = { 1, "a" }, m = { k = "v" }, e = {}, el = setmetatable({}, core.list_mt),
       }
       assert.same({
-        s = { S = "x" }, i = { N = "42" }, neg = { N = "-9223372036854775808" }, f = { N = "3.14159" },
+        s = { S = "x" }, i = { N = "42" }, neg = { N = helper.int64 and "-9223372036854775808" or "-9007199254740992" },
+        f = { N = "3.14159" },
         tenth = { N = "0.1" }, whole = { N = "2" }, big = { N = "1e+21" },
         t = { BOOL = true }, f2 = { BOOL = false }, n = { NULL = true },
         d = { N = "12345678901234567890123456789012345678" }, b = { B = "AP8=" },
@@ -438,7 +454,10 @@ describe("core AttributeValues", function()
           .. " map keys must be strings) at m")
         fails({ f = print }, "marshall: cannot marshall a function at f")
         fails({ u = io.stdout }, "marshall: cannot marshall a userdata at u")
-        fails({ l = setmetatable({ 1, nil, 3 }, core.list_mt) }, "marshall: nil in a list (use core.null) at l[2]")
+        local holed = setmetatable({ 1, nil, 3 }, core.list_mt)
+        if rawlen and rawlen(holed) == 3 or #holed == 3 then -- LuaJIT's border is 1 here: no hole to find
+          fails({ l = holed }, "marshall: nil in a list (use core.null) at l[2]")
+        end
         fails(core.set("SS", { "a" }), "marshall: an item must be a map, got a table marked 'SS' (use marshall_value)")
       end)
 

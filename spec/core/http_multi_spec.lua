@@ -135,7 +135,8 @@ describe("core.http post_many", function()
   end)
 
   it("puts each failure, with its code, in its own slot", function()
-    local h <close> = core.http({ timeout = 1, connect_timeout = 1, max_body = 1000 })
+    local h = core.http({ timeout = 1, connect_timeout = 1, max_body = 1000 })
+    finally(function() h:close() end)
     local reqs = {
       { base .. "/echo", { AUTH }, "first" },
       { "http://127.0.0.1:" .. srv.refused .. "/x", { AUTH }, "{}" },
@@ -163,7 +164,7 @@ describe("core.http post_many", function()
     assert.equals(200, results[9][1])
     assert.equals("last", parse_echo(results[9][2]).body)
     -- Unpacked, a result is what post returns.
-    local status, err, code = table.unpack(results[2], 1, 3)
+    local status, err, code = (table.unpack or unpack)(results[2], 1, 3)
     assert.is_nil(status)
     assert.equals("ConnectionRefused", code)
     assert.equals("string", type(err))
@@ -233,6 +234,47 @@ describe("core.http post_many", function()
     local status, text = http:post(u, {}, "post after post_many")
     assert.equals(200, status)
     assert.equals("post after post_many", parse_echo(text).body)
+  end)
+
+  it("is busy for finalizers that run while it pushes results", function()
+    -- A finalizer running inside post_many (the results allocate) may use the
+    -- handle: a call raises "busy", a close waits for the end of the call.
+    local reqs = {}
+    for i = 1, 40 do reqs[i] = { base .. "/echo", {}, ("body %d"):format(i) } end
+    local inside, seen = false, {}
+    local h = core.http()
+    local function garbage(action)
+      for _ = 1, 200 do
+        setmetatable({}, { __gc = function()
+          if not inside or seen[action] then return end
+          if action == "post" then
+            local ok, err = pcall(h.post, h, base .. "/echo", {}, "")
+            seen.post = ok and "ok" or err
+          else
+            h:close()
+            seen.close = tostring(h)
+          end
+        end })
+      end
+    end
+    collectgarbage("incremental", 0, 400) -- collect as often as possible
+    for _, action in ipairs({ "post", "close" }) do
+      for _ = 1, 50 do
+        garbage(action)
+        inside = true
+        local ok, results = pcall(h.post_many, h, reqs, 8)
+        inside = false
+        assert.is_true(ok, tostring(results))
+        for i, r in ipairs(results) do assert.equals(("body %d"):format(i), parse_echo(r[2]).body) end
+        if seen[action] then break end
+      end
+    end
+    collectgarbage("incremental", 200, 100)
+    collectgarbage()
+    assert.matches("busy", seen.post, 1, true)
+    assert.matches("closed$", seen.close)
+    assert.matches("closed$", tostring(h))
+    assert.has_error(function() h:post(base .. "/echo") end, "http handle is closed")
   end)
 
   it("raises on a closed handle; close and collection free everything", function()

@@ -203,7 +203,8 @@ describe("core.http", function()
     end)
 
     it("accepts a body of exactly max_body bytes", function()
-      local h <close> = core.http({ max_body = 1000 })
+      local h = core.http({ max_body = 1000 })
+      finally(function() h:close() end)
       local status, text = h:post(base .. "/big?bytes=1000", {}, "")
       assert.equals(200, status)
       assert.equals(1000, #text)
@@ -233,7 +234,8 @@ describe("core.http", function()
     end)
 
     it("Timeout when the answer is slower than the timeout", function()
-      local h <close> = core.http({ timeout = 0.3 })
+      local h = core.http({ timeout = 0.3 })
+      finally(function() h:close() end)
       local t0 = core.monotime and core.monotime()
       assert_fails("Timeout", h:post(base .. "/slow?ms=3000", { AUTH }, "{}"))
       if t0 then assert.is_true(core.monotime() - t0 < 2.5) end
@@ -249,7 +251,8 @@ describe("core.http", function()
     end)
 
     it("ResponseTooLarge over max_body, with or without Content-Length", function()
-      local h <close> = core.http({ max_body = 1000 })
+      local h = core.http({ max_body = 1000 })
+      finally(function() h:close() end)
       assert_fails("ResponseTooLarge", h:post(base .. "/big?bytes=5000", { AUTH }, ""))
       assert_fails("ResponseTooLarge", h:post(base .. "/big?bytes=300000&chunked=1", { AUTH }, ""))
       assert_fails("ResponseTooLarge", h:post(base .. "/big?bytes=1001&chunked=1", { AUTH }, ""))
@@ -274,7 +277,8 @@ describe("core.http", function()
 
     it("succeeds with verify_tls = false", function()
       if not srv.https then return pending("openssl CLI could not make a certificate") end
-      local h <close> = core.http({ verify_tls = false })
+      local h = core.http({ verify_tls = false })
+      finally(function() h:close() end)
       local status, text = h:post(url("/echo"), { AUTH }, "tls body")
       assert.equals(200, status)
       assert.equals("tls body", parse_echo(text).body)
@@ -282,9 +286,11 @@ describe("core.http", function()
 
     it("succeeds with the certificate as ca_file, fails with a missing ca_file", function()
       if not srv.https then return pending("openssl CLI could not make a certificate") end
-      local h <close> = core.http({ ca_file = cert })
+      local h = core.http({ ca_file = cert })
+      finally(function() h:close() end)
       assert.equals(200, (h:post(url("/echo"), {}, "")))
-      local bad <close> = core.http({ ca_file = tmpdir .. "/missing.pem" })
+      local bad = core.http({ ca_file = tmpdir .. "/missing.pem" })
+      finally(function() bad:close() end)
       assert_fails("TlsError", bad:post(url("/echo"), { AUTH }, ""))
     end)
   end)
@@ -335,19 +341,17 @@ describe("core.http", function()
 
     it("closes at the end of a <close> block", function()
       local outer
-      do
-        local h <close> = core.http()
+      require("helper").with_close(core.http(), function(h)
         outer = h
         assert.equals(200, (h:post(base .. "/echo", {}, "")))
-      end
+      end)
       assert.matches("closed$", tostring(outer))
       assert.has_error(function() outer:post(base .. "/echo", {}, "") end)
     end)
 
     it("closes on a raise through a <close> block", function()
       local outer
-      local ok = pcall(function()
-        local h <close> = core.http()
+      local ok = pcall(require("helper").with_close, core.http(), function(h)
         outer = h
         error("boom")
       end)

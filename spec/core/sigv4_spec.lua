@@ -542,11 +542,10 @@ describe("sigv4 errors", function()
 
   it("a closed signer forgets its secrets and refuses to sign", function()
     local outer
-    do
-      local signer <close> = core.signer(opts())
+    require("helper").with_close(core.signer(opts()), function(signer)
       outer = signer
       assert.truthy(signer:sign(req()))
-    end
+    end)
     assert.equals("dynamodb_stream.signer (closed)", tostring(outer))
     raises("signer is closed", function() outer:sign(req()) end)
     getmetatable(outer).__gc(outer) -- closing twice is harmless

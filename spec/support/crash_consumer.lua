@@ -2,7 +2,7 @@
 -- stream:run with a file checkpoint, starting at TRIM_HORIZON when there is
 -- no checkpoint yet.
 --
---   lua5.4 spec/support/crash_consumer.lua endpoint=URL namespace=NS arn=ARN \
+--   lua5.4|luajit spec/support/crash_consumer.lua endpoint=URL namespace=NS arn=ARN \
 --     checkpoint=PATH log=PATH [stop_file=PATH] [delay=S] [limit=N] [max_pages=N]
 --
 -- Appends to the log, flushed line by line:
@@ -23,6 +23,7 @@
 -- restarts really deliver some changes again.
 local ds = require("dynamodb_stream")
 local checkpoint = require("dynamodb_stream.checkpoint")
+local tointeger = math.tointeger or function(x) return x and x == math.floor(x) and x or nil end
 
 local args = {}
 for _, a in ipairs(arg) do
@@ -46,8 +47,8 @@ local client = ds.client({
 })
 local stream = ds.new(client, assert(args.arn, "arn= is required"), {
   unmarshall = ds.unmarshall, start_at = "TRIM_HORIZON",
-  limit = math.tointeger(tonumber(args.limit or "")),
-  max_pages_per_shard = math.tointeger(tonumber(args.max_pages or "")),
+  limit = tointeger(tonumber(args.limit or "")),
+  max_pages_per_shard = tointeger(tonumber(args.max_pages or "")),
 })
 local delay = tonumber(args.delay or "0")
 

@@ -40,7 +40,7 @@ local function normalize(cfg)
   if cfg.kinds ~= nil then
     local kinds = {}
     for k, v in pairs(cfg.kinds) do
-      if math.type(k) == "integer" and type(v) == "string" then
+      if type(k) == "number" and type(v) == "string" then
         kinds[v] = 1
       else
         kinds[tostring(k)] = v
@@ -90,7 +90,7 @@ function M.start(opts)
     cycle = opts.cycle,
   })
   local cmd = { "exec /usr/bin/python3", SCRIPT, "--upstream", shell_quote(opts.upstream),
-    "--seed", tostring(math.tointeger(opts.seed or 0)) }
+    "--seed", string.format("%d", opts.seed or 0) }
   if next(cfg) ~= nil then
     cmd[#cmd + 1] = "--config " .. shell_quote(ds.json_encode(cfg))
   end

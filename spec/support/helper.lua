@@ -1,6 +1,85 @@
 -- Loaded by busted before every spec file (see .busted).
 local helper = {}
 
+-- The interpreter running the specs ("lua5.4", "luajit", ...): child Lua
+-- processes (examples, consumers, run_lua) use the same one, so they load
+-- the module build that package.cpath points at.
+helper.lua = rawget(_G, "jit") and "luajit" or "lua" .. _VERSION:match("%d+%.%d+")
+
+-- True under Lua 5.3+, where integers are 64-bit Lua integers; false under
+-- LuaJIT and 5.1, where every number is a double and dynamodb_stream treats
+-- integral numbers up to 2^53 as integers and keeps larger ones in the
+-- decimal box.
+helper.int64 = math.type ~= nil
+
+-- math.type under 5.3+; under LuaJIT/5.1 "integer" for the numbers the
+-- module writes as integers (integral, |x| <= 2^53), else "float".
+function helper.math_type(x)
+  if math.type then return math.type(x) end
+  if type(x) ~= "number" then return nil end
+  return (x == math.floor(x) and x >= -2 ^ 53 and x <= 2 ^ 53) and "integer" or "float"
+end
+
+helper.unpack = table.unpack or unpack
+
+-- math.tointeger where there is one; else an integral number as it is, or nil.
+helper.tointeger = math.tointeger or function(x)
+  return type(x) == "number" and x == math.floor(x) and x or nil
+end
+
+-- Calls fn(v) with v as a to-be-closed variable: a real `local v <close>`
+-- under Lua 5.4; elsewhere v's __close metamethod is called the same way,
+-- after fn returns or raises (with the error), and the error passed on.
+local run_closing = _VERSION >= "Lua 5.4" and assert(load("local v <close>, fn = ...; return fn(v)"))
+  or function(v, fn)
+    local ok, err = pcall(fn, v)
+    getmetatable(v).__close(v, (not ok) and err or nil)
+    if not ok then error(err, 0) end
+  end
+function helper.with_close(v, fn) return run_closing(v, fn) end
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+helper.shell_quote = shell_quote
+
+-- os.execute and io.popen(...):close() answering as in Lua 5.2+ (true, or
+-- nil, "exit" | "signal", code) under LuaJIT and 5.1 too, where os.execute
+-- returns the raw wait status and close() always true.
+local native_status = io.popen("exit 3"):close() ~= true
+function helper.execute(cmd)
+  if native_status then return os.execute(cmd) end
+  local st = os.execute(cmd)
+  if st == 0 then return true, "exit", 0 end
+  if st % 256 == 0 then return nil, "exit", st / 256 end
+  return nil, "signal", st % 128
+end
+
+-- io.popen whose close() answers as above. Under LuaJIT the command runs in
+-- its own `sh -c` (so `$$` in it is still the process that `exec` replaces)
+-- and the outer shell records its status in a temporary file.
+function helper.popen(cmd, mode)
+  if native_status then return io.popen(cmd, mode) end
+  local status = os.tmpname()
+  local f, err = io.popen("sh -c " .. shell_quote(cmd) .. "; echo $? >" .. shell_quote(status), mode)
+  if not f then os.remove(status) return nil, err end
+  local proxy = {}
+  for _, m in ipairs({ "read", "lines", "write", "flush", "setvbuf", "seek" }) do
+    proxy[m] = function(_, ...) return f[m](f, ...) end
+  end
+  function proxy.close()
+    f:close()
+    local sf = io.open(status)
+    local code = sf and tonumber(sf:read("*l") or "")
+    if sf then sf:close() end
+    os.remove(status)
+    if code == 0 then return true, "exit", 0 end
+    if code and code > 128 then return nil, "signal", code - 128 end
+    return nil, "exit", code
+  end
+  return proxy
+end
+
 -- The endpoint of the DynamoDB Local that scripts/with-ddb-local started.
 function helper.ddb_local_endpoint()
   local endpoint = os.getenv("DDB_LOCAL_ENDPOINT")
@@ -8,20 +87,16 @@ function helper.ddb_local_endpoint()
   return endpoint
 end
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-helper.shell_quote = shell_quote
-
--- Runs a Lua chunk in a fresh lua5.4 with exactly the given environment
--- (plus this process's module paths unless env sets them) and returns its stdout and whether it succeeded.
-function helper.run_lua(env, code)
+-- Runs a Lua chunk in a fresh interpreter (lua, default helper.lua) with
+-- exactly the given environment (plus this process's module paths unless env
+-- sets them) and returns its stdout and whether it succeeded.
+function helper.run_lua(env, code, lua)
   local parts = { "env -i" }
   for k, v in pairs(env) do parts[#parts + 1] = shell_quote(k .. "=" .. v) end
   if not env.LUA_PATH then parts[#parts + 1] = shell_quote("LUA_PATH=" .. package.path) end
   if not env.LUA_CPATH then parts[#parts + 1] = shell_quote("LUA_CPATH=" .. package.cpath) end
-  parts[#parts + 1] = "lua5.4 -e " .. shell_quote(code) .. " 2>&1"
-  local p = assert(io.popen(table.concat(parts, " ")))
+  parts[#parts + 1] = (lua or helper.lua) .. " -e " .. shell_quote(code) .. " 2>&1"
+  local p = assert(helper.popen(table.concat(parts, " ")))
   local out = p:read("a")
   local ok = p:close()
   return out, ok

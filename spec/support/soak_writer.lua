@@ -3,7 +3,7 @@
 -- to it (never through the fault proxy: a reset after a write would leave it
 -- unknown whether the write happened), and records each one.
 --
---   lua5.4 spec/support/soak_writer.lua endpoint=URL namespace=NS table=NAME \
+--   lua5.4|luajit spec/support/soak_writer.lua endpoint=URL namespace=NS table=NAME \
 --     journal=PATH done=PATH [keys=600] [changes=6000] [batch=25] [pause=0] \
 --     [seed=1] [stop_file=PATH]
 --
@@ -36,12 +36,13 @@ end
 
 local endpoint, namespace, table_name = need("endpoint"), need("namespace"), need("table")
 local journal_path, done_path = need("journal"), need("done")
-local nkeys = math.tointeger(tonumber(args.keys or "600"))
-local nchanges = math.tointeger(tonumber(args.changes or "6000"))
-local batch = math.tointeger(tonumber(args.batch or "25"))
+local tointeger = math.tointeger or function(x) return x and x == math.floor(x) and x or nil end
+local nkeys = tointeger(tonumber(args.keys or "600"))
+local nchanges = tointeger(tonumber(args.changes or "6000"))
+local batch = tointeger(tonumber(args.batch or "25"))
 local pause = tonumber(args.pause or "0")
 local stop_file = args.stop_file
-math.randomseed(math.tointeger(tonumber(args.seed or "1")))
+math.randomseed(tointeger(tonumber(args.seed or "1")))
 assert(batch >= 1 and batch <= 25 and batch <= nkeys, "batch must be 1..25 and at most keys")
 
 local ddb = ds.dynamodb({
@@ -108,7 +109,7 @@ while written < nchanges and not (stop_file and exists(stop_file)) do
     if op == "D" then
       present[key] = nil
     else
-      present[key], version[key] = true, ord // 2
+      present[key], version[key] = true, math.floor(ord / 2)
     end
     journal:write(key, " ", ord, " ", op, "\n")
   end
