@@ -17,7 +17,9 @@
  *      is still owned by the userdata and no transfer is in flight).
  * URL and body strings are used in place: they are anchored by the
  * arguments, and nothing between phase 1 and the end of phase 2 allocates
- * Lua memory (so no collection step and no finalizer can run). */
+ * Lua memory (so no collection step and no finalizer can run). Phase 3 may
+ * run finalizers; one that uses the same handle finds it busy: a call
+ * raises, a close is deferred to the end of the call in progress. */
 #include <ctype.h>
 #include <limits.h>
 #include <math.h>
@@ -74,6 +76,8 @@ typedef struct {
 
 typedef struct {
     int open;
+    int busy;          /* a call is running transfers or pushing results */
+    int close_pending; /* close was asked for while busy: done when the call ends */
     CURLM *multi;     /* NULL until the first request */
     ds_easy **easy;   /* the pool: n_easy handles, room for cap_easy */
     size_t n_easy, cap_easy;
@@ -136,6 +140,8 @@ static ds_http *http_check_open(lua_State *L, int idx)
     ds_http *h = luaL_checkudata(L, idx, DS_HTTP_MT);
     if (!h->open)
         luaL_error(L, "http handle is closed");
+    if (h->busy)
+        luaL_error(L, "http handle is busy (used from a finalizer during one of its calls?)");
     return h;
 }
 
@@ -645,6 +651,58 @@ static void http_trim(ds_http *h)
     }
 }
 
+static void http_free_all(ds_http *h);
+
+/* Phase 3 body, run protected by http_results: pushes post's three values
+ * (arg 3 false) or post_many's results table. */
+static int http_push_results(lua_State *L)
+{
+    ds_http *h = lua_touserdata(L, 1);
+    size_t n = (size_t)lua_tointeger(L, 2);
+    if (!lua_toboolean(L, 3))
+        return http_push_result(L, &h->reqs[0]);
+    lua_createtable(L, n <= INT_MAX ? (int)n : INT_MAX, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_createtable(L, 3, 0);
+        http_push_result(L, &h->reqs[i]); /* t, r, a, b, c */
+        lua_rawseti(L, -4, 3);
+        lua_rawseti(L, -3, 2);
+        if (lua_isnil(L, -1))
+            lua_pop(L, 1);
+        else
+            lua_rawseti(L, -2, 1);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+        /* Release what will not be kept as soon as it is copied. */
+        if (h->reqs[i].body.cap > HTTP_KEEP_BUFFER_MAX)
+            ds_buf_free(&h->reqs[i].body);
+    }
+    return 1;
+}
+
+/* Phases 2 and 3 of a call of n requests (many: post_many, else post):
+ * runs them, pushes the results and returns their count. The handle is
+ * busy meanwhile and is trimmed (or closed, if a finalizer asked for it)
+ * whether pushing succeeded or raised. */
+static int http_results(lua_State *L, ds_http *h, size_t n, size_t in_flight, int many)
+{
+    int nres = many ? 1 : 3;
+    h->busy = 1;
+    http_run(h, n, in_flight);
+    lua_pushcfunction(L, http_push_results);
+    lua_pushlightuserdata(L, h);
+    lua_pushinteger(L, (lua_Integer)n);
+    lua_pushboolean(L, many);
+    int st = lua_pcall(L, 3, nres, 0);
+    h->busy = 0;
+    if (h->close_pending)
+        http_free_all(h);
+    else
+        http_trim(h);
+    if (st != LUA_OK)
+        return lua_error(L);
+    return nres;
+}
+
 /* ---------------------------------------------------------------------------
  * Methods */
 
@@ -663,10 +721,7 @@ static int http_post(lua_State *L)
     lua_settop(L, 4);
     http_reserve(L, h, 1, 1);
     http_read_request(L, &h->reqs[0], 2, 3, 4, 2, 3, 4, 0);
-    http_run(h, 1, 1);
-    int n = http_push_result(L, &h->reqs[0]);
-    http_trim(h);
-    return n;
+    return http_results(L, h, 1, 1, 0);
 }
 
 /* http:post_many(requests [, max_in_flight]) -> results
@@ -702,30 +757,12 @@ static int http_post_many(lua_State *L)
         http_read_request(L, &h->reqs[i], 5, 6, 7, 2, 2, 2, reqno);
         lua_settop(L, 3); /* the strings stay anchored by requests[i] */
     }
-    http_run(h, n, (size_t)in_flight);
-
-    lua_createtable(L, n <= INT_MAX ? (int)n : INT_MAX, 0);
-    for (size_t i = 0; i < n; i++) {
-        lua_createtable(L, 3, 0);
-        http_push_result(L, &h->reqs[i]); /* t, r, a, b, c */
-        lua_rawseti(L, -4, 3);
-        lua_rawseti(L, -3, 2);
-        if (lua_isnil(L, -1))
-            lua_pop(L, 1);
-        else
-            lua_rawseti(L, -2, 1);
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
-        /* Release what will not be kept as soon as it is copied. */
-        if (h->reqs[i].body.cap > HTTP_KEEP_BUFFER_MAX)
-            ds_buf_free(&h->reqs[i].body);
-    }
-    http_trim(h);
-    return 1;
+    return http_results(L, h, n, (size_t)in_flight, 1);
 }
 
-static int http_close(lua_State *L)
+/* Releases everything; the handle is closed. */
+static void http_free_all(ds_http *h)
 {
-    ds_http *h = luaL_checkudata(L, 1, DS_HTTP_MT);
     /* Easy handles are never in the multi handle between calls; libcurl's
      * order: remove (done), clean up the easy handles, then the multi. */
     for (size_t i = 0; i < h->n_easy; i++) {
@@ -751,6 +788,18 @@ static int http_close(lua_State *L)
     free(h->ca_file);
     h->ca_file = NULL;
     h->open = 0;
+    h->close_pending = 0;
+}
+
+static int http_close(lua_State *L)
+{
+    ds_http *h = luaL_checkudata(L, 1, DS_HTTP_MT);
+    if (h->busy) { /* from a finalizer during a call: that call closes it */
+        h->open = 0;
+        h->close_pending = 1;
+        return 0;
+    }
+    http_free_all(h);
     return 0;
 }
 

@@ -236,6 +236,48 @@ describe("core.http post_many", function()
     assert.equals("post after post_many", parse_echo(text).body)
   end)
 
+  it("is busy for finalizers that run while it pushes results", function()
+    -- A finalizer running inside post_many (pushing large results allocates,
+    -- which steps the collector) may use the handle: a call raises "busy", a
+    -- close waits for the end of the call.
+    local reqs = {}
+    for i = 1, 8 do reqs[i] = { base .. "/big/300000" } end
+    local inside, seen = false, {}
+    local h = core.http()
+    local function garbage(action)
+      for _ = 1, 100 do
+        setmetatable({}, { __gc = function()
+          if not inside or seen[action] then return end
+          if action == "post" then
+            local ok, err = pcall(h.post, h, base .. "/echo", {}, "")
+            seen.post = ok and "ok" or err
+          else
+            h:close()
+            seen.close = tostring(h)
+          end
+        end })
+      end
+    end
+    collectgarbage("incremental", 0, 1000) -- collect as often as possible
+    for _, action in ipairs({ "post", "close" }) do
+      for _ = 1, 50 do
+        garbage(action)
+        inside = true
+        local ok, results = pcall(h.post_many, h, reqs, 8)
+        inside = false
+        assert.is_true(ok, tostring(results))
+        for _, r in ipairs(results) do assert.equals(300000, #r[2]) end
+        if seen[action] then break end
+      end
+    end
+    collectgarbage("incremental", 200, 100)
+    collectgarbage()
+    assert.matches("busy", seen.post, 1, true)
+    assert.matches("closed$", seen.close)
+    assert.matches("closed$", tostring(h))
+    assert.has_error(function() h:post(base .. "/echo") end, "http handle is closed")
+  end)
+
   it("raises on a closed handle; close and collection free everything", function()
     local h = core.http()
     assert.equals(200, h:post_many({ { base .. "/echo" }, { base .. "/echo" } })[2][1])
