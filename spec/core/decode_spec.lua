@@ -379,12 +379,7 @@ describe("core.decode_records", function()
       local want = reference(bigtext)
       for _ = 1, 3 do
         for _ = 1, 200 do
-          local function fin() results[#results + 1] = core.decode_records(small) end
-          if newproxy then -- Lua 5.1/LuaJIT: only userdata have finalizers
-            getmetatable(newproxy(true)).__gc = fin
-          else
-            setmetatable({}, { __gc = fin })
-          end
+          helper.on_gc(function() results[#results + 1] = core.decode_records(small) end)
         end
         local got = core.decode_records(bigtext)
         assert_same(want, got)

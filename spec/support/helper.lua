@@ -27,6 +27,25 @@ helper.tointeger = math.tointeger or function(x)
   return type(x) == "number" and x == math.floor(x) and x or nil
 end
 
+-- Makes a garbage object whose finalizer calls fn: a table with __gc, or under
+-- Lua 5.1/LuaJIT (where only userdata have finalizers) a newproxy userdata.
+function helper.on_gc(fn)
+  if newproxy then
+    local u = newproxy(true)
+    getmetatable(u).__gc = fn
+    return u
+  end
+  return setmetatable({}, { __gc = fn })
+end
+
+-- Sets the collector's pause and step multiplier (collectgarbage("incremental",
+-- pause, stepmul) under 5.4; "setpause" and "setstepmul" elsewhere).
+function helper.gc_tune(pause, stepmul)
+  if _VERSION >= "Lua 5.4" then return collectgarbage("incremental", pause, stepmul) end
+  collectgarbage("setpause", pause)
+  collectgarbage("setstepmul", stepmul)
+end
+
 -- Calls fn(v) with v as a to-be-closed variable: a real `local v <close>`
 -- under Lua 5.4; elsewhere v's __close metamethod is called the same way,
 -- after fn returns or raises (with the error), and the error passed on.
