@@ -15,4 +15,11 @@ function Client:get_records_unmarshalled(params)
   return self:call("GetRecords", params, Service.unmarshalled_records)
 end
 
+-- GetRecords on many shards at once: list of params -> answers, errs (see
+-- Service:call_many); pages unmarshalled in C like get_records_unmarshalled
+-- when unmarshalled is true.
+function Client:get_records_many(list, unmarshalled, max_in_flight)
+  return self:call_many("GetRecords", list, unmarshalled and Service.unmarshalled_records or nil, max_in_flight)
+end
+
 return Client

@@ -112,9 +112,9 @@ local function json_object(body)
   return decoded
 end
 
--- One HTTP exchange: the answer decoded by decode (json_object by default),
--- or nil, err.
-function Service:_attempt(operation, body, decode)
+-- The URL, header lines and body of one attempt, signed anew each time
+-- (X-Amz-Date moves on).
+function Service:_request(operation, body)
   local headers = {
     host = self._endpoint.host,
     ["content-type"] = "application/x-amz-json-1.0",
@@ -129,10 +129,14 @@ function Service:_attempt(operation, body, decode)
   for name, value in pairs(headers) do
     if name ~= "host" then lines[#lines + 1] = name .. ": " .. value end
   end
+  return self._endpoint.url, lines, body
+end
 
-  local status, answer, answer_headers = self._http:post(self._endpoint.url, lines, body)
+-- What core.http returned for one attempt (status, body, headers; or nil,
+-- "Code: message", "Code") -> the answer decoded by decode (json_object by
+-- default), or nil, err.
+function Service:_answer(operation, decode, status, answer, answer_headers)
   if not status then
-    -- On a transport failure post returns nil, "Code: message", "Code".
     local code = answer_headers
     local message = answer:gsub("^%w+: ", "", 1)
     return nil, errors.new({ code = code, message = self._redact(message), operation = operation })
@@ -152,25 +156,51 @@ function Service:_attempt(operation, body, decode)
   return decoded
 end
 
+-- One HTTP exchange: the decoded answer, or nil, err.
+function Service:_attempt(operation, body, decode)
+  return self:_answer(operation, decode, self._http:post(self:_request(operation, body)))
+end
+
+-- The JSON body of a call after the checks every call makes (raising at
+-- level, for error()).
+local function request_body(operation, params, level)
+  if type(operation) ~= "string" or not operation:match("^%a+$") then
+    error("operation must be an AWS operation name such as 'GetRecords'", level + 1)
+  end
+  if params ~= nil and type(params) ~= "table" then
+    error(operation .. ": params must be a table", level + 1)
+  end
+  for _, field in ipairs(IDENTIFIERS) do
+    local v = params and params[field]
+    if type(v) == "string" and v:find("[%c\127]") then
+      error(operation .. ": " .. field .. " contains a control character", level + 1)
+    end
+  end
+  return params and next(params) ~= nil and core.json_encode(params) or EMPTY_OBJECT
+end
+
+-- After a failed attempt: the retry cost to take (another attempt follows),
+-- or nil (the call fails; err.attempts is set). Counts what happened.
+local function retry_cost(self, err, attempt)
+  local stats = self._stats
+  if retry.is_throttling(err) then stats.throttles = stats.throttles + 1 end
+  local cost = self._retry:acquire(err, attempt)
+  if not cost then
+    stats.failures = stats.failures + 1
+    err.attempts = attempt
+    return nil
+  end
+  stats.retries = stats.retries + 1
+  return cost
+end
+
 -- Calls one operation: params (a table in AWS shape, or nil) -> decoded answer,
 -- or nil, err. Throttling, server faults and transport failures are retried
 -- (AWS's standard mode); err.attempts says how many attempts were made.
 -- decode (optional) turns the answer body into the result: nil, why when it
 -- cannot.
 function Service:call(operation, params, decode)
-  if type(operation) ~= "string" or not operation:match("^%a+$") then
-    error("operation must be an AWS operation name such as 'GetRecords'", 2)
-  end
-  if params ~= nil and type(params) ~= "table" then
-    error(operation .. ": params must be a table", 2)
-  end
-  for _, field in ipairs(IDENTIFIERS) do
-    local v = params and params[field]
-    if type(v) == "string" and v:find("[%c\127]") then
-      error(operation .. ": " .. field .. " contains a control character", 2)
-    end
-  end
-  local body = params and next(params) ~= nil and core.json_encode(params) or EMPTY_OBJECT
+  local body = request_body(operation, params, 2)
   local stats, policy = self._stats, self._retry
   stats.calls = stats.calls + 1
   local attempt, cost = 0, nil
@@ -182,16 +212,52 @@ function Service:call(operation, params, decode)
       policy:release(cost)
       return answer
     end
-    if retry.is_throttling(err) then stats.throttles = stats.throttles + 1 end
-    cost = policy:acquire(err, attempt)
-    if not cost then
-      stats.failures = stats.failures + 1
-      err.attempts = attempt
-      return nil, err
-    end
-    stats.retries = stats.retries + 1
+    cost = retry_cost(self, err, attempt)
+    if not cost then return nil, err end
     policy.sleep(policy:backoff(attempt))
   end
+end
+
+-- Calls one operation once per params table in list, in parallel over the
+-- client's connections (at most max_in_flight at once, default 16; see
+-- core.http post_many) -> answers, errs: for each i in 1..#list, answers[i]
+-- is what call(operation, list[i], decode) would return, or errs[i] its error
+-- (both tables have holes). Each call is retried as call() would; the calls
+-- that failed in a round are retried together after one backoff. Raises,
+-- before sending anything, on a bad operation or params.
+function Service:call_many(operation, list, decode, max_in_flight)
+  if type(list) ~= "table" then error("call_many: a list of params tables expected", 2) end
+  local n = #list
+  local bodies = {}
+  for i = 1, n do bodies[i] = request_body(operation, list[i], 2) end
+  local stats, policy = self._stats, self._retry
+  stats.calls = stats.calls + n
+  local answers, errs, costs = {}, {}, {}
+  local pending = {}
+  for i = 1, n do pending[i] = i end
+  local attempt = 0
+  while #pending > 0 do
+    attempt = attempt + 1
+    stats.attempts = stats.attempts + #pending
+    local requests = {}
+    for k, i in ipairs(pending) do requests[k] = { self:_request(operation, bodies[i]) } end
+    local results = self._http:post_many(requests, max_in_flight)
+    local again = {}
+    for k, i in ipairs(pending) do
+      local r = results[k]
+      local answer, err = self:_answer(operation, decode, r[1], r[2], r[3])
+      if answer then
+        policy:release(costs[i])
+        answers[i] = answer
+      else
+        costs[i] = retry_cost(self, err, attempt)
+        if costs[i] then again[#again + 1] = i else errs[i] = err end
+      end
+    end
+    pending = again
+    if #pending > 0 then policy.sleep(policy:backoff(attempt)) end
+  end
+  return answers, errs
 end
 
 -- A GetRecords answer with Keys, NewImage and OldImage unmarshalled in C as

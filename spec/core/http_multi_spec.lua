@@ -14,13 +14,8 @@ local function sh_quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
--- http_server.py listens with Python's default backlog of 5: 64 connections
--- opened at once overflow it and some wait for SYN retransmits (1 s, 3 s, ...).
--- Run it with a deeper backlog without touching the file.
 local function start_server()
-  local boot = "import runpy, sys, http.server as s; s.ThreadingHTTPServer.request_queue_size = 256; "
-    .. "sys.argv = [sys.argv[1]]; runpy.run_path(sys.argv[0], run_name='__main__')"
-  local pipe = assert(io.popen("exec " .. PYTHON .. " -c " .. sh_quote(boot) .. " " .. sh_quote(SERVER)))
+  local pipe = assert(io.popen("exec " .. PYTHON .. " " .. sh_quote(SERVER)))
   local srv = { pipe = pipe }
   for k, v in (pipe:read("l") or ""):gmatch("(%w+)=(%d+)") do srv[k] = tonumber(v) end
   return srv
