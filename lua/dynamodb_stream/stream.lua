@@ -157,9 +157,12 @@ function Stream.new(client, stream_arn, opts)
   self._call = methods
   -- ds.unmarshall with our own client: the page is parsed and its images
   -- unmarshalled in one pass in C (core.decode_records).
-  if opts.unmarshall == core.unmarshall and type(client.get_records_unmarshalled) == "function" then
-    methods.get_records = client.get_records_unmarshalled
-  end
+  self._one_pass = opts.unmarshall == core.unmarshall and type(client.get_records_unmarshalled) == "function"
+  if self._one_pass then methods.get_records = client.get_records_unmarshalled end
+  -- A client that can send many GetRecords at once (ds.client()) polls every
+  -- shard in parallel.
+  if type(client.get_records_many) == "function" then methods.get_records_many = client.get_records_many end
+  self._max_in_flight = opt_integer(opts, "max_in_flight", 1, 1024) or 64
   self._unmarshall = opts.unmarshall
   self._limit = opt_integer(opts, "limit", 1, 1000)
   self._max_pages = opt_integer(opts, "max_pages_per_shard", 1, 1000000) or 10
@@ -472,134 +475,149 @@ end
 -- The shard answered: no backoff.
 local function answered(sh) sh.throttles, sh.not_before = nil, nil end
 
--- Reads one shard until it is caught up, at its end, or max_pages calls were made.
--- Appends the delivered records to out. Returns true, or nil and an error.
+-- Gets an iterator for sh at sh.position. Returns "ready" (sh.iterator set),
+-- "again" (trimmed: re-opened at TRIM_HORIZON, try again), "done" (the shard
+-- is gone and retired), or nil and an error.
+function Stream:_open(sh)
+  local pos = sh.position
+  local res, err = self:_client("get_shard_iterator", {
+    StreamArn = self.stream_arn, ShardId = sh.shard_id,
+    ShardIteratorType = pos.type, SequenceNumber = pos.sequence_number,
+  })
+  if not res then
+    if err.code == "ResourceNotFoundException" then self:_retire(sh, true) return "done" end
+    if THROTTLE_CODES[err.code] then return self:_throttled(sh, err) end
+    if err.code ~= "TrimmedDataAccessException" or pos.type == "TRIM_HORIZON" then
+      err.shard_id = err.shard_id or sh.shard_id
+      return nil, err
+    end
+    answered(sh)
+    self:_trimmed(sh, err.code)
+    return "again"
+  end
+  answered(sh)
+  local it, why = good_name(res.ShardIterator)
+  if not it then
+    return nil, invalid("GetShardIterator returned " .. (res.ShardIterator == nil and "no ShardIterator"
+      or "a bad ShardIterator " .. why), { operation = "get_shard_iterator", shard_id = sh.shard_id })
+  end
+  sh.iterator = it
+  return "ready"
+end
+
+-- Delivers one GetRecords answer (res, or its error err) of sh. Returns
+-- "more" (read the shard again), "done" (caught up, read to its end, gone,
+-- or stop() was called), or nil and an error. Appends the delivered records
+-- to out.
+function Stream:_page(sh, res, err, out)
+  if not res then
+    if err.code == "ExpiredIteratorException" then
+      sh.iterator = nil                          -- re-open at sh.position: no gap, no repeat
+    elseif err.code == "TrimmedDataAccessException" then
+      self:_trimmed(sh, err.code)
+    elseif err.code == "ResourceNotFoundException" then
+      self:_retire(sh, true)
+      return "done"
+    elseif THROTTLE_CODES[err.code] then
+      return self:_throttled(sh, err)            -- the iterator stays good
+    else
+      err.shard_id = err.shard_id or sh.shard_id
+      return nil, err
+    end
+    return "more"
+  end
+  answered(sh)
+
+  -- The page's shape first: a bad page delivers nothing and re-opens at
+  -- sh.position next time.
+  local records, next_it = res.Records, res.NextShardIterator
+  local bad
+  if not is_list(records) then
+    bad = "Records is " .. show(records) .. ", not an array"
+  elseif next_it == nil or next_it == NULL or next_it == "" then
+    next_it = nil
+  else
+    local why
+    next_it, why = good_name(next_it)
+    if not next_it then bad = "bad NextShardIterator " .. why end
+  end
+  if bad then
+    sh.iterator = nil
+    return nil, invalid("GetRecords: " .. bad, { operation = "get_records", shard_id = sh.shard_id })
+  end
+
+  for _, record in ipairs(records) do
+    if self._running and self._stop_requested then
+      -- stop() from a listener: keep the rest for the next run
+      sh.iterator = nil
+      return "done"
+    end
+    local seq, malformed = check_record(record)
+    if not seq then
+      -- Like a failing listener: stop here; the next fetch reads this
+      -- record again (sh.position is after the last one delivered).
+      sh.iterator = nil
+      malformed.shard_id = sh.shard_id
+      malformed.last_sequence_number = sh.sequence_number
+      return nil, malformed
+    end
+    if sh.sequence_number == nil or seqnum.lt(sh.sequence_number, seq) then
+      local ok, lerr = xpcall(self._dispatch, trace, self, record, sh.shard_id, res._unmarshalled)
+      if not ok then
+        -- Re-open at this record: the next fetch delivers it again.
+        sh.iterator = nil
+        sh.position = { type = "AT_SEQUENCE_NUMBER", sequence_number = seq }
+        lerr.shard_id, lerr.sequence_number, lerr.event_name = sh.shard_id, seq, record.eventName
+        return nil, lerr
+      end
+      sh.sequence_number = seq
+      sh.position = { type = "AFTER_SEQUENCE_NUMBER", sequence_number = seq }
+      self._delivered_count = self._delivered_count + 1
+      if not self._running then out[#out + 1] = record end
+    end
+  end
+
+  if not next_it then
+    sh.iterator = nil
+    self:_retire(sh)                           -- closed and read to its end
+    return "done"
+  end
+  sh.iterator = next_it
+  -- An open shard that returns an empty page is caught up. A closed one has
+  -- more ahead until GetRecords drops NextShardIterator.
+  if #records == 0 and not sh.closed then return "done" end
+  return "more"
+end
+
+-- Whether sh may be read now: its parent is read to its end and it is not
+-- backing off after throttling.
+function Stream:_readable(sh, t)
+  return self:_ready(sh) and not (sh.not_before and t < sh.not_before)
+end
+
+-- Reads one shard until it is caught up, at its end, or max_pages calls were
+-- made. Returns true, or nil and an error.
 function Stream:_read_shard(sh, out)
   local pages = 0
   while pages < self._max_pages do
     if self._running and self._stop_requested then return true end
-    if not sh.iterator then
-      local pos = sh.position
-      local res, err = self:_client("get_shard_iterator", {
-        StreamArn = self.stream_arn, ShardId = sh.shard_id,
-        ShardIteratorType = pos.type, SequenceNumber = pos.sequence_number,
-      })
-      if not res then
-        if err.code == "ResourceNotFoundException" then self:_retire(sh, true) return true end
-        if THROTTLE_CODES[err.code] then return self:_throttled(sh, err) end
-        if err.code ~= "TrimmedDataAccessException" or pos.type == "TRIM_HORIZON" then
-          err.shard_id = err.shard_id or sh.shard_id
-          return nil, err
-        end
-        answered(sh)
-        self:_trimmed(sh, err.code)
-        pages = pages + 1
-        goto continue
-      end
-      answered(sh)
-      local it, why = good_name(res.ShardIterator)
-      if not it then
-        return nil, invalid("GetShardIterator returned " .. (res.ShardIterator == nil and "no ShardIterator"
-          or "a bad ShardIterator " .. why), { operation = "get_shard_iterator", shard_id = sh.shard_id })
-      end
-      sh.iterator = it
+    local state, err = "ready", nil
+    if not sh.iterator then state, err = self:_open(sh) end
+    if state == "ready" then
+      local res, gerr = self:_client("get_records", { ShardIterator = sh.iterator, Limit = self._limit })
+      state, err = self:_page(sh, res, gerr, out)
     end
-
-    do
-      local res, err = self:_client("get_records", { ShardIterator = sh.iterator, Limit = self._limit })
-      pages = pages + 1
-      if not res then
-        if err.code == "ExpiredIteratorException" then
-          sh.iterator = nil                          -- re-open at sh.position: no gap, no repeat
-        elseif err.code == "TrimmedDataAccessException" then
-          self:_trimmed(sh, err.code)
-        elseif err.code == "ResourceNotFoundException" then
-          self:_retire(sh, true)
-          return true
-        elseif THROTTLE_CODES[err.code] then
-          return self:_throttled(sh, err)            -- the iterator stays good
-        else
-          err.shard_id = err.shard_id or sh.shard_id
-          return nil, err
-        end
-        goto continue
-      end
-      answered(sh)
-
-      -- The page's shape first: a bad page delivers nothing and re-opens at
-      -- sh.position next time.
-      local records, next_it = res.Records, res.NextShardIterator
-      local bad
-      if not is_list(records) then
-        bad = "Records is " .. show(records) .. ", not an array"
-      elseif next_it == nil or next_it == NULL or next_it == "" then
-        next_it = nil
-      else
-        local why
-        next_it, why = good_name(next_it)
-        if not next_it then bad = "bad NextShardIterator " .. why end
-      end
-      if bad then
-        sh.iterator = nil
-        return nil, invalid("GetRecords: " .. bad, { operation = "get_records", shard_id = sh.shard_id })
-      end
-
-      for _, record in ipairs(records) do
-        if self._running and self._stop_requested then
-          -- stop() from a listener: keep the rest for the next run
-          sh.iterator = nil
-          return true
-        end
-        local seq, malformed = check_record(record)
-        if not seq then
-          -- Like a failing listener: stop here; the next fetch reads this
-          -- record again (sh.position is after the last one delivered).
-          sh.iterator = nil
-          malformed.shard_id = sh.shard_id
-          malformed.last_sequence_number = sh.sequence_number
-          return nil, malformed
-        end
-        if sh.sequence_number == nil or seqnum.lt(sh.sequence_number, seq) then
-          local ok, err = xpcall(self._dispatch, trace, self, record, sh.shard_id, res._unmarshalled)
-          if not ok then
-            -- Re-open at this record: the next fetch delivers it again.
-            sh.iterator = nil
-            sh.position = { type = "AT_SEQUENCE_NUMBER", sequence_number = seq }
-            err.shard_id, err.sequence_number, err.event_name = sh.shard_id, seq, record.eventName
-            return nil, err
-          end
-          sh.sequence_number = seq
-          sh.position = { type = "AFTER_SEQUENCE_NUMBER", sequence_number = seq }
-          self._delivered_count = self._delivered_count + 1
-          if not self._running then out[#out + 1] = record end
-        end
-      end
-
-      if not next_it then
-        sh.iterator = nil
-        self:_retire(sh)                           -- closed and read to its end
-        return true
-      end
-      sh.iterator = next_it
-      -- An open shard that returns an empty page is caught up. A closed one has
-      -- more ahead until GetRecords drops NextShardIterator.
-      if #records == 0 and not sh.closed then return true end
-    end
-    ::continue::
+    if state == nil then return nil, err end
+    if state == "done" then return true end
+    pages = pages + 1
   end
   return true
 end
 
--- Reads every ready shard; a child becomes ready in the same pass when its
--- parent finishes. A shard backed off after throttling is skipped (not an
--- error) until its time; a throttled shard does not stop the others, and the
--- fetch then fails with the throttling error once the rest were read. Any
--- other error ends the fetch at once. Returns the delivered records, or nil,
--- err and the records delivered before it.
-function Stream:_read_all()
-  local out, visited = {}, {}
-  local throttled
-  local t = self._clock()
+-- The serial reader: each ready shard in turn, drained before the next; a
+-- child becomes ready in the same pass when its parent finishes.
+function Stream:_read_serially(out, t)
+  local visited, throttled = {}, nil
   local progressed = true
   while progressed do
     progressed = false
@@ -608,23 +626,109 @@ function Stream:_read_all()
       local sh = self._shards[order[i]]
       if sh and not visited[sh] and self:_ready(sh) then
         visited[sh], progressed = true, true
-        if not (sh.not_before and t < sh.not_before) then
+        if self:_readable(sh, t) then
           local ok, err = self:_read_shard(sh, out)
           if not ok then
-            if not err.throttled then return nil, err, out end
+            if not err.throttled then return nil, err end
             throttled = throttled or err
           end
-          if self._running and self._stop_requested then return out end
+          if self._running and self._stop_requested then return true end
         end
       end
     end
   end
+  if throttled then return nil, throttled end
+  return true
+end
+
+-- The parallel reader (a client with get_records_many, such as ds.client()):
+-- in rounds, one GetRecords for every readable shard at once, the pages then
+-- delivered shard by shard in reading order. A child joins the round after
+-- its parent was read to its end. An error other than throttling ends the
+-- fetch; the pages of that round not yet delivered are read again next time
+-- (their iterators were not advanced).
+function Stream:_read_in_rounds(out, t)
+  local pages, finished, throttled = {}, {}, nil
+  local function settle(sh, state, err)
+    if state == nil then
+      if not err.throttled then return nil, err end
+      throttled, finished[sh] = throttled or err, true
+    elseif state == "done" then
+      finished[sh] = true
+    end
+    return true
+  end
+  local reopened = true
+  while reopened do
+    local batch, params = {}, {}
+    reopened = false -- a shard re-opened at TRIM_HORIZON is tried again next round
+    for _, id in ipairs(self._order) do
+      local sh = self._shards[id]
+      if sh and not finished[sh] and (pages[sh] or 0) < self._max_pages and self:_readable(sh, t) then
+        local state, err = "ready", nil
+        if not sh.iterator then state, err = self:_open(sh) end
+        if state == "ready" then
+          batch[#batch + 1] = sh
+          params[#params + 1] = { ShardIterator = sh.iterator, Limit = self._limit }
+        else
+          if state == "again" then pages[sh], reopened = (pages[sh] or 0) + 1, true end
+          local ok, ferr = settle(sh, state, err)
+          if not ok then return nil, ferr end
+        end
+      end
+    end
+    if #batch > 0 then
+      local answers, errs = self:_client_many(params)
+      for k, sh in ipairs(batch) do
+        pages[sh] = (pages[sh] or 0) + 1
+        local ok, err = settle(sh, self:_page(sh, answers[k], errs[k], out))
+        if not ok then return nil, err end
+        if self._running and self._stop_requested then return true end
+      end
+      reopened = true
+    end
+  end
+  if throttled then return nil, throttled end
+  return true
+end
+
+-- GetRecords for every params table at once -> answers, errs (see
+-- Service:call_many), with errors shaped as _client shapes them.
+function Stream:_client_many(params)
+  local ok, answers, errs = pcall(self._call.get_records_many, self.client, params, self._one_pass,
+    self._max_in_flight)
+  if not ok then
+    local err = new_error("ClientError", tostring(answers), { operation = "get_records" })
+    answers, errs = {}, {}
+    for k = 1, #params do errs[k] = err end
+  end
+  for k = 1, #params do
+    local res = answers[k]
+    if res == nil then
+      errs[k] = as_error(errs[k], "get_records")
+    elseif type(res) ~= "table" then
+      answers[k] = nil
+      errs[k] = invalid("get_records returned " .. show(res) .. ", not an object", { operation = "get_records" })
+    end
+  end
+  return answers, errs
+end
+
+-- Reads every ready shard. A shard backed off after throttling is skipped
+-- (not an error) until its time; a throttled shard does not stop the others,
+-- and the fetch then fails with the throttling error once the rest were read.
+-- Any other error ends the fetch at once. Returns the delivered records, or
+-- nil, err and the records delivered before it.
+function Stream:_read_all()
+  local out = {}
+  local read = self._call.get_records_many and self._read_in_rounds or self._read_serially
+  local ok, err = read(self, out, self._clock())
   local compact = {}
   for _, id in ipairs(self._order) do
     if self._shards[id] then compact[#compact + 1] = id end
   end
   self._order = compact
-  if throttled then return nil, throttled, out end
+  if not ok then return nil, err, out end
   return out
 end
 

@@ -67,7 +67,17 @@ function Fake.new(opts)
   self.iterators, self.next_iterator = {}, 0
   self.failures = {}
   self.calls = {}
+  -- Like ds.client(), answer many GetRecords at once (the stream then reads
+  -- in parallel rounds); Fake.parallel sets the default for a whole spec run.
+  if opts.parallel or (opts.parallel == nil and Fake.parallel) then self.get_records_many = Fake._get_records_many end
   return self
+end
+
+-- GetRecords for every params table -> answers, errs (as Service:call_many).
+function Fake:_get_records_many(list)
+  local answers, errs = {}, {}
+  for i, params in ipairs(list) do answers[i], errs[i] = self:get_records(params) end
+  return answers, errs
 end
 
 function Fake:next_seq()
