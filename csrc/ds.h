@@ -98,6 +98,10 @@ DS_EXPORT int luaopen_dynamodb_stream_core(lua_State *L);
  * (but may, like any push, on memory exhaustion). */
 DS_HIDDEN int ds_fail(lua_State *L, const char *code, const char *msg);
 
+/* 1 when the keys of the table at t (an absolute index) are exactly 1..n for
+ * some n >= 1: a non-empty sequence, written as an array / an L. */
+DS_HIDDEN int ds_is_sequence(lua_State *L, int t);
+
 /* Pushes the __binary table of t's metatable (key -> bytes that came from a B
  * value), or nil; returns its stack index. [-0, +1] */
 DS_HIDDEN int ds_binary_table(lua_State *L, int t);

@@ -930,25 +930,6 @@ static void mar_set(lua_State *L, int t, const char *tag, const ds_path *path, c
     av_wrap(L, tag);
 }
 
-/* 1 when the keys of t are exactly 1..n for some n >= 1. */
-static int is_sequence(lua_State *L, int t)
-{
-    lua_Integer count = 0, max = 0;
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        lua_Integer k;
-        lua_pop(L, 1);
-        if (!lua_isinteger(L, -1) || (k = lua_tointeger(L, -1)) < 1) {
-            lua_pop(L, 1);
-            return 0;
-        }
-        if (k > max)
-            max = k;
-        count++;
-    }
-    return count > 0 && count == max;
-}
-
 static void mar_table(lua_State *L, int t, const ds_path *path, int level, const av_ctx *c)
 {
     const char *m = ds_marker(L, t);
@@ -961,7 +942,7 @@ static void mar_table(lua_State *L, int t, const ds_path *path, int level, const
         } else {
             first_key_type = LUA_TNIL;
         }
-        if (first_key_type == LUA_TNUMBER && is_sequence(L, t)) {
+        if (first_key_type == LUA_TNUMBER && ds_is_sequence(L, t)) {
             mar_list(L, t, path, level, c);
         } else {
             mar_enter(L, t, path, level, c);

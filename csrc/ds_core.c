@@ -26,6 +26,24 @@ const char *ds_marker(lua_State *L, int idx)
     return tag;
 }
 
+int ds_is_sequence(lua_State *L, int t)
+{
+    lua_Integer count = 0, max = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_Integer k;
+        lua_pop(L, 1);
+        if (!lua_isinteger(L, -1) || (k = lua_tointeger(L, -1)) < 1) {
+            lua_pop(L, 1);
+            return 0;
+        }
+        if (k > max)
+            max = k;
+        count++;
+    }
+    return count > 0 && count == max;
+}
+
 int ds_binary_table(lua_State *L, int t)
 {
     if (lua_getmetatable(L, t)) {

@@ -133,25 +133,6 @@ static void enc_number(lua_State *L, jbuf *b, int idx, const ds_path *path)
     }
 }
 
-/* 1 when the keys of t are exactly 1..n for some n >= 1. */
-static int enc_is_sequence(lua_State *L, int t)
-{
-    lua_Integer count = 0, max = 0;
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        lua_Integer k;
-        lua_pop(L, 1);
-        if (!lua_isinteger(L, -1) || (k = lua_tointeger(L, -1)) < 1) {
-            lua_pop(L, 1);
-            return 0;
-        }
-        if (k > max)
-            max = k;
-        count++;
-    }
-    return count > 0 && count == max;
-}
-
 static void enc_value(lua_State *L, jbuf *b, int idx, const ds_path *path, int depth, int as_binary);
 
 static void enc_array(lua_State *L, jbuf *b, int t, const ds_path *path, int depth, int all_binary)
@@ -240,7 +221,7 @@ static void enc_table(lua_State *L, jbuf *b, int t, const ds_path *path, int dep
         }
         if (first_key_type == LUA_TNIL)
             jbuf_lit(L, b, "{}");
-        else if (first_key_type == LUA_TNUMBER && enc_is_sequence(L, t))
+        else if (first_key_type == LUA_TNUMBER && ds_is_sequence(L, t))
             enc_array(L, b, t, path, depth, 0);
         else
             enc_object(L, b, t, path, depth);

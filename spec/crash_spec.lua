@@ -20,22 +20,9 @@ local CATCH_UP = 40                  -- seconds the last run may take to deliver
 local q = helper.shell_quote
 local monotime = require("dynamodb_stream.core").monotime
 
--- Whether process pid still runs (a zombie waiting for its parent does not).
-local function alive(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return false end
-  local stat = f:read("a")
-  f:close()
-  return stat:match("^%d+ %b() (%a)") ~= "Z"
-end
+local alive = helper.alive
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  return text
-end
+local read_file = helper.read_file
 
 -- Sequence numbers are digit strings too long for numbers: compare them as
 -- strings (here independently of dynamodb_stream.seqnum, which is under test).

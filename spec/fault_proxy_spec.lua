@@ -39,14 +39,7 @@ local function exchange(conn, path, headers, body)
   return status, got, length > 0 and assert(conn:receive(length)) or ""
 end
 
--- Whether a process still runs (a zombie waiting for its parent does not).
-local function alive(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return false end
-  local stat = f:read("a")
-  f:close()
-  return stat:match("^%d+ %b() (%a)") ~= "Z"
-end
+local alive = helper.alive
 
 local function count(tbl, key)
   return tbl and tbl[key] or 0

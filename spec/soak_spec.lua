@@ -31,22 +31,9 @@ local FAULT_KINDS = { -- equal weights; "expired" applies to GetRecords only
 local q = helper.shell_quote
 local monotime = require("dynamodb_stream.core").monotime
 
--- Whether process pid still runs (a zombie waiting for its parent does not).
-local function alive(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return false end
-  local stat = f:read("a")
-  f:close()
-  return stat:match("^%d+ %b() (%a)") ~= "Z"
-end
+local alive = helper.alive
 
-local function read_file(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  return text
-end
+local read_file = helper.read_file
 
 -- The writer's journal: id ("key ord") -> op, plus the list in write order.
 local function read_journal(path)

@@ -177,5 +177,23 @@ function helper.create_stream_table(ddb, name, view_type)
   return assert(ddb:describe_table({ TableName = name })).Table.LatestStreamArn
 end
 
+-- Whether process pid still runs (a zombie waiting for its parent does not).
+function helper.alive(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return false end
+  local stat = f:read("a")
+  f:close()
+  return stat:match("^%d+ %b() (%a)") ~= "Z"
+end
+
+-- The contents of a file, or nil when it cannot be read.
+function helper.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
 package.loaded["helper"] = helper
 return helper
