@@ -2,41 +2,12 @@
 -- parallel POSTs over one libcurl multi handle. Also run under valgrind by
 -- scripts/run-specs, so keep it quick.
 local core = require("dynamodb_stream.core")
+local helper = require("helper")
+local start_server, stop_server = helper.http_server, helper.stop_http_server
+local parse_echo = helper.parse_echo
 
 local SECRET = "AKIA-SECRET-multi-1a2b3c4d"
 local AUTH = "Authorization: AWS4-HMAC-SHA256 Credential=" .. SECRET
-
-local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec/core"
-local SERVER = here .. "/../support/http_server.py"
-local PYTHON = io.open("/usr/bin/python3") and "/usr/bin/python3" or "python3"
-
-local function sh_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
-local function start_server()
-  local pipe = assert(io.popen("exec " .. PYTHON .. " " .. sh_quote(SERVER)))
-  local srv = { pipe = pipe }
-  for k, v in (pipe:read("l") or ""):gmatch("(%w+)=(%d+)") do srv[k] = tonumber(v) end
-  return srv
-end
-
-local function stop_server(srv)
-  if srv and srv.pid then os.execute("kill " .. srv.pid .. " 2>/dev/null") end
-  if srv and srv.pipe then srv.pipe:close() end
-end
-
--- The /echo answer: method, headers (lower-case name -> value), body.
-local function parse_echo(text)
-  local head, body = text:match("^(.-)\n\n(.*)$")
-  local r = { headers = {}, body = body }
-  for line in head:gmatch("[^\n]+") do
-    r.method = r.method or line:match("^method (.*)$")
-    local name, value = line:match("^header ([^:]+): ?(.*)$")
-    if name then r.headers[name:lower()] = value end
-  end
-  return r
-end
 
 local function elapsed(f)
   local t0 = core.monotime()

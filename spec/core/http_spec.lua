@@ -1,17 +1,13 @@
 -- core.http against a real loopback server (spec/support/http_server.py).
 -- Also run under valgrind by scripts/run-specs, so keep it quick.
 local core = require("dynamodb_stream.core")
+local helper = require("helper")
+local start_server, stop_server = helper.http_server, helper.stop_http_server
+local parse_echo = helper.parse_echo
+local sh_quote = helper.shell_quote
 
 local SECRET = "AKIA-SECRET-9f8e7d6c5b4a"
 local AUTH = "Authorization: AWS4-HMAC-SHA256 Credential=" .. SECRET
-
-local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "spec/core"
-local SERVER = here .. "/../support/http_server.py"
-local PYTHON = io.open("/usr/bin/python3") and "/usr/bin/python3" or "python3"
-
-local function sh_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
 
 -- Self-signed certificate for 127.0.0.1 made with the openssl CLI, or nil.
 local function make_cert(dir)
@@ -20,37 +16,6 @@ local function make_cert(dir)
     .. " -keyout %s -out %s -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1"
     .. " >/dev/null 2>&1"):format(sh_quote(key), sh_quote(cert)))
   if ok then return cert, key end
-end
-
--- Starts the server; returns { pid, pipe, http, refused, https? }.
-local function start_server(cert, key)
-  local cmd = "exec " .. PYTHON .. " " .. sh_quote(SERVER)
-  if cert then cmd = cmd .. " --tls-cert " .. sh_quote(cert) .. " --tls-key " .. sh_quote(key) end
-  local pipe = assert(io.popen(cmd, "r"))
-  local line = pipe:read("l") or ""
-  local srv = { pipe = pipe }
-  for k, v in line:gmatch("(%w+)=(%d+)") do srv[k] = tonumber(v) end
-  return srv
-end
-
-local function stop_server(srv)
-  if srv and srv.pid then os.execute("kill " .. srv.pid .. " 2>/dev/null") end
-  if srv and srv.pipe then srv.pipe:close() end
-end
-
--- Parses the /echo answer: method, headers (lower-case name -> value), body.
-local function parse_echo(text)
-  local head, body = text:match("^(.-)\n\n(.*)$")
-  local r = { headers = {}, body = body }
-  for line in head:gmatch("[^\n]+") do
-    local m = line:match("^method (.*)$")
-    if m then r.method = m end
-    local name, value = line:match("^header ([^:]+): ?(.*)$")
-    if name then r.headers[name:lower()] = value end
-    local n = line:match("^body%-length (%d+)$")
-    if n then r.body_length = tonumber(n) end
-  end
-  return r
 end
 
 -- A failed post: checks the triple shape and that no header value leaked.

@@ -140,17 +140,43 @@ function helper.write_file(path, text)
   f:close()
 end
 
--- Starts spec/support/http_server.py; returns its ports ({ http =, refused = })
--- and a function that stops it.
+-- Starts spec/support/http_server.py (with TLS too when given a certificate
+-- and key); returns { pid, pipe, http, refused, https? }.
+function helper.http_server(cert, key)
+  local cmd = "exec /usr/bin/python3 spec/support/http_server.py"
+  if cert then cmd = cmd .. " --tls-cert " .. shell_quote(cert) .. " --tls-key " .. shell_quote(key) end
+  local pipe = assert(io.popen(cmd, "r"))
+  local srv = { pipe = pipe }
+  for k, v in (pipe:read("l") or ""):gmatch("(%w+)=(%d+)") do srv[k] = tonumber(v) end
+  return srv
+end
+
+function helper.stop_http_server(srv)
+  if srv and srv.pid then os.execute("kill " .. srv.pid .. " 2>/dev/null") end
+  if srv and srv.pipe then srv.pipe:close() end
+end
+
+-- Starts http_server.py; returns its ports ({ http =, refused = }) and a
+-- function that stops it.
 function helper.start_http_server()
-  local proc = assert(io.popen("exec /usr/bin/python3 spec/support/http_server.py"))
-  local line = assert(proc:read("l"), "http_server.py did not start")
-  local ports = {}
-  for k, v in line:gmatch("(%w+)=(%d+)") do ports[k] = tonumber(v) end
-  return ports, function()
-    os.execute("kill " .. ports.pid .. " 2>/dev/null")
-    proc:close()
+  local srv = helper.http_server()
+  assert(srv.http, "http_server.py did not start")
+  return srv, function() helper.stop_http_server(srv) end
+end
+
+-- The /echo answer of http_server.py: method, headers (lower-case name ->
+-- value), body_length, body.
+function helper.parse_echo(text)
+  local head, body = text:match("^(.-)\n\n(.*)$")
+  local r = { headers = {}, body = body }
+  for line in head:gmatch("[^\n]+") do
+    r.method = r.method or line:match("^method (.*)$")
+    local name, value = line:match("^header ([^:]+): ?(.*)$")
+    if name then r.headers[name:lower()] = value end
+    local n = line:match("^body%-length (%d+)$")
+    if n then r.body_length = tonumber(n) end
   end
+  return r
 end
 
 -- Static credentials and a region for DynamoDB Local; a distinct access key id
