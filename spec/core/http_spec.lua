@@ -12,7 +12,7 @@ local AUTH = "Authorization: AWS4-HMAC-SHA256 Credential=" .. SECRET
 -- Self-signed certificate for 127.0.0.1 made with the openssl CLI, or nil.
 local function make_cert(dir)
   local cert, key = dir .. "/cert.pem", dir .. "/key.pem"
-  local ok = os.execute(("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+  local ok = require("helper").execute(("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
     .. " -keyout %s -out %s -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1"
     .. " >/dev/null 2>&1"):format(sh_quote(key), sh_quote(cert)))
   if ok then return cert, key end
