@@ -3,8 +3,16 @@
 -- Lines read:  META <key> <value...>
 --              RESULT <name> <records/s> <MB/s> <records> <bytes>
 --              E2E <name> <user s> <sys s> <peak RSS KiB> <wall s> <events> <polls>
+--              IDLE ..., LATENCY ... (bench/e2e/latency.lua)
+--              POLL <serial|parallel> <shards> <median s> <min s> <max s>   (bench/poll_round.lua)
+--              CONSUMER <shards> <median s> <min s> <max s> <first fetch s> (bench/consumer_round.lua)
+--              MEM <records> <RSS KiB at 10%> <50%> <100%> <VmHWM KiB> <s> <Lua KiB at 10%> <100%>
+--              VALGRIND <records> <exit status> <definitely lost B> <indirectly lost B> <errors> <s>
+--              (both bench/mem/run.sh)
 
 local meta, dec, e2e, idle, latency = {}, {}, {}, nil, nil
+local idle_steady
+local poll, consumer, mem, vg = { serial = {}, parallel = {} }, {}, nil, nil
 for line in io.lines((assert(arg[1], "usage: report.lua RESULTS"))) do
   local w = {}
   for x in line:gmatch("%S+") do w[#w + 1] = x end
@@ -17,8 +25,20 @@ for line in io.lines((assert(arg[1], "usage: report.lua RESULTS"))) do
     d.samples[#d.samples + 1] = tonumber(w[3])
   elseif w[1] == "IDLE" then
     idle = { rate = tonumber(w[2]), shards = tonumber(w[3]), secs = tonumber(w[4]), calls = tonumber(w[5]) }
+  elseif w[1] == "IDLE_STEADY" then
+    idle_steady = { rate = tonumber(w[2]), secs = tonumber(w[3]), calls = tonumber(w[4]) }
   elseif w[1] == "LATENCY" then
     latency = { p50 = tonumber(w[2]), p99 = tonumber(w[3]), max = tonumber(w[4]), n = tonumber(w[5]) }
+  elseif w[1] == "POLL" and poll[w[2]] then
+    poll[w[2]][tonumber(w[3])] = { tonumber(w[4]), tonumber(w[5]), tonumber(w[6]) }
+  elseif w[1] == "CONSUMER" then
+    consumer[tonumber(w[2])] = { tonumber(w[3]), tonumber(w[4]), tonumber(w[5]), first = tonumber(w[6]) }
+  elseif w[1] == "MEM" then
+    mem = { n = tonumber(w[2]), rss = { tonumber(w[3]), tonumber(w[4]), tonumber(w[5]) }, hwm = tonumber(w[6]),
+            secs = tonumber(w[7]), heap = { tonumber(w[8]), tonumber(w[9]) } }
+  elseif w[1] == "VALGRIND" then
+    vg = { n = tonumber(w[2]), rc = tonumber(w[3]), definite = tonumber(w[4]), indirect = tonumber(w[5]),
+           errors = tonumber(w[6]), secs = tonumber(w[7]) }
   elseif w[1] == "E2E" then
     e2e[w[2]] = { user = tonumber(w[3]), sys = tonumber(w[4]), rss = tonumber(w[5]) / 1024,
                   wall = tonumber(w[6]), events = tonumber(w[7]), polls = tonumber(w[8]) }
@@ -44,7 +64,8 @@ local out = {}
 local function p(fmt, ...) out[#out + 1] = string.format(fmt, ...) end
 
 p("dynamodb_stream benchmark: %s", meta.date or "")
-p("machine: %s; load average at start: %s", meta.machine or "?", meta.load or "?")
+p("machine: %s; load average at start: %s, at end: %s", meta.machine or "?", meta.load or "?",
+  meta.load_end or "?")
 p("")
 
 -- 1. Decode
@@ -142,9 +163,88 @@ if idle then
   p("4. Idle polling, stream:run defaults, %d shard(s), %.0f s idle: %d GetRecords = %.2f per shard per second",
     idle.shards, idle.secs, idle.calls, idle.rate)
   p("   (target <= 1)  %s", verdict(idle.rate <= 1))
+  if idle_steady then
+    p("   (info) the same run once the back-off reached max_interval (from 2 s on): %d GetRecords in %.1f s = %.2f",
+      idle_steady.calls, idle_steady.secs, idle_steady.rate)
+    p("   per shard per second; the figure above includes run()'s ramp 0.1, 0.2, 0.4, 0.8 s (see bench/README.md)")
+  end
 else
   p("4. Idle polling, GetRecords per shard per second:            not measured (target <= 1)")
 end
-p("5. One poll round over 1 / 16 / 64 shards (fake endpoint):   not measured yet (target 64 <= 3x of 1)")
-p("   Memory flat over 200,000 records, valgrind leak check:    not measured yet")
+-- 5. Many shards
+local sizes = {}
+for n in pairs(poll.parallel) do sizes[#sizes + 1] = n end
+for n in pairs(consumer) do if not poll.parallel[n] then sizes[#sizes + 1] = n end end
+table.sort(sizes)
+if #sizes == 0 then
+  p("5. One poll round over 1 / 16 / 64 shards (fake endpoint):   not run (target 64 <= 3x of 1)")
+else
+  local lo, hi = sizes[1], sizes[#sizes]
+  p("5. One poll round (one GetRecords of 10 records per shard) over %s shards, against",
+    table.concat(sizes, " / "))
+  p("   spec/support/fake_streams_server.py --latency-ms %s; median of %s rounds, wall clock, ms",
+    meta.poll_latency_ms or "?", meta.poll_rounds or "?")
+  local head = { string.format("   %-52s", "") }
+  for _, n in ipairs(sizes) do head[#head + 1] = string.format("%10s", n == 1 and "1 shard" or n .. " shards") end
+  head[#head + 1] = string.format(" %8s %7s", hi .. "/" .. lo, "target")
+  out[#out + 1] = table.concat(head)
+  local function row(label, get, target, ok)
+    local cells = { string.format("   %-52s", label) }
+    for _, n in ipairs(sizes) do
+      local v = get(n)
+      cells[#cells + 1] = v and string.format("%10.1f", v * 1e3) or string.format("%10s", "-")
+    end
+    local a, b = get(lo), get(hi)
+    if a and b then
+      local r = b / a
+      cells[#cells + 1] = string.format(" %7.2fx %7s", r, target)
+      if ok then cells[#cells + 1] = "  " .. verdict(ok(r)) end
+    else
+      cells[#cells + 1] = string.format(" %8s %7s", "n/a", target)
+    end
+    out[#out + 1] = table.concat(cells)
+  end
+  local function at(t, k) return function(n) return t[n] and t[n][k] end end
+  row("GetRecords one after the other (client:call)", at(poll.serial, 1), "-")
+  row("GetRecords at once (client:call_many, curl multi)", at(poll.parallel, 1), "<= 3x",
+    function(r) return r <= 3 end)
+  row("consumer: one stream:fetch_stream_records() round", at(consumer, 1), "<= 3x",
+    function(r) return r <= 3 end)
+  row("consumer: first fetch (+ GetShardIterator per shard)", at(consumer, "first"), "(info)")
+  p("   (consumer: ds.new(ds.client{...}, arn, {unmarshall = ds.unmarshall, start_at = 'TRIM_HORIZON',")
+  p("   max_pages_per_shard = 1, limit = 10}); every round checked to deliver 10 events per shard)")
+end
+p("")
+
+-- 6. Memory
+if mem then
+  local mb = function(k) return k / 1024 end
+  local r10, r50, r100 = mem.rss[1], mem.rss[2], mem.rss[3]
+  local flat = r100 - r50 <= 0.05 * r50
+  p("6. Memory: stream:run (defaults) consuming %s records from 4 shards of the fake endpoint",
+    commas(mem.n))
+  p("   (bench/mem/fake_many.py), ds.client + ds.unmarshall, own VmRSS sampled as records arrive")
+  p("   %-52s %9s %9s %9s", "", "at 10%", "at 50%", "at 100%")
+  p("   %-52s %9.1f %9.1f %9.1f", "VmRSS, MiB", mb(r10), mb(r50), mb(r100))
+  p("   %-52s %9.1f %9s %9.1f", "Lua heap (collectgarbage 'count'), MiB", mb(mem.heap[1]), "", mb(mem.heap[2]))
+  p("   growth 10%%->100%%: %+.1f MiB (%+.1f%%), 50%%->100%%: %+.1f MiB; peak (VmHWM) %.1f MiB; %.1f s (%s records/s)",
+    mb(r100 - r10), (r100 - r10) / r10 * 100, mb(r100 - r50), mb(mem.hwm), mem.secs, commas(mem.n / mem.secs))
+  p("   target: flat (RSS at 100%% within 5%% of RSS at 50%%)  %s", verdict(flat))
+else
+  p("6. Memory flat over 200,000 records:                          not run")
+end
+if vg then
+  local clean = vg.rc == 0 and vg.definite == 0 and vg.indirect == 0
+  if clean then
+    p("   valgrind memcheck (--leak-check=full, definite+indirect are errors), same script, %s records:", commas(vg.n))
+    p("   no leak (definitely lost 0 B, indirectly lost 0 B, %s errors; %.0f s)  %s", tostring(vg.errors), vg.secs,
+      verdict(true))
+  else
+    p("   valgrind memcheck, same script, %s records: exit %d, definitely lost %s B, indirectly lost %s B,",
+      commas(vg.n), vg.rc, commas(vg.definite), commas(vg.indirect))
+    p("   %s errors (bench/out/valgrind.log)  %s", tostring(vg.errors), verdict(false))
+  end
+else
+  p("   valgrind leak check:                                      not run")
+end
 print(table.concat(out, "\n"))

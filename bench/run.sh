@@ -10,6 +10,9 @@
 #   BENCH_CHANGES  changes pre-written for the end-to-end part (default 20000)
 #   BENCH_SKIP_E2E=1  decode only (no DynamoDB Local)
 #   BENCH_IDLE_S (12), BENCH_LAT_WRITES (300), BENCH_LAT_INTERVAL_MS (50): sections 3-4
+#   BENCH_POLL_ROUNDS   rounds of section 5 (poll rounds over 1/16/64 shards; default 9)
+#   BENCH_MEM_RECORDS   records of the memory run, section 6 (default 200000)
+#   BENCH_VG_RECORDS    records of the valgrind run, section 6 (default 5000)
 #   LUA            Lua 5.4 interpreter (default lua5.4)
 # Output: the table on stdout (also bench/out/table.txt); raw results in
 # bench/out/results.txt. Progress goes to stderr.
@@ -37,6 +40,9 @@ missing=()
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 [ -x /usr/bin/time ] || missing+=(time)
+[ -x /usr/bin/python3 ] || missing+=(python3)
+command -v valgrind >/dev/null || missing+=(valgrind)
+command -v bc >/dev/null || missing+=(bc)
 [ -f /usr/include/cjson/cJSON.h ] || missing+=(libcjson-dev)
 "$LUA" -e 'require "cjson"' 2>/dev/null || missing+=(lua-cjson)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -76,9 +82,23 @@ for round in $(seq 1 "$rounds"); do
   "$out/cjson_floor" "$page" "$runs" "$run_sec" >>"$results" 2>/dev/null
 done
 
+# ---- 5. many shards: a poll round over 1/16/64 shards (fake endpoint, 20 ms
+# per GetRecords): bare GetRecords serially and in parallel, then the consumer.
+poll_rounds=${BENCH_POLL_ROUNDS:-9}
+echo "META poll_rounds $poll_rounds" >>"$results"
+echo "META poll_latency_ms 20" >>"$results"
+say "poll rounds over 1/16/64 shards: GetRecords serially and in parallel ($poll_rounds rounds)"
+"$LUA" bench/poll_round.lua --rounds "$poll_rounds" --raw | grep '^POLL ' >>"$results"
+say "poll rounds over 1/16/64 shards: stream:fetch_stream_records()"
+"$LUA" bench/consumer_round.lua --rounds "$poll_rounds" --raw | grep '^CONSUMER ' >>"$results"
+
+# ---- 6. memory over 200,000 records, and valgrind
+bench/mem/run.sh "$root/$results"
+
 # ---- 2. end to end
 if [ "${BENCH_SKIP_E2E:-0}" != 1 ]; then
   scripts/with-ddb-local bench/e2e/run.sh "$changes" "$root/$results" >&2
 fi
 
+echo "META load_end $(cut -d' ' -f1-3 /proc/loadavg)" >>"$results"
 "$LUA" bench/report.lua "$results" | tee "$out/table.txt"

@@ -9,6 +9,7 @@
 --
 --   lua5.4 bench/e2e/latency.lua ENDPOINT WRITES INTERVAL_MS IDLE_S
 -- Prints: IDLE <GetRecords per shard per s> <shards> <seconds> <calls>
+--         IDLE_STEADY <GetRecords per shard per s> <seconds> <calls> (after the back-off ramp)
 --         LATENCY <p50 ms> <p99 ms> <max ms> <events>
 
 local ds = require("dynamodb_stream")
@@ -39,12 +40,13 @@ local created = assert(db:create_table({
 local arn = created.TableDescription.LatestStreamArn
 
 local client = assert(ds.client(opts))
-local get_records_calls = 0
+local get_records_calls, call_times = 0, {}
 local counting = {
   describe_stream = function(_, p) return client:describe_stream(p) end,
   get_shard_iterator = function(_, p) return client:get_shard_iterator(p) end,
   get_records = function(_, p)
     get_records_calls = get_records_calls + 1
+    call_times[get_records_calls] = core.monotime()
     return client:get_records(p)
   end,
 }
@@ -68,6 +70,18 @@ for _ in pairs(stream:get_shard_state()) do shards = shards + 1 end
 local idle_calls = get_records_calls - calls0
 print(string.format("IDLE %.3f %d %.1f %d", idle_calls / math.max(shards, 1) / idle_time,
   shards, idle_time, idle_calls))
+-- The same idle run once the back-off has reached max_interval (0.1 + 0.2 +
+-- 0.4 + 0.8 s of sleeps after run() starts, so from 2 s on): GetRecords per
+-- shard per second between the first and the last call of that stretch.
+-- Information beside the figure above, which includes the ramp.
+local steady = {}
+for i = calls0 + 1, get_records_calls do
+  if call_times[i] >= t0 + 2 then steady[#steady + 1] = call_times[i] end
+end
+if #steady >= 2 then
+  local span = steady[#steady] - steady[1]
+  print(string.format("IDLE_STEADY %.3f %.1f %d", (#steady - 1) / math.max(shards, 1) / span, span, #steady))
+end
 
 -- Latency: the writer runs alongside while run() delivers.
 local here = arg[0]:match("^(.*)/[^/]*$") or "."

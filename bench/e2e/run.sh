@@ -7,6 +7,7 @@
 #   E2E <name> <user s> <sys s> <peak RSS KiB> <wall s> <events> <polls>
 # then runs bench/e2e/latency.lua (idle polling, write -> event latency), which adds
 #   IDLE <GetRecords per shard per s> <shards> <seconds> <calls>
+#   IDLE_STEADY <GetRecords per shard per s> <seconds> <calls>
 #   LATENCY <p50 ms> <p99 ms> <max ms> <events>
 set -euo pipefail
 changes=${1:?changes}
@@ -50,4 +51,4 @@ measure ours_1page "$n" env BENCH_MAX_PAGES=1 "${lua_c[@]}" "$n"
 # Sections 3-4: idle polling and write -> event latency with stream:run defaults.
 echo "e2e: idle polling (${BENCH_IDLE_S:-12} s) and latency (${BENCH_LAT_WRITES:-300} writes)" >&2
 "$lua" "$here/latency.lua" "$DDB_LOCAL_ENDPOINT" "${BENCH_LAT_WRITES:-300}" "${BENCH_LAT_INTERVAL_MS:-50}" \
-  "${BENCH_IDLE_S:-12}" | grep -E '^(IDLE|LATENCY) ' >>"$results" || echo "e2e: latency run failed" >&2
+  "${BENCH_IDLE_S:-12}" | grep -E '^(IDLE|IDLE_STEADY|LATENCY) ' >>"$results" || echo "e2e: latency run failed" >&2
