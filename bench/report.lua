@@ -26,7 +26,7 @@ for line in io.lines((assert(arg[1], "usage: report.lua RESULTS"))) do
   elseif w[1] == "IDLE" then
     idle = { rate = tonumber(w[2]), shards = tonumber(w[3]), secs = tonumber(w[4]), calls = tonumber(w[5]) }
   elseif w[1] == "IDLE_STEADY" then
-    idle_steady = { rate = tonumber(w[2]), secs = tonumber(w[3]), calls = tonumber(w[4]) }
+    idle_steady = { rate = tonumber(w[2]), gap = tonumber(w[3]), polls = tonumber(w[4]) }
   elseif w[1] == "LATENCY" then
     latency = { p50 = tonumber(w[2]), p99 = tonumber(w[3]), max = tonumber(w[4]), n = tonumber(w[5]) }
   elseif w[1] == "POLL" and poll[w[2]] then
@@ -164,9 +164,10 @@ if idle then
     idle.shards, idle.secs, idle.calls, idle.rate)
   p("   (target <= 1)  %s", verdict(idle.rate <= 1))
   if idle_steady then
-    p("   (info) the same run once the back-off reached max_interval (from 2 s on): %d GetRecords in %.1f s = %.2f",
-      idle_steady.calls, idle_steady.secs, idle_steady.rate)
-    p("   per shard per second; the figure above includes run()'s ramp 0.1, 0.2, 0.4, 0.8 s (see bench/README.md)")
+    p("   (info) the same run once the back-off reached max_interval (from 2 s on, %d polls): median gap %.3f s",
+      idle_steady.polls, idle_steady.gap)
+    p("   = %.2f per shard per second; the figure above includes run()'s ramp 0.1, 0.2, 0.4, 0.8 s (bench/README.md)",
+      idle_steady.rate)
   end
 else
   p("4. Idle polling, GetRecords per shard per second:            not measured (target <= 1)")

@@ -9,7 +9,7 @@
 --
 --   lua5.4 bench/e2e/latency.lua ENDPOINT WRITES INTERVAL_MS IDLE_S
 -- Prints: IDLE <GetRecords per shard per s> <shards> <seconds> <calls>
---         IDLE_STEADY <GetRecords per shard per s> <seconds> <calls> (after the back-off ramp)
+--         IDLE_STEADY <GetRecords per shard per s> <median gap s> <polls> (after the back-off ramp)
 --         LATENCY <p50 ms> <p99 ms> <max ms> <events>
 
 local ds = require("dynamodb_stream")
@@ -72,15 +72,24 @@ print(string.format("IDLE %.3f %d %.1f %d", idle_calls / math.max(shards, 1) / i
   shards, idle_time, idle_calls))
 -- The same idle run once the back-off has reached max_interval (0.1 + 0.2 +
 -- 0.4 + 0.8 s of sleeps after run() starts, so from 2 s on): GetRecords per
--- shard per second between the first and the last call of that stretch.
--- Information beside the figure above, which includes the ramp.
-local steady = {}
+-- shard per second from the median gap between polls (calls less than 50 ms
+-- apart are one poll), so that the poll run() makes at its duration deadline
+-- (its last sleep is cut short to the deadline, then it polls once more)
+-- does not count. Information beside the figure above, which includes the ramp.
+local polls, calls_after = {}, 0
 for i = calls0 + 1, get_records_calls do
-  if call_times[i] >= t0 + 2 then steady[#steady + 1] = call_times[i] end
+  local t = call_times[i]
+  if t >= t0 + 2 then
+    calls_after = calls_after + 1
+    if #polls == 0 or t - polls[#polls] > 0.05 then polls[#polls + 1] = t end
+  end
 end
-if #steady >= 2 then
-  local span = steady[#steady] - steady[1]
-  print(string.format("IDLE_STEADY %.3f %.1f %d", (#steady - 1) / math.max(shards, 1) / span, span, #steady))
+if #polls >= 3 then
+  local gaps = {}
+  for i = 2, #polls do gaps[#gaps + 1] = polls[i] - polls[i - 1] end
+  table.sort(gaps)
+  local gap = gaps[(#gaps + 1) // 2]
+  print(string.format("IDLE_STEADY %.3f %.3f %d", calls_after / #polls / math.max(shards, 1) / gap, gap, #polls))
 end
 
 -- Latency: the writer runs alongside while run() delivers.

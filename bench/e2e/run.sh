@@ -7,7 +7,7 @@
 #   E2E <name> <user s> <sys s> <peak RSS KiB> <wall s> <events> <polls>
 # then runs bench/e2e/latency.lua (idle polling, write -> event latency), which adds
 #   IDLE <GetRecords per shard per s> <shards> <seconds> <calls>
-#   IDLE_STEADY <GetRecords per shard per s> <seconds> <calls>
+#   IDLE_STEADY <GetRecords per shard per s> <median gap between polls s> <polls>
 #   LATENCY <p50 ms> <p99 ms> <max ms> <events>
 set -euo pipefail
 changes=${1:?changes}
