@@ -47,6 +47,8 @@ build = {
     ["dynamodb_stream.seqnum"] = "lua/dynamodb_stream/seqnum.lua",
     ["dynamodb_stream.retry"] = "lua/dynamodb_stream/retry.lua",
     ["dynamodb_stream.compat"] = "lua/dynamodb_stream/compat.lua",
+    ["dynamodb_stream.ngx_http"] = "lua/dynamodb_stream/ngx_http.lua",
+    ["dynamodb_stream.openresty"] = "lua/dynamodb_stream/openresty.lua",
   },
   copy_directories = { "examples" },
 }

@@ -199,7 +199,7 @@ function config.resolve(service, opts, caller)
     ca_file = opts.ca_file or env("AWS_CA_BUNDLE"),
     max_attempts = max_attempts,
     retry_base = opts.retry_base,
-    sleep = opts.sleep or require("dynamodb_stream.core").sleep,
+    sleep = opts.sleep or require("dynamodb_stream.ngx_http").sleep,
   }
 end
 

@@ -5,6 +5,7 @@ local core = require("dynamodb_stream.core")
 local config = require("dynamodb_stream.config")
 local errors = require("dynamodb_stream.errors")
 local retry = require("dynamodb_stream.retry")
+local ngx_http = require("dynamodb_stream.ngx_http")
 
 local Service = {}
 Service.__index = Service
@@ -25,7 +26,9 @@ function Service.new(def, opts)
     _def = def,
     _endpoint = cfg.endpoint,
     _target = def.target_prefix .. ".",
-    _http = core.http({
+    -- opts.transport (anything with post, post_many and close), else nginx
+    -- cosockets inside OpenResty (dynamodb_stream.ngx_http), else libcurl.
+    _http = (opts or {}).transport or (ngx_http.in_nginx() and ngx_http or core).http({
       connect_timeout = cfg.connect_timeout,
       timeout = cfg.timeout,
       verify_tls = cfg.verify_tls,

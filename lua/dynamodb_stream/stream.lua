@@ -864,7 +864,8 @@ end
 --     at once when a shard ended or vanished)
 --   checkpoint: a file path, or a store with load() and save(state); loaded at
 --     the start, saved after every fetch
---   duration (s): stop after this long;  sleep: function(seconds) (default core.sleep)
+--   duration (s): stop after this long;  sleep: function(seconds) (default ds.sleep:
+--     ngx.sleep inside nginx, else core.sleep)
 -- Returns true when stopped, or nil, err on a fatal error (the stream is gone,
 -- the checkpoint cannot be read).
 function Stream:run(opts)
@@ -876,7 +877,7 @@ function Stream:run(opts)
   local interval = opts.interval or 0.1
   local max_interval = opts.max_interval or 1
   local describe_interval = opts.describe_interval or 10
-  local sleep = opts.sleep or core.sleep
+  local sleep = opts.sleep or require("dynamodb_stream.ngx_http").sleep
   if type(sleep) ~= "function" then error("run: sleep must be a function", 2) end
   if type(interval) ~= "number" or interval < 0 then error("run: interval must be >= 0", 2) end
   if type(max_interval) ~= "number" or max_interval < interval then

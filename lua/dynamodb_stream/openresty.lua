@@ -1,0 +1,162 @@
+-- Helpers for running the consumer inside OpenResty / lua-nginx-module:
+--
+--   openresty.checkpoint(dict, key)  a checkpoint store (load/save) in a lua_shared_dict
+--   openresty.lock(dict, key[, ttl]) a node-wide lock in a lua_shared_dict
+--   openresty.poller(opts)           one poller per stream per node (call from
+--                                    init_worker_by_lua*): every worker tries the
+--                                    lock; the holder runs the stream, the others
+--                                    take over within ttl + retry seconds when it exits
+--
+-- dict is an ngx.shared.DICT or the name of one.
+local core = require("dynamodb_stream.core")
+local errors = require("dynamodb_stream.errors")
+
+local M = {}
+
+local function shared(dict, who)
+  if type(dict) == "string" then
+    local d = ngx.shared[dict] -- luacheck: globals ngx
+    if not d then error(who .. ": no lua_shared_dict named '" .. dict .. "'", 3) end
+    return d
+  end
+  if type(dict) ~= "table" and type(dict) ~= "userdata" then error(who .. ": shared dict expected", 3) end
+  return dict
+end
+
+---------------------------------------------------------------- checkpoint store
+
+local Store = {}
+Store.__index = Store
+
+function M.checkpoint(dict, key)
+  if type(key) ~= "string" or key == "" then error("openresty.checkpoint: key expected", 2) end
+  return setmetatable({ dict = shared(dict, "openresty.checkpoint"), key = key }, Store)
+end
+
+function Store:load()
+  local text = self.dict:get(self.key)
+  if text == nil then return nil end
+  local state, why = core.json_decode(text)
+  if type(state) ~= "table" then
+    return nil, errors.new({ code = "CheckpointError", retryable = false,
+      message = "shared dict key " .. self.key .. ": " .. tostring(why or "not a JSON object") })
+  end
+  return state
+end
+
+function Store:save(state)
+  local ok, text = pcall(core.json_encode, state)
+  if not ok then return nil, errors.new({ code = "CheckpointError", message = tostring(text), retryable = false }) end
+  local set, err, forcible = self.dict:set(self.key, text)
+  if not set then
+    return nil, errors.new({ code = "CheckpointError", retryable = false,
+      message = "shared dict key " .. self.key .. ": " .. tostring(err) })
+  end
+  if forcible then ngx.log(ngx.WARN, "dynamodb_stream: shared dict full, entries evicted to save ", self.key) end
+  return true
+end
+
+---------------------------------------------------------------------------- lock
+
+local Lock = {}
+Lock.__index = Lock
+
+-- ttl (s, default 5): a holder that stops renewing loses the lock after this long.
+function M.lock(dict, key, ttl)
+  if type(key) ~= "string" or key == "" then error("openresty.lock: key expected", 2) end
+  return setmetatable({ dict = shared(dict, "openresty.lock"), key = key, ttl = ttl or 5 }, Lock)
+end
+
+local function token()
+  return string.format("%d %.6f %d", ngx.worker.pid(), ngx.now(), math.random(1, 1e9))
+end
+
+-- Takes the lock when it is free: true, or false (held by someone else).
+function Lock:acquire()
+  local value = token()
+  local ok = self.dict:add(self.key, value, self.ttl)
+  if ok then self.value = value end
+  return ok and true or false
+end
+
+-- Extends the lock when this object still holds it: true, or false (lost).
+function Lock:renew()
+  if not self.value or self.dict:get(self.key) ~= self.value then
+    self.value = nil
+    return false
+  end
+  self.dict:set(self.key, self.value, self.ttl)
+  return true
+end
+
+function Lock:release()
+  if self.value and self.dict:get(self.key) == self.value then self.dict:delete(self.key) end
+  self.value = nil
+end
+
+-- The pid of the worker holding the lock, or nil.
+function Lock:holder()
+  local v = self.dict:get(self.key)
+  return v and tonumber(v:match("^(%d+)")) or nil
+end
+
+-------------------------------------------------------------------------- poller
+
+-- opts:
+--   dict, key       the lock (lua_shared_dict and key; one key per stream)
+--   start()         -> stream, run_opts: makes the stream (clients, listeners) when
+--                      this worker becomes the poller; run_opts go to stream:run
+--                      (put the shared checkpoint store there)
+--   ttl (5)         lock lifetime; renewed every ttl/3 s by the holder
+--   retry (1)       seconds between two tries of a worker that does not hold it
+--   log             function(level, ...) (default ngx.log)
+-- Returns the lock object. Must be called where ngx.timer.at works
+-- (init_worker_by_lua*); the polling itself runs in a timer, where cosockets work.
+function M.poller(opts)
+  assert(type(opts) == "table" and type(opts.start) == "function", "openresty.poller: opts.start expected")
+  local lock = M.lock(opts.dict, opts.key, opts.ttl)
+  local retry = opts.retry or 1
+  local log = opts.log or ngx.log
+
+  local function hold(stream, run_opts)
+    local renewer = ngx.thread.spawn(function()
+      while true do
+        ngx.sleep(lock.ttl / 3)
+        if ngx.worker.exiting() or not lock:renew() then
+          stream:stop()
+          return
+        end
+      end
+    end)
+    local ok, err = stream:run(run_opts)
+    ngx.thread.kill(renewer)
+    return ok, err
+  end
+
+  local function loop(premature)
+    if premature then return end
+    while not ngx.worker.exiting() do
+      if lock:acquire() then
+        log(ngx.NOTICE, "dynamodb_stream: worker ", ngx.worker.pid(), " polls ", opts.key)
+        local ok, stream, run_opts = pcall(opts.start)
+        if ok and stream then
+          local done, err = hold(stream, run_opts or {})
+          if not done then log(ngx.ERR, "dynamodb_stream: run ended: ", tostring(err)) end
+        else
+          log(ngx.ERR, "dynamodb_stream: start failed: ", tostring(stream))
+        end
+        lock:release()
+        if not ngx.worker.exiting() then ngx.sleep(retry) end
+      else
+        ngx.sleep(retry)
+      end
+    end
+    lock:release()
+  end
+
+  local ok, err = ngx.timer.at(0, loop)
+  if not ok then error("openresty.poller: cannot start the timer: " .. tostring(err), 2) end
+  return lock
+end
+
+return M

@@ -1,0 +1,269 @@
+-- examples/openresty in a real nginx (Debian's nginx + lua-nginx-module on the
+-- OpenResty LuaJIT, with build-luajit/), against DynamoDB Local: the replica
+-- served over HTTP follows every change, another worker takes over when the
+-- polling one is killed, and a worker is never blocked while the poller waits
+-- on a slow upstream. nginx runs with `daemon off; master_process on;
+-- worker_processes 2;` in a temporary prefix, listening on 127.0.0.1 only, and
+-- its master and workers are killed by pid in teardown whatever happened.
+local ds = require("dynamodb_stream")
+local helper = require("helper")
+local socket = require("socket")
+local fault_proxy = require("fault_proxy")
+
+local NGINX = "/usr/sbin/nginx"
+local MODULES = { "/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modules/ngx_http_lua_module.so" }
+local NAMESPACE = "openrestyspec"
+local q = helper.shell_quote
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+local function nginx_installed()
+  if not exists(NGINX) then return false end
+  for _, m in ipairs(MODULES) do if not exists(m) then return false end end
+  return true
+end
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+local ROOT = sh("pwd"):gsub("%s+$", "")
+
+local function free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+-- One GET over HTTP/1.0: status, body (nil, why when it fails).
+local function get(port, path)
+  local c = socket.tcp()
+  c:settimeout(5)
+  local ok, err = c:connect("127.0.0.1", port)
+  if not ok then return nil, err end
+  c:send("GET " .. path .. " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+  local all = c:receive("*a")
+  c:close()
+  if not all then return nil, "no answer" end
+  local status = tonumber(all:match("^HTTP/1%.%d (%d+)"))
+  local body = all:match("\r\n\r\n(.*)$")
+  return status, body
+end
+
+local function get_json(port, path)
+  local status, body = get(port, path)
+  if not status then return nil, body end
+  return status, ds.json_decode(body)
+end
+
+local function wait_until(seconds, fn)
+  local deadline = socket.gettime() + seconds
+  while true do
+    local v = fn()
+    if v then return v end
+    if socket.gettime() > deadline then return nil end
+    socket.sleep(0.1)
+  end
+end
+
+local function children(pid)
+  local out = {}
+  for p in sh("ps -o pid= --ppid " .. pid .. " 2>/dev/null"):gmatch("%d+") do out[#out + 1] = tonumber(p) end
+  return out
+end
+
+describe("examples/openresty in nginx", function()
+  if not nginx_installed() then
+    pending("nginx with libnginx-mod-http-lua is not installed (scripts/install-deps installs it)")
+    return
+  end
+
+  local ddb, tmp, port, master, proxy, table_name
+  local workers_seen = {}
+  local expected = {}
+
+  local function error_log()
+    return helper.read_file(tmp .. "/logs/error.log") or ""
+  end
+
+  local function replica()
+    local status, items = get_json(port, "/items")
+    if status ~= 200 or type(items) ~= "table" then return nil end
+    local map = {}
+    for _, item in ipairs(items) do map[item.pk] = item.data end
+    return map
+  end
+
+  local function replica_matches()
+    local map = replica()
+    if not map then return false end
+    for k, v in pairs(expected) do if map[k] ~= v then return false end end
+    for k in pairs(map) do if expected[k] == nil then return false end end
+    return true
+  end
+
+  local function put(pk, data)
+    assert(ddb:put_item({ TableName = table_name, Item = ds.marshall({ pk = pk, data = data }) }))
+    expected[pk] = data
+  end
+
+  local function delete(pk)
+    assert(ddb:delete_item({ TableName = table_name, Key = ds.marshall({ pk = pk }) }))
+    expected[pk] = nil
+  end
+
+  local function stats()
+    local status, s = get_json(port, "/stats")
+    assert.equals(200, status)
+    return s
+  end
+
+  local function note_workers()
+    for _, w in ipairs(children(master)) do workers_seen[w] = true end
+  end
+
+  setup(function()
+    ddb = ds.dynamodb(helper.local_opts(NAMESPACE))
+    table_name = "openresty_" .. os.time()
+    helper.create_stream_table(ddb, table_name)
+    if not exists("build-luajit/dynamodb_stream/core.so") then
+      assert(helper.execute("make -s luajit-build >/dev/null"))
+    end
+    proxy = fault_proxy.start({ upstream = helper.ddb_local_endpoint(), rate = 0 })
+
+    tmp = helper.tmpdir()
+    os.execute("chmod 755 " .. q(tmp) .. " && mkdir -p " .. q(tmp .. "/conf") .. " " .. q(tmp .. "/logs") .. " "
+      .. q(tmp .. "/tmp"))
+    port = free_port()
+    local conf = helper.read_file("examples/openresty/conf/nginx.conf")
+    conf = conf:gsub("%$prefix/%.%./%.%./", ROOT .. "/")
+      :gsub("%$prefix/lua/", ROOT .. "/examples/openresty/lua/")
+      :gsub("listen 127%.0%.0%.1:8080", "listen 127.0.0.1:" .. port)
+    assert.matches("listen 127.0.0.1:" .. port, conf, 1, true)
+    helper.write_file(tmp .. "/conf/nginx.conf", conf)
+
+    local env = {
+      "PATH=/usr/sbin:/usr/bin:/bin", "AWS_REGION=us-east-1",
+      "AWS_ACCESS_KEY_ID=" .. NAMESPACE, "AWS_SECRET_ACCESS_KEY=local-secret",
+      "AWS_ENDPOINT_URL_DYNAMODB=" .. helper.ddb_local_endpoint(),
+      "AWS_ENDPOINT_URL_DYNAMODB_STREAMS=" .. proxy.endpoint,
+      "DS_TABLE=" .. table_name,
+    }
+    for i, v in ipairs(env) do env[i] = q(v) end
+    local cmd = "env -i " .. table.concat(env, " ") .. " " .. NGINX .. " -p " .. q(tmp .. "/") .. " -c conf/nginx.conf -e "
+      .. q(tmp .. "/logs/error.log") .. " >" .. q(tmp .. "/logs/stdout") .. " 2>&1 </dev/null & echo $!"
+    master = tonumber(sh(cmd):match("%d+"))
+    assert(master, "nginx did not start")
+    local up = wait_until(10, function() return get(port, "/ping") == 200 end)
+    assert(up, "nginx did not answer: " .. (helper.read_file(tmp .. "/logs/stdout") or "") .. error_log())
+    note_workers()
+  end)
+
+  teardown(function()
+    if master then
+      note_workers()
+      os.execute("kill -TERM " .. master .. " 2>/dev/null")
+      wait_until(5, function() return not helper.alive(master) end)
+      os.execute("kill -KILL " .. master .. " 2>/dev/null")
+      for w in pairs(workers_seen) do os.execute("kill -KILL " .. w .. " 2>/dev/null") end
+      for _, w in ipairs(children(master)) do os.execute("kill -KILL " .. w .. " 2>/dev/null") end
+    end
+    if proxy then proxy:stop() end
+    if tmp then helper.rmdir(tmp) end
+  end)
+
+  it("listens on the loopback address only", function()
+    local listening = sh("ss -ltnp 2>/dev/null")
+    for line in listening:gmatch("[^\n]+") do
+      for _, w in ipairs(children(master)) do
+        if line:find("pid=" .. w .. ",", 1, true) or line:find("pid=" .. master .. ",", 1, true) then
+          assert.matches("127%.0%.0%.1:" .. port, line)
+        end
+      end
+    end
+  end)
+
+  it("serves a replica that follows every insert, modify and remove", function()
+    local t0 = socket.gettime()
+    for i = 1, 12 do put("k" .. i, "v" .. i) end
+    for i = 1, 4 do put("k" .. i, "changed" .. i) end
+    delete("k5")
+    delete("k6")
+    assert(wait_until(30, replica_matches), "replica never matched; error log:\n" .. error_log())
+    print(("# openresty: 18 changes replicated in %.2f s"):format(socket.gettime() - t0))
+
+    local status, item = get_json(port, "/items/k1")
+    assert.equals(200, status)
+    assert.same({ pk = "k1", data = "changed1" }, item)
+    assert.equals(404, (get(port, "/items/k5")))
+    local s = stats()
+    assert.is_true(s.records >= 18)
+    assert.is_true(s.shards >= 1)
+    assert.equals(0, s.errors)
+    assert.is_number(s.lag_seconds)
+    assert.is_true(s.lag_seconds < 60)
+    assert.is_number(s.poller_pid)
+    local is_worker = false
+    for _, w in ipairs(children(master)) do if w == s.poller_pid then is_worker = true end end
+    assert.is_true(is_worker, "the poller is one of the master's workers")
+  end)
+
+  it("another worker takes over when the polling worker is killed, losing no change", function()
+    note_workers()
+    local old = stats().poller_pid
+    os.execute("kill -KILL " .. old)
+    local t0 = socket.gettime()
+    for i = 20, 27 do put("k" .. i, "after-kill" .. i) end
+    put("k1", "after-kill-1")
+    delete("k2")
+    local new = wait_until(20, function()
+      local ok, s = pcall(stats)
+      return ok and s.poller_pid ~= ds.null and s.poller_pid ~= old and s.poller_pid
+    end)
+    assert(new, "no worker took over; error log:\n" .. error_log())
+    local takeover = socket.gettime() - t0
+    assert(wait_until(30, replica_matches), "replica never matched after the takeover; error log:\n" .. error_log())
+    print(("# openresty: worker %d killed, worker %d polls after %.2f s, replica complete after %.2f s")
+      :format(old, new, takeover, socket.gettime() - t0))
+    assert.is_true(takeover < 10)
+    note_workers()
+  end)
+
+  it("answers other locations within 50 ms while the poller waits on a slow upstream", function()
+    proxy:reset()
+    proxy:configure({ rate = 1, kinds = { slow = 1 }, slow_ms = 400, operations = { "GetRecords" } })
+    socket.sleep(0.6)
+    local poller = stats().poller_pid
+    -- 40 requests over about 2 s, each on its own connection (reuseport spreads
+    -- them over both workers); curl times each itself.
+    local urls = {}
+    for i = 1, 40 do urls[i] = q("http://127.0.0.1:" .. port .. "/ping?" .. i) end
+    local out = sh("curl -s --rate 20/s -H 'Connection: close' -w ' %{time_total}\\n' " .. table.concat(urls, " "))
+    local n, worst, on_poller = 0, 0, 0
+    for pid, t in out:gmatch("(%d+)%s+([%d.]+)") do
+      n = n + 1
+      worst = math.max(worst, tonumber(t))
+      if tonumber(pid) == poller then on_poller = on_poller + 1 end
+    end
+    local slow = (proxy:stats().faults or {}).slow or 0
+    print(("# openresty: %d requests while %d GetRecords were held 400 ms; %d on the polling worker; slowest %.1f ms")
+      :format(n, slow, on_poller, worst * 1000))
+    assert.equals(40, n)
+    assert.is_true(slow >= 3, "the poller was not kept busy")
+    assert.is_true(on_poller >= 1, "no request reached the polling worker")
+    assert.is_true(worst < 0.05, ("slowest answer %.1f ms"):format(worst * 1000))
+
+    -- and the replica still follows, through the slow upstream
+    put("slow-1", "through the slow proxy")
+    assert(wait_until(30, replica_matches), "replica never matched; error log:\n" .. error_log())
+    proxy:configure({ rate = 0 })
+  end)
+end)
