@@ -945,6 +945,7 @@ function Stream:run(opts)
       sleep(pause)
       slept = slept + pause
     end
+    if deadline and now() >= deadline then break end -- no extra poll at the deadline
   end
   self._running, self._stop_requested = false, false
   self._clock = clock
