@@ -237,6 +237,39 @@ describe("examples/openresty in nginx", function()
     note_workers()
   end)
 
+  it("the new workers take over polling on a graceful reload, losing no change", function()
+    note_workers()
+    local old_workers = {}
+    for _, w in ipairs(children(master)) do old_workers[w] = true end
+    local old = stats().poller_pid
+    assert.is_true(old_workers[old] == true, "the poller is one of the master's workers")
+    for i = 30, 33 do put("r" .. i, "before-reload" .. i) end
+    os.execute("kill -HUP " .. master)
+    local t0 = socket.gettime()
+    -- during the reload: the old generation is exiting, the new one is starting
+    for i = 34, 37 do put("r" .. i, "during-reload" .. i) end
+    put("k1", "during-reload-1")
+    delete("k3")
+    local function new_poller()
+      local ok, s = pcall(stats)
+      if not ok or type(s.poller_pid) ~= "number" or old_workers[s.poller_pid] then return nil end
+      for _, w in ipairs(children(master)) do if w == s.poller_pid then return w end end
+      return nil
+    end
+    local new = wait_until(10, new_poller)
+    assert(new, "no new worker took over after the reload; error log:\n" .. error_log())
+    local takeover = socket.gettime() - t0
+    for i = 38, 41 do put("r" .. i, "after-reload" .. i) end
+    put("k4", "after-reload-4")
+    assert(wait_until(10, replica_matches), "replica never matched after the reload; error log:\n" .. error_log())
+    print(("# openresty: reload: worker %d handed over to new worker %d after %.2f s, replica complete after %.2f s")
+      :format(old, new, takeover, socket.gettime() - t0))
+    assert.is_true(takeover < 10)
+    assert.equals(new, new_poller(), "the poller is still a worker of the new generation")
+    assert(wait_until(10, function() return not helper.alive(old) end), "the old polling worker never exited")
+    note_workers()
+  end)
+
   it("answers other locations within 50 ms while the poller waits on a slow upstream", function()
     proxy:reset()
     proxy:configure({ rate = 1, kinds = { slow = 1 }, slow_ms = 400, operations = { "GetRecords" } })
