@@ -15,11 +15,7 @@ local MODULES = { "/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/m
 local NAMESPACE = "openrestyspec"
 local q = helper.shell_quote
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
+local exists = helper.exists
 
 local function nginx_installed()
   if not exists(NGINX) then return false end
@@ -27,12 +23,7 @@ local function nginx_installed()
   return true
 end
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  p:close()
-  return out
-end
+local sh = helper.capture
 
 local ROOT = sh("pwd"):gsub("%s+$", "")
 

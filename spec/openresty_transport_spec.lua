@@ -11,18 +11,9 @@ local NGINX = "/usr/sbin/nginx"
 local MODULES = { "/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modules/ngx_http_lua_module.so" }
 local q = helper.shell_quote
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
+local exists = helper.exists
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  p:close()
-  return out
-end
+local sh = helper.capture
 
 -- Runs in nginx's content phase: every case against http_server.py at
 -- ports http/refused, answered as one JSON object.

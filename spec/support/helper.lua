@@ -221,5 +221,20 @@ function helper.read_file(path)
   return text
 end
 
+-- Whether a file can be opened for reading.
+function helper.exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- The standard output of a shell command.
+function helper.capture(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
 package.loaded["helper"] = helper
 return helper
