@@ -25,13 +25,21 @@ local function check(event, fn)
   if type(fn) ~= "function" then error("listener must be a function", 3) end
 end
 
-local function add(self, event, fn, once)
-  local list = self._listeners[event]
-  if not list then
-    list = {}
-    self._listeners[event] = list
+-- Lists are never changed in place: adding or removing makes a new one, so
+-- an emit can walk the list it started with without copying it first.
+local function without(list, entry)
+  local out = {}
+  for i = 1, #list do
+    if list[i] ~= entry then out[#out + 1] = list[i] end
   end
-  list[#list + 1] = { fn = fn, once = once }
+  return out
+end
+
+local function add(self, event, fn, once)
+  local list = self._listeners[event] or {}
+  local copy = table.move(list, 1, #list, 1, {})
+  copy[#copy + 1] = { fn = fn, once = once }
+  self._listeners[event] = copy
   return self
 end
 
@@ -51,9 +59,10 @@ function Emitter:off(event, fn)
   local list = self._listeners[event]
   if not list then return self end
   for i = #list, 1, -1 do
-    if list[i].fn == fn then
-      list[i].removed = true
-      table.remove(list, i)
+    local entry = list[i]
+    if entry.fn == fn then
+      entry.removed = true
+      self._listeners[event] = without(list, entry)
       break
     end
   end
@@ -85,15 +94,12 @@ function Emitter:emit(event, ...)
     if event == "error" then error((...), 0) end
     return false
   end
-  local snapshot = table.move(list, 1, #list, 1, {})
-  for i = 1, #snapshot do
-    local entry = snapshot[i]
+  for i = 1, #list do
+    local entry = list[i]
     if not entry.removed then
       if entry.once then
         entry.removed = true
-        for j = #list, 1, -1 do
-          if list[j] == entry then table.remove(list, j) break end
-        end
+        self._listeners[event] = without(self._listeners[event], entry)
       end
       entry.fn(...)
     end

@@ -379,22 +379,25 @@ end
 
 -- Calls the listeners for one record. Raises if unmarshall or a listener does
 -- (an unmarshall failure raises an UnmarshallError before any listener runs).
+-- An image as the listeners get it: unmarshalled by the stream's function
+-- unless the page already was.
+local function image(av, unmarshall, unmarshalled)
+  if av == nil or av == NULL then return nil end
+  if not unmarshall or unmarshalled then return av end
+  local ok, v = pcall(unmarshall, av)
+  if not ok then error(new_error("UnmarshallError", tostring(v), { cause = v }), 0) end
+  return v
+end
+
 function Stream:_dispatch(record, shard_id, unmarshalled)
   local event = EVENT_FOR[record.eventName]
   local ddb = type(record.dynamodb) == "table" and record.dynamodb or {}
   local unmarshall = self._unmarshall
-  local function image(av)
-    if av == nil or av == NULL then return nil end
-    if not unmarshall or unmarshalled then return av end
-    local ok, v = pcall(unmarshall, av)
-    if not ok then error(new_error("UnmarshallError", tostring(v), { cause = v }), 0) end
-    return v
-  end
   local keys, new, old
   if event then
-    keys = image(ddb.Keys)
-    if event ~= "remove record" then new = image(ddb.NewImage) end
-    if event ~= "insert record" then old = image(ddb.OldImage) end
+    keys = image(ddb.Keys, unmarshall, unmarshalled)
+    if event ~= "remove record" then new = image(ddb.NewImage, unmarshall, unmarshalled) end
+    if event ~= "insert record" then old = image(ddb.OldImage, unmarshall, unmarshalled) end
   end
   -- With an unmarshall function the record carries the unmarshalled images, as
   -- the one-pass C path (core.decode_records) delivers them.
@@ -437,19 +440,22 @@ end
 -- Checks the fields of a record that the consumer reads. Returns its sequence
 -- number, or nil and an InvalidResponse error. An unknown eventName (a string)
 -- is allowed: such a record is delivered as 'record' only.
+local function bad_record(what) return nil, invalid("GetRecords: " .. what, { operation = "get_records" }) end
+local OPTIONAL_IMAGES = { "NewImage", "OldImage" }
+
 local function check_record(record)
-  local function bad(what) return nil, invalid("GetRecords: " .. what, { operation = "get_records" }) end
-  if type(record) ~= "table" then return bad("a record is " .. show(record) .. ", not an object") end
-  if type(record.eventName) ~= "string" then return bad("eventName is " .. show(record.eventName)) end
+  if type(record) ~= "table" then return bad_record("a record is " .. show(record) .. ", not an object") end
+  if type(record.eventName) ~= "string" then return bad_record("eventName is " .. show(record.eventName)) end
   local ddb = record.dynamodb
-  if type(ddb) ~= "table" then return bad("dynamodb is " .. show(ddb) .. ", not an object") end
+  if type(ddb) ~= "table" then return bad_record("dynamodb is " .. show(ddb) .. ", not an object") end
   local seq = ddb.SequenceNumber
-  if not seqnum.valid(seq) then return bad("bad SequenceNumber " .. show(seq)) end
-  if type(ddb.Keys) ~= "table" then return bad("Keys is " .. show(ddb.Keys) .. " in record " .. seq) end
-  for _, name in ipairs({ "NewImage", "OldImage" }) do
+  if not seqnum.valid(seq) then return bad_record("bad SequenceNumber " .. show(seq)) end
+  if type(ddb.Keys) ~= "table" then return bad_record("Keys is " .. show(ddb.Keys) .. " in record " .. seq) end
+  for i = 1, 2 do
+    local name = OPTIONAL_IMAGES[i]
     local v = ddb[name]
     if v ~= nil and v ~= NULL and type(v) ~= "table" then
-      return bad(name .. " is " .. show(v) .. " in record " .. seq)
+      return bad_record(name .. " is " .. show(v) .. " in record " .. seq)
     end
   end
   return seq
