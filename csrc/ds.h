@@ -128,12 +128,10 @@ typedef struct ds_path {
     const void *table;   /* the table holding the key (cycle checks), or NULL */
 } ds_path;
 
-/* ---- shared by ds_decode.c (cJSON types stay out of this header) ---- */
-struct cJSON;
+/* ---- shared by ds_decode.c ---- */
 
-/* Unmarshalls the AttributeValue map at stack index idx (core.unmarshall) or
- * the cJSON object map (as json_decode would have given it) and pushes the
- * table; path names the map in messages. Raises "unmarshall: ... at <path>"
+/* Unmarshalls the AttributeValue map at stack index idx (core.unmarshall)
+ * and pushes the table; path names the map in messages. Raises "unmarshall: ... at <path>"
  * on malformed input. (ds_av.c) [-0, +1] */
 DS_HIDDEN void ds_unmarshall_table(lua_State *L, int idx, const ds_path *path, int numbers_string);
 
@@ -155,13 +153,20 @@ typedef struct ds_keys {
 DS_HIDDEN void ds_keys_push(lua_State *L, ds_keys *k, const char *s, size_t n);
 
 /* Pushes list_mt, string_set_mt, number_set_mt, binary_set_mt, decimal_mt
- * (five values, in this order) for ds_unmarshall_json. [-0, +5] */
+ * (five values, in this order: offsets DS_MARK_*) for the ds_av_* pieces
+ * below. [-0, +5] */
+enum { DS_MARK_LIST, DS_MARK_SS, DS_MARK_NS, DS_MARK_BS, DS_MARK_DECIMAL };
 DS_HIDDEN void ds_push_markers(lua_State *L);
 
-/* mt: stack index of the first of the five ds_push_markers values; keys: a
- * cache for map keys or NULL. */
-DS_HIDDEN void ds_unmarshall_json(lua_State *L, const struct cJSON *map, const ds_path *path, int numbers_string,
-                                  int mt, ds_keys *keys);
+/* Pieces of unmarshall for ds_decode.c, which reads the JSON itself. mt: stack
+ * index of the ds_push_markers values. They raise on malformed input. */
+/* Pushes the value of the N string s[0..n). [-0, +1] */
+DS_HIDDEN void ds_av_push_number(lua_State *L, const char *s, size_t n, int numbers_string, int mt);
+/* Pushes the bytes of the B (base64) string s[0..n). [-0, +1] */
+DS_HIDDEN void ds_av_push_binary(lua_State *L, const char *s, size_t n);
+/* The M (is_list 0) or L table at res gets its metatable from the __binary
+ * table at bin = res + 1 (a table, maybe empty): then leaves res at the top. */
+DS_HIDDEN void ds_av_finish(lua_State *L, int res, int bin, int is_list, int mt, ds_keys *keys);
 
 /* Reads opts.numbers of the options table at idx (none/nil allowed): 1 for
  * "string", 0 for "auto"; raises on anything else. (ds_av.c) */
@@ -172,13 +177,6 @@ DS_HIDDEN int ds_json_number_ok(const char *s, size_t n);
 
 /* core.json_decode as a C function. (ds_json.c) */
 DS_HIDDEN int ds_json_decode(lua_State *L);
-
-/* Pushes the cJSON node as json_decode would, reading numbers from their
- * doubles: integral and below 2^53 in magnitude -> integer, else float. Sets
- * *inexact when a number's double is integral from 2^53 on, where the text
- * may have held an exact int64 that only json_decode keeps. Strings are taken
- * NUL-terminated. Raises only when out of memory or stack. (ds_json.c) [-0, +1] */
-DS_HIDDEN void ds_json_push_tree(lua_State *L, const struct cJSON *item, int *inexact);
 
 /* Pushes the path as text, e.g. 'a.b[3]["odd key"]', or "top level". [-0, +1]
  * (ds_av.c) */

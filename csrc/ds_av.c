@@ -17,8 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "ds.h"
 #include "base64.h"
 #include "number.h"
@@ -28,12 +26,10 @@
 typedef struct {
     const char *fn;      /* "unmarshall", "marshall", ... for messages */
     int numbers_string;  /* opts.numbers == "string" */
-    int json;            /* unmarshall input: cJSON nodes, not stack indexes */
     int mt;              /* stack index of the ds_push_markers values, or 0 (look them up) */
-    ds_keys *keys;       /* cache for map keys of cJSON input, or NULL */
+    ds_keys *keys;       /* cache for the names unm_finish pushes, or NULL */
 } av_ctx;
 
-enum { AV_MT_LIST, AV_MT_SS, AV_MT_NS, AV_MT_BS, AV_MT_DECIMAL };
 static const char *const av_mt_names[] = {DS_LIST_MT, DS_STRING_SET_MT, DS_NUMBER_SET_MT, DS_BINARY_SET_MT,
                                           DS_DECIMAL_MT};
 
@@ -243,74 +239,7 @@ static void push_base64(lua_State *L, const char *s, size_t n)
 
 /* ---- unmarshall ------------------------------------------------------- */
 
-/* One implementation of the type rules for two inputs: a Lua value on the
- * stack (core.unmarshall: what json_decode gave) and a cJSON node
- * (core.decode_records, straight from the parse tree). A cJSON node reads as
- * json_decode would have turned it into Lua: objects and arrays are tables,
- * null is core.null, and so on, with the same messages. Only reading the
- * input differs (the node_* helpers and the loops in unm_map, unm_list and
- * unm_set); everything that decides the result is shared. */
-typedef union {
-    int idx;        /* stack index (Lua input) */
-    const cJSON *j; /* tree node (cJSON input) */
-} av_node;
-
-/* The Lua type of the node (as json_decode gives it for a cJSON node). */
-static int node_type(lua_State *L, const av_ctx *c, av_node n)
-{
-    if (!c->json)
-        return lua_type(L, n.idx);
-    switch (n.j->type & 0xFF) {
-    case cJSON_String: return LUA_TSTRING;
-    case cJSON_Number: return LUA_TNUMBER;
-    case cJSON_True:
-    case cJSON_False: return LUA_TBOOLEAN;
-    case cJSON_NULL: return LUA_TLIGHTUSERDATA;
-    case cJSON_Array:
-    case cJSON_Object: return LUA_TTABLE;
-    default: return LUA_TNONE;
-    }
-}
-
-static const char *node_typename(lua_State *L, const av_ctx *c, av_node n)
-{
-    return lua_typename(L, node_type(L, c, n));
-}
-
-/* The bytes of a string node. (decode_records sends bodies with NUL in a
- * string to the Lua-input path, so a cJSON string is whole.) */
-static const char *node_string(lua_State *L, const av_ctx *c, av_node n, size_t *len)
-{
-    if (!c->json)
-        return lua_tolstring(L, n.idx, len);
-    *len = strlen(n.j->valuestring);
-    return n.j->valuestring;
-}
-
-/* Pushes the string node s (its bytes s[0..len) from node_string). */
-static void node_push_string(lua_State *L, const av_ctx *c, av_node n, const char *s, size_t len)
-{
-    if (c->json)
-        lua_pushlstring(L, s, len);
-    else
-        lua_pushvalue(L, n.idx);
-}
-
-static int node_bool(lua_State *L, const av_ctx *c, av_node n)
-{
-    return c->json ? (n.j->type & 0xFF) == cJSON_True : lua_toboolean(L, n.idx);
-}
-
-/* Children of an array or object node. */
-static int json_count(const cJSON *j)
-{
-    int n = 0;
-    for (j = j->child; j != NULL && n < INT_MAX; j = j->next)
-        n++;
-    return n;
-}
-
-static void unm_value(lua_State *L, av_node av, const ds_path *path, int depth, const av_ctx *c, int *binary);
+static void unm_value(lua_State *L, int av, const ds_path *path, int depth, const av_ctx *c, int *binary);
 
 /* Pushes the bytes of the base64 text s[0..n). */
 static void unm_binary(lua_State *L, const char *s, size_t n, const char *where, const av_ctx *c, const ds_path *p)
@@ -370,16 +299,15 @@ static int av_classify(const char *s, size_t n, ds_number *out)
     return DS_NUM_OK;
 }
 
-/* Pushes the Lua value of the N string node v (bytes s[0..n)). */
-static void unm_number(lua_State *L, av_node v, const char *s, size_t n, const char *where, const av_ctx *c,
-                       const ds_path *p)
+/* Pushes the Lua value of the N string s[0..n). */
+static void unm_number(lua_State *L, const char *s, size_t n, const char *where, const av_ctx *c, const ds_path *p)
 {
     ds_number num;
     int st;
 
     if (c->numbers_string) {
         av_check_number(L, s, n, where, c, p);
-        node_push_string(L, c, v, s, n);
+        lua_pushlstring(L, s, n);
         return;
     }
     st = av_classify(s, n, &num);
@@ -392,9 +320,9 @@ static void unm_number(lua_State *L, av_node v, const char *s, size_t n, const c
         lua_pushnumber(L, (lua_Number)num.d);
     } else {
         lua_createtable(L, 1, 0);
-        node_push_string(L, c, v, s, n);
+        lua_pushlstring(L, s, n);
         lua_rawseti(L, -2, 1);
-        av_setmt(L, c, AV_MT_DECIMAL);
+        av_setmt(L, c, DS_MARK_DECIMAL);
     }
 }
 
@@ -422,7 +350,7 @@ static void unm_finish(lua_State *L, int res, int bin, int is_list, const av_ctx
     }
     lua_settop(L, res);
     if (!has_binary && is_list)
-        av_setmt(L, c, AV_MT_LIST);
+        av_setmt(L, c, DS_MARK_LIST);
 }
 
 /* The __binary table at bin is created on first use (it starts as nil). */
@@ -434,93 +362,42 @@ static void unm_binary_slot(lua_State *L, int bin)
     }
 }
 
-/* Pushes the table of the map (M or a whole item) m; level counts M/L. */
-static void unm_map(lua_State *L, av_node m, const ds_path *path, int level, const av_ctx *c)
+/* Pushes the table of the map (M or a whole item) at m; level counts M/L. */
+static void unm_map(lua_State *L, int m, const ds_path *path, int level, const av_ctx *c)
 {
-    const cJSON *ch = NULL;
     int res, bin;
     av_checkstack(L, c, path);
-    lua_createtable(L, 0, c->json ? json_count(m.j) : 0);
+    lua_newtable(L);
     res = lua_gettop(L);
     lua_pushnil(L);
     bin = res + 1;
-    if (c->json)
-        ch = m.j->child;
-    else
-        lua_pushnil(L);
-    for (;;) { /* Lua input: k at bin + 1 */
+    lua_pushnil(L);
+    while (lua_next(L, m)) { /* k at bin + 1, v at bin + 2 */
         ds_path fr;
-        av_node v;
         int isbin = 0;
-        if (c->json) {
-            if (ch == NULL)
-                break;
-            if (ch->string == NULL) /* an array where the map belongs */
-                av_error(L, c, path, "map key must be a string, got %s", "number");
-            fr.key = ch->string;
-            fr.keylen = strlen(ch->string);
-            v.j = ch;
-        } else {
-            if (!lua_next(L, m.idx))
-                break;
-            if (lua_type(L, -2) != LUA_TSTRING)
-                av_error(L, c, path, "map key must be a string, got %s", luaL_typename(L, -2));
-            fr.key = lua_tolstring(L, -2, &fr.keylen);
-            v.idx = lua_gettop(L);
-        }
+        if (lua_type(L, -2) != LUA_TSTRING)
+            av_error(L, c, path, "map key must be a string, got %s", luaL_typename(L, -2));
+        fr.key = lua_tolstring(L, -2, &fr.keylen);
         fr.up = path;
         fr.index = 0;
         fr.table = NULL;
-        if (c->json)
-            av_push_key(L, c, fr.key, fr.keylen);
-        else
-            lua_pushvalue(L, bin + 1);
-        unm_value(L, v, &fr, level, c, &isbin); /* [k v] k val */
-        if (isbin || (c->json && lua_istable(L, bin))) { /* a repeated key drops an earlier B */
+        lua_pushvalue(L, bin + 1);
+        unm_value(L, bin + 2, &fr, level, c, &isbin); /* k v k val */
+        if (isbin) {
             unm_binary_slot(L, bin);
             lua_pushvalue(L, -2);
-            if (isbin)
-                lua_pushvalue(L, -2);
-            else
-                lua_pushnil(L);
+            lua_pushvalue(L, -2);
             lua_rawset(L, bin);
         }
         lua_rawset(L, res);
-        if (c->json)
-            ch = ch->next;
-        else
-            lua_settop(L, bin + 1); /* k */
+        lua_settop(L, bin + 1); /* k */
     }
     unm_finish(L, res, bin, 0, c);
 }
 
-/* Number of items of the L or set node v (already checked by unm_expect_sequence). */
-static lua_Integer node_len(lua_State *L, const av_ctx *c, av_node v)
+static void unm_list(lua_State *L, int l, const ds_path *path, int level, const av_ctx *c)
 {
-    if (!c->json)
-        return (lua_Integer)lua_rawlen(L, v.idx);
-    return (v.j->type & 0xFF) == cJSON_Array ? json_count(v.j) : 0;
-}
-
-/* Item i (1-based) of the L or set node v; a cJSON walk keeps its place in *ch.
- * Lua input: pushes it. */
-static av_node node_item(lua_State *L, const av_ctx *c, av_node v, lua_Integer i, const cJSON **ch)
-{
-    av_node item;
-    if (c->json) {
-        *ch = i == 1 ? v.j->child : (*ch)->next;
-        item.j = *ch;
-    } else {
-        lua_rawgeti(L, v.idx, i);
-        item.idx = lua_gettop(L);
-    }
-    return item;
-}
-
-static void unm_list(lua_State *L, av_node l, const ds_path *path, int level, const av_ctx *c)
-{
-    lua_Integer i, n = node_len(L, c, l);
-    const cJSON *ch = NULL;
+    lua_Integer i, n = (lua_Integer)lua_rawlen(L, l);
     int res, bin;
     av_checkstack(L, c, path);
     lua_createtable(L, n < INT_MAX ? (int)n : 0, 0);
@@ -530,7 +407,8 @@ static void unm_list(lua_State *L, av_node l, const ds_path *path, int level, co
     for (i = 1; i <= n; i++) {
         ds_path fr = {path, NULL, 0, i, NULL};
         int isbin = 0;
-        unm_value(L, node_item(L, c, l, i, &ch), &fr, level, c, &isbin); /* [item] val */
+        lua_rawgeti(L, l, i);
+        unm_value(L, bin + 1, &fr, level, c, &isbin); /* item val */
         if (isbin) {
             unm_binary_slot(L, bin);
             lua_pushvalue(L, -1);
@@ -542,140 +420,106 @@ static void unm_list(lua_State *L, av_node l, const ds_path *path, int level, co
     unm_finish(L, res, bin, 1, c);
 }
 
-static void unm_set(lua_State *L, av_node s, const char *tag, const ds_path *path, const av_ctx *c)
+static void unm_set(lua_State *L, int set, const char *tag, const ds_path *path, const av_ctx *c)
 {
-    lua_Integer i, n = node_len(L, c, s);
-    const cJSON *ch = NULL;
+    lua_Integer i, n = (lua_Integer)lua_rawlen(L, set);
     int res;
     av_checkstack(L, c, path);
     lua_createtable(L, n < INT_MAX ? (int)n : 0, 0);
     res = lua_gettop(L);
     for (i = 1; i <= n; i++) {
         ds_path fr = {path, NULL, 0, i, NULL};
-        av_node item = node_item(L, c, s, i, &ch);
         const char *str;
         size_t len;
-        if (node_type(L, c, item) != LUA_TSTRING)
-            av_error(L, c, &fr, "%s items must be strings, got %s", tag, node_typename(L, c, item));
-        str = node_string(L, c, item, &len);
+        if (lua_rawgeti(L, set, i) != LUA_TSTRING)
+            av_error(L, c, &fr, "%s items must be strings, got %s", tag, luaL_typename(L, -1));
+        str = lua_tolstring(L, -1, &len);
         if (tag[0] == 'N')
-            unm_number(L, item, str, len, tag, c, &fr);
+            unm_number(L, str, len, tag, c, &fr);
         else if (tag[0] == 'B')
             unm_binary(L, str, len, tag, c, &fr);
         else
-            node_push_string(L, c, item, str, len);
+            lua_pushvalue(L, -1);
         lua_rawseti(L, res, i);
         lua_settop(L, res);
     }
-    av_setmt(L, c, tag[0] == 'N' ? AV_MT_NS : tag[0] == 'B' ? AV_MT_BS : AV_MT_SS);
+    av_setmt(L, c, tag[0] == 'N' ? DS_MARK_NS : tag[0] == 'B' ? DS_MARK_BS : DS_MARK_SS);
 }
 
-static void unm_expect(lua_State *L, av_node v, int type, const char *tag, const av_ctx *c, const ds_path *p)
+static void unm_expect(lua_State *L, int v, int type, const char *tag, const av_ctx *c, const ds_path *p)
 {
-    if (node_type(L, c, v) != type)
-        av_error(L, c, p, "%s value must be a %s, got %s", tag, lua_typename(L, type), node_typename(L, c, v));
+    if (lua_type(L, v) != type)
+        av_error(L, c, p, "%s value must be a %s, got %s", tag, lua_typename(L, type), luaL_typename(L, v));
 }
 
 /* An L or set value with no items must not hold other keys either (a JSON
  * object where an array belongs would otherwise read as empty). */
-static void unm_expect_sequence(lua_State *L, av_node v, const char *tag, const av_ctx *c, const ds_path *p)
+static void unm_expect_sequence(lua_State *L, int v, const char *tag, const av_ctx *c, const ds_path *p)
 {
-    if (c->json) {
-        if ((v.j->type & 0xFF) == cJSON_Object && v.j->child != NULL)
-            av_error(L, c, p, "%s value must be an array, got a table with a %s key", tag, "string");
-        return;
-    }
-    if (lua_rawlen(L, v.idx) > 0)
+    if (lua_rawlen(L, v) > 0)
         return;
     lua_pushnil(L);
-    if (lua_next(L, v.idx))
+    if (lua_next(L, v))
         av_error(L, c, p, "%s value must be an array, got a table with a %s key", tag, luaL_typename(L, -2));
 }
 
 /* An M value must not be an array: JSON's [] (or a table json_decode marked as
  * a list) would otherwise read as an empty map. */
-static void unm_expect_map(lua_State *L, av_node v, const av_ctx *c, const ds_path *p)
+static void unm_expect_map(lua_State *L, int v, const av_ctx *c, const ds_path *p)
 {
-    int is_array;
-    if (c->json) {
-        is_array = (v.j->type & 0xFF) == cJSON_Array;
-    } else {
-        const char *marker = ds_marker(L, v.idx);
-        is_array = marker != NULL && strcmp(marker, "N") != 0 && strcmp(marker, "B") != 0;
-    }
-    if (is_array)
+    const char *marker = ds_marker(L, v);
+    if (marker != NULL && strcmp(marker, "N") != 0 && strcmp(marker, "B") != 0)
         av_error(L, c, p, "M value must be an object, got an array");
 }
 
 #define AV_SHAPE "AttributeValue must be a table with exactly one type key"
 
-/* The type key and value of the AttributeValue node av (Lua input: pushes
- * them). Repeated keys of a JSON object count once, the last value winning,
- * as in the table json_decode builds. */
-static void av_one(lua_State *L, const av_ctx *c, av_node av, const ds_path *path, const char **tag, size_t *tlen,
-                   av_node *v)
+/* Pushes the type key and value of the AttributeValue at av; returns the
+ * value's index. */
+static int av_one(lua_State *L, const av_ctx *c, int av, const ds_path *path, const char **tag, size_t *tlen)
 {
-    if (node_type(L, c, av) != LUA_TTABLE)
-        av_error(L, c, path, AV_SHAPE ", got %s", node_typename(L, c, av));
-    if (c->json) {
-        const cJSON *first = av.j->child, *last = first, *x;
-        if (first == NULL)
-            av_error(L, c, path, AV_SHAPE ", got an empty table");
-        /* cppcheck-suppress nullPointerRedundantCheck ; av_error does not return */
-        if (first->string == NULL)
-            av_error(L, c, path, AV_SHAPE ", got a %s key", "number");
-        for (x = first->next; x != NULL; x = x->next) {
-            if (strcmp(x->string, first->string) != 0)
-                av_error(L, c, path, AV_SHAPE ", got several keys");
-            last = x;
-        }
-        *tag = last->string;
-        *tlen = strlen(last->string);
-        v->j = last;
-        return;
-    }
+    if (lua_type(L, av) != LUA_TTABLE)
+        av_error(L, c, path, AV_SHAPE ", got %s", luaL_typename(L, av));
     lua_pushnil(L);
-    if (!lua_next(L, av.idx))
+    if (!lua_next(L, av))
         av_error(L, c, path, AV_SHAPE ", got an empty table");
     if (lua_type(L, -2) != LUA_TSTRING)
         av_error(L, c, path, AV_SHAPE ", got a %s key", luaL_typename(L, -2));
     lua_pushvalue(L, -2);
-    if (lua_next(L, av.idx))
+    if (lua_next(L, av))
         av_error(L, c, path, AV_SHAPE ", got several keys");
     *tag = lua_tolstring(L, -2, tlen); /* k v */
-    v->idx = lua_gettop(L);
+    return lua_gettop(L);
 }
 
-/* Pushes the Lua value of the AttributeValue node av. *binary is set when it
+/* Pushes the Lua value of the AttributeValue at av. *binary is set when it
  * was a B. level is the number of M/L around it. [-0, +1] */
-static void unm_value(lua_State *L, av_node av, const ds_path *path, int level, const av_ctx *c, int *binary)
+static void unm_value(lua_State *L, int av, const ds_path *path, int level, const av_ctx *c, int *binary)
 {
-    int top = lua_gettop(L);
+    int top = lua_gettop(L), v;
     const char *tag, *s;
     size_t tlen, n;
-    av_node v;
 
     av_checkstack(L, c, path);
-    av_one(L, c, av, path, &tag, &tlen, &v);
+    v = av_one(L, c, av, path, &tag, &tlen);
     if (tlen == 1 && tag[0] == 'S') {
         unm_expect(L, v, LUA_TSTRING, tag, c, path);
-        s = node_string(L, c, v, &n);
-        node_push_string(L, c, v, s, n);
+        lua_pushvalue(L, v);
     } else if (tlen == 1 && tag[0] == 'N') {
         unm_expect(L, v, LUA_TSTRING, tag, c, path);
-        s = node_string(L, c, v, &n);
-        unm_number(L, v, s, n, "N", c, path);
+        s = lua_tolstring(L, v, &n);
+        unm_number(L, s, n, "N", c, path);
     } else if (tlen == 1 && tag[0] == 'B') {
         unm_expect(L, v, LUA_TSTRING, tag, c, path);
-        s = node_string(L, c, v, &n);
+        s = lua_tolstring(L, v, &n);
         unm_binary(L, s, n, "B", c, path);
         *binary = 1;
     } else if (tlen == 4 && memcmp(tag, "BOOL", 4) == 0) {
         unm_expect(L, v, LUA_TBOOLEAN, tag, c, path);
-        lua_pushboolean(L, node_bool(L, c, v));
+        lua_pushboolean(L, lua_toboolean(L, v));
     } else if (tlen == 4 && memcmp(tag, "NULL", 4) == 0) {
-        if (node_type(L, c, v) != LUA_TBOOLEAN || !node_bool(L, c, v))
-            av_error(L, c, path, "NULL value must be true, got %s", node_typename(L, c, v));
+        if (lua_type(L, v) != LUA_TBOOLEAN || !lua_toboolean(L, v))
+            av_error(L, c, path, "NULL value must be true, got %s", luaL_typename(L, v));
         ds_pushnull(L);
     } else if (tlen == 1 && (tag[0] == 'M' || tag[0] == 'L')) {
         unm_expect(L, v, LUA_TTABLE, tag, c, path);
@@ -696,10 +540,8 @@ static void unm_value(lua_State *L, av_node av, const ds_path *path, int level, 
     } else {
         av_error(L, c, path, "unknown AttributeValue type '%s'", av_snippet(L, tag, tlen));
     }
-    if (lua_gettop(L) != top + 1) { /* Lua input: k v below the result */
-        lua_replace(L, top + 1);
-        lua_settop(L, top + 1);
-    }
+    lua_replace(L, top + 1); /* k v below the result */
+    lua_settop(L, top + 1);
 }
 
 static void av_opts(lua_State *L, int idx, av_ctx *c)
@@ -721,52 +563,55 @@ static void av_opts(lua_State *L, int idx, av_ctx *c)
 
 int ds_av_numbers_opt(lua_State *L, int idx)
 {
-    av_ctx c = {"unmarshall", 0, 0, 0, NULL};
+    av_ctx c = {"unmarshall", 0, 0, NULL};
     av_opts(L, idx, &c);
     return c.numbers_string;
 }
 
-void ds_unmarshall_json(lua_State *L, const cJSON *map, const ds_path *path, int numbers_string, int mt,
-                        ds_keys *keys)
+void ds_av_push_number(lua_State *L, const char *s, size_t n, int numbers_string, int mt)
 {
-    av_ctx c = {"unmarshall", numbers_string, 1, mt, keys};
-    av_node m;
-    m.j = map;
-    unm_map(L, m, path, 0, &c);
+    av_ctx c = {"unmarshall", numbers_string, mt, NULL};
+    unm_number(L, s, n, "N", &c, NULL);
+}
+
+void ds_av_push_binary(lua_State *L, const char *s, size_t n)
+{
+    av_ctx c = {"unmarshall", 0, 0, NULL};
+    unm_binary(L, s, n, "B", &c, NULL);
+}
+
+void ds_av_finish(lua_State *L, int res, int bin, int is_list, int mt, ds_keys *keys)
+{
+    av_ctx c = {"unmarshall", 0, mt, keys};
+    unm_finish(L, res, bin, is_list, &c);
 }
 
 void ds_unmarshall_table(lua_State *L, int idx, const ds_path *path, int numbers_string)
 {
-    av_ctx c = {"unmarshall", numbers_string, 0, 0, NULL};
-    av_node m;
-    m.idx = lua_absindex(L, idx);
-    unm_map(L, m, path, 0, &c);
+    av_ctx c = {"unmarshall", numbers_string, 0, NULL};
+    unm_map(L, lua_absindex(L, idx), path, 0, &c);
 }
 
 /* core.unmarshall(av_map[, opts]) -> table */
 static int av_unmarshall(lua_State *L)
 {
-    av_ctx c = {"unmarshall", 0, 0, 0, NULL};
-    av_node m;
+    av_ctx c = {"unmarshall", 0, 0, NULL};
     luaL_checktype(L, 1, LUA_TTABLE);
     av_opts(L, 2, &c);
     lua_settop(L, 2);
-    m.idx = 1;
-    unm_map(L, m, NULL, 0, &c);
+    unm_map(L, 1, NULL, 0, &c);
     return 1;
 }
 
 /* core.unmarshall_value(av[, opts]) -> value */
 static int av_unmarshall_value(lua_State *L)
 {
-    av_ctx c = {"unmarshall_value", 0, 0, 0, NULL};
-    av_node v;
+    av_ctx c = {"unmarshall_value", 0, 0, NULL};
     int binary = 0;
     luaL_checkany(L, 1);
     av_opts(L, 2, &c);
     lua_settop(L, 2);
-    v.idx = 1;
-    unm_value(L, v, NULL, 0, &c, &binary);
+    unm_value(L, 1, NULL, 0, &c, &binary);
     return 1;
 }
 
@@ -1012,7 +857,7 @@ static void mar_opts(lua_State *L, int idx)
 /* core.marshall(tbl[, opts]) -> { name = AttributeValue, ... } */
 static int av_marshall(lua_State *L)
 {
-    av_ctx c = {"marshall", 0, 0, 0, NULL};
+    av_ctx c = {"marshall", 0, 0, NULL};
     const char *m;
     luaL_checktype(L, 1, LUA_TTABLE);
     mar_opts(L, 2);
@@ -1027,7 +872,7 @@ static int av_marshall(lua_State *L)
 /* core.marshall_value(v[, opts]) -> AttributeValue */
 static int av_marshall_value(lua_State *L)
 {
-    av_ctx c = {"marshall_value", 0, 0, 0, NULL};
+    av_ctx c = {"marshall_value", 0, 0, NULL};
     luaL_checkany(L, 1);
     mar_opts(L, 2);
     lua_settop(L, 2);

@@ -1,66 +1,53 @@
 /* ds_decode.c - core.decode_records: a GetRecords response body or a Lambda
  * DynamoDB event payload to Lua records in one pass (contract in HACKING.md).
  *
- * Fast path: cJSON parses into a bump arena (arena.c; its hooks make the
- * parse cost no malloc in the steady state), then the records are built
- * straight from the tree: envelope fields as json_decode gives them, Keys,
- * NewImage and OldImage unmarshalled by ds_av.c's cJSON input, tables sized
- * from the tree. The arena belongs to a userdata (upvalue of the function),
- * reset at the start of each call and freed by __gc, so a raise leaks nothing.
+ * Fast path: one reading of the text builds the Lua values as it goes (no
+ * parse tree, no allocation but Lua's): envelope fields as json_decode gives
+ * them, Keys, NewImage and OldImage unmarshalled on the spot, each table
+ * created at its final size from values gathered on the Lua stack.
  *
  * Exact path: json_decode + unmarshall of the three images of every record,
- * which defines the result. The fast path hands over to it whenever it could
- * differ or fails, so the two always agree:
- *   - a pre-scan of the text (about 3% of the time) finds a NUL byte or the
- *     escape \u0000 (cJSON cuts strings there), or a number token that cJSON's
- *     double may not read as json_decode reads the text (see number_fast_ok;
- *     AttributeValue numbers are strings, so these are the envelope's few);
- *   - cJSON rejects the text or something follows the value (for the message);
- *   - a number's double is integral from 2^53 on, where the text may be an
- *     exact int64 ("1e17");
- *   - anything in the fast build raises (malformed envelope or AttributeValue):
- *     the whole page then fails with the exact path's message, which names
- *     the first bad record in page order. */
+ * which defines the result. The fast path hands over to it whenever it meets
+ * anything it does not take as it is, so the two always agree: malformed
+ * JSON (for json_decode's message), a malformed envelope or AttributeValue
+ * (the exact path's message names the first bad record in page order), and
+ * rare but valid input whose reading json_decode defines (raw control bytes
+ * in strings, an AttributeValue object with a repeated key, an L or set
+ * given as {}, numbers of more than 38 digits). */
+#include <stdlib.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
-#include "arena.h"
 #include "ds.h"
+#include "number.h"
 
 #define DECODE_STATE_MT "dynamodb_stream.decode_state"
-#define DECODE_FIRST_CHUNK ((size_t)1 << 20)
 
 typedef struct {
-    ds_arena arena;
-    cJSON *foreign; /* a tree parsed with somebody else's hooks: cJSON_Delete it */
-    int busy;       /* inside a fast build (a finalizer may call us meanwhile) */
-    ds_keys keys;   /* names seen in earlier pages; its strings are the user value */
+    char *scratch; /* decoded strings with escapes */
+    size_t scratch_cap;
+    int busy;     /* inside a fast build (a finalizer may call us meanwhile) */
+    lua_Integer fast, exact; /* pages decoded by each path */
+    ds_keys keys; /* names seen in earlier pages; its strings are the user value */
 } decode_state;
-
-static void state_release_tree(decode_state *st)
-{
-    if (st->foreign != NULL) {
-        cJSON_Delete(st->foreign);
-        st->foreign = NULL;
-    }
-}
 
 static int state_gc(lua_State *L)
 {
     decode_state *st = luaL_checkudata(L, 1, DECODE_STATE_MT);
-    state_release_tree(st);
-    ds_arena_free(&st->arena);
+    free(st->scratch);
+    st->scratch = NULL;
+    st->scratch_cap = 0;
     return 0;
 }
 
 static decode_state *state_new(lua_State *L)
 {
     decode_state *st = lua_newuserdatauv(L, sizeof *st, 1);
-    ds_arena_init(&st->arena, DECODE_FIRST_CHUNK);
-    st->foreign = NULL;
+    st->scratch = NULL;
+    st->scratch_cap = 0;
     st->busy = 0;
+    st->fast = st->exact = 0;
     memset(&st->keys, 0, sizeof st->keys);
     luaL_setmetatable(L, DECODE_STATE_MT);
     lua_createtable(L, DS_KEYS_SLOTS, 0);
@@ -185,179 +172,618 @@ static int decode_exact(lua_State *L, int numbers_string)
     return 2;
 }
 
-/* ---- fast path --------------------------------------------------------- */
+/* ---- fast path: the text read once, Lua values built as it is read ------ */
+
+/* Anything the fast path does not take as it is (malformed or unusual JSON, a
+ * malformed AttributeValue, a raise inside a helper) ends it; the exact path
+ * then gives the result or the message. */
+#define scan_giveup(L) luaL_error((L), "decode_records: fast path gave up")
+
+#define SCAN_MAX_DEPTH 64 /* nesting of plain JSON values (the envelope's) */
 
 typedef struct {
-    const cJSON *root;
+    const char *p, *end;
     int numbers_string;
-    int inexact;  /* a number needs its text: use the exact path */
-    int mt;       /* stack index of the ds_push_markers values */
+    int mt; /* stack index of the ds_push_markers values */
     ds_keys *keys;
-} fast_job;
+    decode_state *st; /* its scratch holds strings with escapes */
+} scan;
 
-static int fast_count(const cJSON *j)
-{
-    int n = 0;
-    for (j = j->child; j != NULL && n < 0x7fffffff; j = j->next)
-        n++;
-    return n;
-}
-
-#define fast_giveup(L) luaL_error((L), "decode_records: fast path gave up")
-
-/* Pushes an envelope value: short strings through the cache (event names,
- * regions, versions repeat), the rest as json_decode would. */
-static void fast_value(lua_State *L, const cJSON *v, fast_job *job)
-{
-    if (cJSON_IsString(v))
-        ds_keys_push(L, job->keys, v->valuestring, strlen(v->valuestring));
-    else
-        ds_json_push_tree(L, v, &job->inexact);
-}
-
-static void fast_dynamodb(lua_State *L, const cJSON *d, fast_job *job)
-{
-    const cJSON *ch;
-    lua_createtable(L, 0, fast_count(d));
-    for (ch = d->child; ch != NULL; ch = ch->next) {
-        const char *k = ch->string;
-        size_t klen = strlen(k);
-        ds_keys_push(L, job->keys, k, klen);
-        if ((klen == 4 && memcmp(k, "Keys", 4) == 0) || (klen == 8 && memcmp(k, "NewImage", 8) == 0) ||
-            (klen == 8 && memcmp(k, "OldImage", 8) == 0)) {
-            ds_path root = {NULL, k, klen, 0, NULL};
-            if (!cJSON_IsObject(ch))
-                fast_giveup(L);
-            ds_unmarshall_json(L, ch, &root, job->numbers_string, job->mt, job->keys);
-        } else {
-            fast_value(L, ch, job);
-        }
-        lua_rawset(L, -3);
-    }
-}
-
-static void fast_record(lua_State *L, const cJSON *rec, fast_job *job)
-{
-    const cJSON *ch;
-    if (!cJSON_IsObject(rec))
-        fast_giveup(L);
-    lua_createtable(L, 0, fast_count(rec));
-    for (ch = rec->child; ch != NULL; ch = ch->next) {
-        const char *k = ch->string;
-        size_t klen = strlen(k);
-        ds_keys_push(L, job->keys, k, klen);
-        if (klen == 8 && memcmp(k, "dynamodb", 8) == 0) {
-            if (!cJSON_IsObject(ch))
-                fast_giveup(L);
-            fast_dynamodb(L, ch, job);
-        } else {
-            fast_value(L, ch, job);
-        }
-        lua_rawset(L, -3);
-    }
-}
-
-/* lua_pcall'd: (job, state) -> records, next_shard_iterator */
-static int fast_build(lua_State *L)
-{
-    fast_job *job = lua_touserdata(L, 1);
-    const cJSON *ch, *records = NULL, *nsi = NULL;
-    lua_Integer i = 0;
-
-    lua_getiuservalue(L, 2, 1); /* 3: the key cache's strings */
-    job->keys->table = 3;
-    ds_push_markers(L); /* 4..8 */
-    job->mt = 4;
-    if (!cJSON_IsObject(job->root))
-        fast_giveup(L);
-    for (ch = job->root->child; ch != NULL; ch = ch->next) { /* a repeated key: the last wins */
-        if (strcmp(ch->string, "Records") == 0)
-            records = ch;
-        else if (strcmp(ch->string, "NextShardIterator") == 0)
-            nsi = ch;
-    }
-    if (records == NULL || !cJSON_IsArray(records))
-        fast_giveup(L);
-    lua_createtable(L, fast_count(records), 0);
-    for (ch = records->child; ch != NULL; ch = ch->next) {
-        fast_record(L, ch, job);
-        lua_rawseti(L, -2, ++i);
-    }
-    lua_pushvalue(L, job->mt); /* list_mt */
-    lua_setmetatable(L, -2);
-    if (nsi == NULL || cJSON_IsNull(nsi))
-        lua_pushnil(L);
-    else if (cJSON_IsString(nsi))
-        lua_pushstring(L, nsi->valuestring);
-    else
-        fast_giveup(L);
-    return 2;
-}
-
-/* Bytes of a string that need no look: all but '"', '\\' and NUL. */
+/* String bytes that need no look: all but '"', '\\' and control bytes. */
 static unsigned char plain_byte[256];
 
-
-/* A number token outside the images that the double rule reads exactly as
- * json_decode reads its text: valid JSON syntax (cJSON also takes 01, 1.,
- * -.5, which json_decode rejects), at most 15 mantissa digits (so a
- * non-integral text cannot round to an integral double) and an exponent of at
- * most 300 (no underflow to 0). */
-static int number_fast_ok(const char *t, size_t len)
+static inline void scan_ws(scan *s)
 {
-    size_t i, digits = 0;
-    long e = 0;
-    if (!ds_json_number_ok(t, len))
-        return 0;
-    for (i = 0; i < len && t[i] != 'e' && t[i] != 'E'; i++)
-        digits += t[i] >= '0' && t[i] <= '9';
-    if (digits > 15)
-        return 0;
-    for (i++; i < len; i++)
-        if (t[i] >= '0' && t[i] <= '9' && (e = e * 10 + (t[i] - '0')) > 300)
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
+        s->p++;
+}
+
+/* Skips whitespace; the next byte, or 0 at the end of the text. */
+static inline char scan_peek(scan *s)
+{
+    scan_ws(s);
+    return s->p < s->end ? *s->p : 0;
+}
+
+static inline void scan_expect(lua_State *L, scan *s, char c)
+{
+    if (scan_peek(s) != c)
+        scan_giveup(L);
+    s->p++;
+}
+
+/* After an item of an object or array: 1 when another follows, 0 at close. */
+static inline int scan_more(lua_State *L, scan *s, char close)
+{
+    char c = scan_peek(s);
+    s->p++;
+    if (c == ',')
+        return 1;
+    if (c != close)
+        scan_giveup(L);
+    return 0;
+}
+
+static void scratch_put(lua_State *L, decode_state *st, size_t *len, const char *b, size_t n)
+{
+    if (st->scratch_cap - *len < n) {
+        size_t cap = st->scratch_cap ? st->scratch_cap : 256;
+        char *grown;
+        while (cap - *len < n)
+            cap *= 2;
+        if ((grown = realloc(st->scratch, cap)) == NULL)
+            scan_giveup(L);
+        st->scratch = grown;
+        st->scratch_cap = cap;
+    }
+    memcpy(st->scratch + *len, b, n);
+    *len += n;
+}
+
+static int scan_hex4(const unsigned char *p, unsigned *out)
+{
+    unsigned v = 0;
+    int i;
+    for (i = 0; i < 4; i++) {
+        unsigned c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= c - '0';
+        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+            v |= (c | 0x20) - 'a' + 10;
+        else
             return 0;
+    }
+    *out = v;
     return 1;
 }
 
-/* 1 when the fast path could differ from json_decode + unmarshall: a NUL
- * byte or the escape \u0000 (cJSON cuts strings there; an escaped backslash
- * before u0000 also counts, then the exact path is only slower), or a number
- * token that number_fast_ok refuses. One pass: strings are skipped with a
- * table lookup per byte. */
-static int needs_exact(const char *s, size_t n)
+/* The rest of a string with escapes, from p (at a backslash); start is after
+ * the opening quote. The decoded bytes go to the scratch buffer (\u0000 is a
+ * NUL byte, as json_decode reads it). A lone surrogate gives up: cJSON
+ * rejects it. */
+static const char *scan_escaped(lua_State *L, scan *s, const unsigned char *start, const unsigned char *p,
+                                size_t *len)
 {
-    const unsigned char *p = (const unsigned char *)s, *end = p + n;
-    while (p < end) {
-        unsigned char c = *p;
-        if (c == '"') {
-            for (p++;;) {
-                while (p < end && plain_byte[*p])
-                    p++;
-                if (p >= end)
-                    return 0; /* unterminated: cJSON rejects it */
-                if (*p == '"')
-                    break;
-                if (*p == '\0')
-                    return 1;
-                if (end - p >= 6 && memcmp(p + 1, "u0000", 5) == 0)
-                    return 1;
-                p += 2; /* the backslash and the escaped byte */
-            }
+    const unsigned char *end = (const unsigned char *)s->end;
+    size_t n = 0;
+    scratch_put(L, s->st, &n, (const char *)start, (size_t)(p - start));
+    for (;;) {
+        const unsigned char *run = p;
+        char utf8[4];
+        unsigned cp = 0;
+        int k;
+        while (p < end && plain_byte[*p])
             p++;
-        } else if (c == '-' || (c >= '0' && c <= '9')) {
-            const unsigned char *t = p;
-            while (p < end && ((*p >= '0' && *p <= '9') || *p == '-' || *p == '+' || *p == '.' || *p == 'e' ||
-                               *p == 'E'))
-                p++;
-            if (!number_fast_ok((const char *)t, (size_t)(p - t)))
-                return 1;
-        } else if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
-            return 1; /* not JSON whitespace, though cJSON skips it */
-        } else {
-            p++;
+        scratch_put(L, s->st, &n, (const char *)run, (size_t)(p - run));
+        if (p >= end || *p < 0x20)
+            scan_giveup(L);
+        if (*p == '"')
+            break;
+        if (end - p < 2)
+            scan_giveup(L);
+        switch (p[1]) {
+        case '"': case '\\': case '/': utf8[0] = (char)p[1]; break;
+        case 'b': utf8[0] = '\b'; break;
+        case 'f': utf8[0] = '\f'; break;
+        case 'n': utf8[0] = '\n'; break;
+        case 'r': utf8[0] = '\r'; break;
+        case 't': utf8[0] = '\t'; break;
+        case 'u': break;
+        default: scan_giveup(L);
         }
+        if (p[1] != 'u') {
+            scratch_put(L, s->st, &n, utf8, 1);
+            p += 2;
+            continue;
+        }
+        if (end - p < 6 || !scan_hex4(p + 2, &cp) || (cp >= 0xDC00 && cp <= 0xDFFF))
+            scan_giveup(L);
+        p += 6;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            unsigned lo = 0;
+            if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || !scan_hex4(p + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+                scan_giveup(L);
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            p += 6;
+        }
+        if (cp < 0x80) {
+            utf8[0] = (char)cp;
+            k = 1;
+        } else if (cp < 0x800) {
+            utf8[0] = (char)(0xC0 | cp >> 6);
+            utf8[1] = (char)(0x80 | (cp & 0x3F));
+            k = 2;
+        } else if (cp < 0x10000) {
+            utf8[0] = (char)(0xE0 | cp >> 12);
+            utf8[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+            utf8[2] = (char)(0x80 | (cp & 0x3F));
+            k = 3;
+        } else {
+            utf8[0] = (char)(0xF0 | cp >> 18);
+            utf8[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+            utf8[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+            utf8[3] = (char)(0x80 | (cp & 0x3F));
+            k = 4;
+        }
+        scratch_put(L, s->st, &n, utf8, (size_t)k);
     }
-    return 0;
+    s->p = (const char *)p + 1;
+    *len = n;
+    return s->st->scratch;
+}
+
+/* Reads a string; returns its decoded bytes (in the text, or in the scratch
+ * buffer until the next string with escapes). */
+static const char *scan_string(lua_State *L, scan *s, size_t *len)
+{
+    const unsigned char *start, *p, *end = (const unsigned char *)s->end;
+    if (scan_peek(s) != '"')
+        scan_giveup(L);
+    start = p = (const unsigned char *)s->p + 1;
+    while (p < end && plain_byte[*p])
+        p++;
+    if (p < end && *p == '"') {
+        *len = (size_t)(p - start);
+        s->p = (const char *)p + 1;
+        return (const char *)start;
+    }
+    if (p >= end || *p != '\\')
+        scan_giveup(L);
+    return scan_escaped(L, s, start, p, len);
+}
+
+static int scan_literal(scan *s, const char *word, size_t n)
+{
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
+        return 0;
+    s->p += n;
+    return 1;
+}
+
+/* Reads true or false. */
+static int scan_bool(lua_State *L, scan *s)
+{
+    char c = scan_peek(s);
+    if (c == 't' && scan_literal(s, "true", 4))
+        return 1;
+    if (c == 'f' && scan_literal(s, "false", 5))
+        return 0;
+    return scan_giveup(L);
+}
+
+/* Reads a number and pushes it as json_decode does: an integral text that
+ * fits int64 is an integer, anything else the double strtod gives (as cJSON
+ * reads it). The double is read from the decimal's digits and exponent, so
+ * the locale's decimal point does not matter. */
+static void scan_number(lua_State *L, scan *s)
+{
+    const char *t = s->p;
+    ds_decimal d;
+    long long i;
+    char text[DS_NUM_MAX_DIGITS + 24];
+    while (s->p < s->end && ((*s->p >= '0' && *s->p <= '9') || *s->p == '-' || *s->p == '+' || *s->p == '.' ||
+                             *s->p == 'e' || *s->p == 'E'))
+        s->p++;
+    /* cJSON (json_decode) reads at most 63 bytes of a number */
+    if (s->p - t > 63 || !ds_json_number_ok(t, (size_t)(s->p - t)) ||
+        ds_decimal_parse(t, (size_t)(s->p - t), &d) != DS_NUM_OK)
+        scan_giveup(L);
+    if (ds_decimal_to_int64(&d, &i)) {
+        lua_pushinteger(L, (lua_Integer)i);
+        return;
+    }
+    if (d.ndig > DS_NUM_MAX_DIGITS || d.exp > 99999 || d.exp < -99999)
+        scan_giveup(L); /* digits beyond those kept, or an exponent out of int range */
+    snprintf(text, sizeof text, "%s%se%ld", d.neg ? "-" : "", d.dig, d.exp - (d.ndig - 1));
+    lua_pushnumber(L, (lua_Number)strtod(text, NULL));
+}
+
+/* k1 v1 .. kn vn above base -> one table of them in their place; a repeated
+ * key keeps its last value. */
+static void scan_make_map(lua_State *L, int base, int n)
+{
+    int i, t;
+    lua_createtable(L, 0, n);
+    t = lua_gettop(L);
+    if (n == 0)
+        return;
+    for (i = 0; i < n; i++) {
+        lua_pushvalue(L, base + 1 + 2 * i);
+        lua_pushvalue(L, base + 2 + 2 * i);
+        lua_rawset(L, t);
+    }
+    lua_replace(L, base + 1);
+    lua_settop(L, base + 1);
+}
+
+/* v1 .. vn above base -> one table of them in their place. */
+static void scan_make_list(lua_State *L, int base, int n)
+{
+    int i;
+    lua_createtable(L, n, 0);
+    lua_insert(L, base + 1);
+    for (i = n; i > 0; i--)
+        lua_rawseti(L, base + 1, i);
+}
+
+static void scan_room(lua_State *L)
+{
+    if (!lua_checkstack(L, 8))
+        scan_giveup(L);
+}
+
+/* Pushes a plain JSON value as json_decode gives it. */
+static void scan_value(lua_State *L, scan *s, int depth)
+{
+    const char *str;
+    size_t len;
+    int base = lua_gettop(L), n = 0;
+    switch (scan_peek(s)) {
+    case '"':
+        str = scan_string(L, s, &len);
+        ds_keys_push(L, s->keys, str, len); /* event names, regions, versions repeat */
+        return;
+    case 't':
+    case 'f':
+        lua_pushboolean(L, scan_bool(L, s));
+        return;
+    case 'n':
+        if (!scan_literal(s, "null", 4))
+            scan_giveup(L);
+        ds_pushnull(L);
+        return;
+    case '{':
+    case '[':
+        break;
+    default:
+        scan_number(L, s);
+        return;
+    }
+    if (depth >= SCAN_MAX_DEPTH)
+        scan_giveup(L);
+    if (*s->p++ == '{') {
+        if (scan_peek(s) != '}') {
+            do {
+                scan_room(L);
+                str = scan_string(L, s, &len);
+                ds_keys_push(L, s->keys, str, len);
+                scan_expect(L, s, ':');
+                scan_value(L, s, depth + 1);
+                n++;
+            } while (scan_more(L, s, '}'));
+        } else {
+            s->p++;
+        }
+        scan_make_map(L, base, n);
+        return;
+    }
+    if (scan_peek(s) != ']') {
+        do {
+            scan_room(L);
+            scan_value(L, s, depth + 1);
+            n++;
+        } while (scan_more(L, s, ']'));
+    } else {
+        s->p++;
+    }
+    scan_make_list(L, base, n);
+    lua_pushvalue(L, s->mt + DS_MARK_LIST);
+    lua_setmetatable(L, -2);
+}
+
+static void scan_av(lua_State *L, scan *s, int level, int *binary);
+
+/* Above base: the result's slot and bin (the __binary table, nil until a B
+ * comes). An M or item map: pairs from base + 3, the __binary bookkeeping as
+ * unmarshall keeps it (a repeated key drops an earlier B). */
+static void scan_av_map(lua_State *L, scan *s, int level)
+{
+    int base = lua_gettop(L), bin = base + 2, n = 0;
+    const char *str;
+    size_t len;
+    scan_room(L);
+    lua_pushnil(L);
+    lua_pushnil(L);
+    scan_expect(L, s, '{');
+    if (scan_peek(s) != '}') {
+        do {
+            int isbin = 0;
+            scan_room(L);
+            str = scan_string(L, s, &len);
+            ds_keys_push(L, s->keys, str, len);
+            scan_expect(L, s, ':');
+            scan_av(L, s, level, &isbin);
+            if (isbin || !lua_isnil(L, bin)) {
+                if (lua_isnil(L, bin)) {
+                    lua_newtable(L);
+                    lua_replace(L, bin);
+                }
+                lua_pushvalue(L, -2);
+                if (isbin)
+                    lua_pushvalue(L, -2);
+                else
+                    lua_pushnil(L);
+                lua_rawset(L, bin);
+            }
+            n++;
+        } while (scan_more(L, s, '}'));
+    } else {
+        s->p++;
+    }
+    scan_make_map(L, bin, n);
+    lua_replace(L, base + 1);
+    if (lua_isnil(L, bin))
+        lua_settop(L, base + 1);
+    else
+        ds_av_finish(L, base + 1, bin, 0, s->mt, s->keys);
+}
+
+/* An L value: items from base + 3, B items noted in bin by index. */
+static void scan_av_list(lua_State *L, scan *s, int level)
+{
+    int base = lua_gettop(L), bin = base + 2, n = 0;
+    scan_room(L);
+    lua_pushnil(L);
+    lua_pushnil(L);
+    scan_expect(L, s, '[');
+    if (scan_peek(s) != ']') {
+        do {
+            int isbin = 0;
+            scan_room(L);
+            scan_av(L, s, level, &isbin);
+            n++;
+            if (isbin) {
+                if (lua_isnil(L, bin)) {
+                    lua_newtable(L);
+                    lua_replace(L, bin);
+                }
+                lua_pushvalue(L, -1);
+                lua_rawseti(L, bin, n);
+            }
+        } while (scan_more(L, s, ']'));
+    } else {
+        s->p++;
+    }
+    scan_make_list(L, bin, n);
+    lua_replace(L, base + 1);
+    if (lua_isnil(L, bin)) {
+        lua_settop(L, base + 1);
+        lua_pushvalue(L, s->mt + DS_MARK_LIST);
+        lua_setmetatable(L, -2);
+    } else {
+        ds_av_finish(L, base + 1, bin, 1, s->mt, s->keys);
+    }
+}
+
+/* An SS, NS or BS value. */
+static void scan_av_set(lua_State *L, scan *s, char kind)
+{
+    int base = lua_gettop(L), n = 0;
+    const char *str;
+    size_t len;
+    scan_expect(L, s, '[');
+    if (scan_peek(s) != ']') {
+        do {
+            scan_room(L);
+            str = scan_string(L, s, &len);
+            if (kind == 'N')
+                ds_av_push_number(L, str, len, s->numbers_string, s->mt);
+            else if (kind == 'B')
+                ds_av_push_binary(L, str, len);
+            else
+                lua_pushlstring(L, str, len);
+            n++;
+        } while (scan_more(L, s, ']'));
+    } else {
+        s->p++;
+    }
+    scan_make_list(L, base, n);
+    lua_pushvalue(L, s->mt + (kind == 'N' ? DS_MARK_NS : kind == 'B' ? DS_MARK_BS : DS_MARK_SS));
+    lua_setmetatable(L, -2);
+}
+
+/* Pushes the value of one AttributeValue object, {"<type>": value}. level
+ * counts the M and L values around it. */
+static void scan_av(lua_State *L, scan *s, int level, int *binary)
+{
+    const char *tag, *str;
+    size_t tlen, len;
+    scan_expect(L, s, '{');
+    tag = scan_string(L, s, &tlen);
+    scan_expect(L, s, ':');
+    if (tlen == 1 && (tag[0] == 'S' || tag[0] == 'N' || tag[0] == 'B')) {
+        char kind = tag[0];
+        str = scan_string(L, s, &len);
+        if (kind == 'S') {
+            lua_pushlstring(L, str, len);
+        } else if (kind == 'N') {
+            ds_av_push_number(L, str, len, s->numbers_string, s->mt);
+        } else {
+            ds_av_push_binary(L, str, len);
+            *binary = 1;
+        }
+    } else if (tlen == 1 && (tag[0] == 'M' || tag[0] == 'L')) {
+        if (level + 1 > DS_MAX_DEPTH)
+            scan_giveup(L);
+        if (tag[0] == 'M')
+            scan_av_map(L, s, level + 1);
+        else
+            scan_av_list(L, s, level + 1);
+    } else if (tlen == 2 && tag[1] == 'S' && (tag[0] == 'S' || tag[0] == 'N' || tag[0] == 'B')) {
+        scan_av_set(L, s, tag[0]);
+    } else if (tlen == 4 && memcmp(tag, "BOOL", 4) == 0) {
+        lua_pushboolean(L, scan_bool(L, s));
+    } else if (tlen == 4 && memcmp(tag, "NULL", 4) == 0) {
+        if (!scan_bool(L, s))
+            scan_giveup(L);
+        ds_pushnull(L);
+    } else {
+        scan_giveup(L);
+    }
+    scan_expect(L, s, '}'); /* exactly one type key */
+}
+
+static int key_is(const char *k, size_t n, const char *want, size_t wn)
+{
+    return n == wn && memcmp(k, want, n) == 0;
+}
+
+/* The record's "dynamodb" object: Keys, NewImage and OldImage unmarshalled. */
+static void scan_dynamodb(lua_State *L, scan *s)
+{
+    int base = lua_gettop(L), n = 0;
+    const char *k;
+    size_t klen;
+    scan_expect(L, s, '{');
+    if (scan_peek(s) != '}') {
+        do {
+            scan_room(L);
+            k = scan_string(L, s, &klen);
+            ds_keys_push(L, s->keys, k, klen);
+            scan_expect(L, s, ':');
+            if (key_is(k, klen, "NewImage", 8) || key_is(k, klen, "OldImage", 8) || key_is(k, klen, "Keys", 4))
+                scan_av_map(L, s, 0);
+            else
+                scan_value(L, s, 2);
+            n++;
+        } while (scan_more(L, s, '}'));
+    } else {
+        s->p++;
+    }
+    scan_make_map(L, base, n);
+}
+
+static void scan_record(lua_State *L, scan *s)
+{
+    int base = lua_gettop(L), n = 0;
+    const char *k;
+    size_t klen;
+    scan_expect(L, s, '{');
+    if (scan_peek(s) != '}') {
+        do {
+            scan_room(L);
+            k = scan_string(L, s, &klen);
+            ds_keys_push(L, s->keys, k, klen);
+            scan_expect(L, s, ':');
+            if (key_is(k, klen, "dynamodb", 8))
+                scan_dynamodb(L, s);
+            else
+                scan_value(L, s, 1);
+            n++;
+        } while (scan_more(L, s, '}'));
+    } else {
+        s->p++;
+    }
+    scan_make_map(L, base, n);
+}
+
+/* Skips a plain JSON value, checking its syntax. */
+static void scan_skip(lua_State *L, scan *s, int depth)
+{
+    char c = scan_peek(s);
+    size_t len;
+    if (c == '"') {
+        scan_string(L, s, &len);
+    } else if (c == '{' || c == '[') {
+        char close = c == '{' ? '}' : ']';
+        if (depth >= SCAN_MAX_DEPTH)
+            scan_giveup(L);
+        s->p++;
+        if (scan_peek(s) == close) {
+            s->p++;
+            return;
+        }
+        do {
+            if (c == '{') {
+                scan_string(L, s, &len);
+                scan_expect(L, s, ':');
+            }
+            scan_skip(L, s, depth + 1);
+        } while (scan_more(L, s, close));
+    } else {
+        scan_value(L, s, depth); /* a literal or a number: cheap to build and drop */
+        lua_pop(L, 1);
+    }
+}
+
+/* lua_pcall'd: (scan, state) -> records, next_shard_iterator */
+static int scan_build(lua_State *L)
+{
+    scan *s = lua_touserdata(L, 1);
+    const char *k;
+    size_t klen;
+    int have_records = 0;
+
+    lua_getiuservalue(L, 2, 1); /* 3: the key cache's strings */
+    s->keys->table = 3;
+    ds_push_markers(L); /* 4..8 */
+    s->mt = 4;
+    lua_pushnil(L); /* 9: Records */
+    lua_pushnil(L); /* 10: NextShardIterator */
+    scan_expect(L, s, '{');
+    if (scan_peek(s) != '}') {
+        do { /* a repeated key: the last wins */
+            k = scan_string(L, s, &klen);
+            scan_expect(L, s, ':');
+            if (key_is(k, klen, "Records", 7)) {
+                int base = lua_gettop(L), n = 0;
+                scan_expect(L, s, '[');
+                if (scan_peek(s) != ']') {
+                    do {
+                        scan_room(L);
+                        scan_record(L, s);
+                        n++;
+                    } while (scan_more(L, s, ']'));
+                } else {
+                    s->p++;
+                }
+                scan_make_list(L, base, n);
+                lua_pushvalue(L, s->mt + DS_MARK_LIST);
+                lua_setmetatable(L, -2);
+                lua_replace(L, 9);
+                have_records = 1;
+            } else if (key_is(k, klen, "NextShardIterator", 17)) {
+                if (scan_peek(s) == 'n') {
+                    if (!scan_literal(s, "null", 4))
+                        scan_giveup(L);
+                    lua_pushnil(L);
+                } else {
+                    const char *it = scan_string(L, s, &klen);
+                    lua_pushlstring(L, it, klen);
+                }
+                lua_replace(L, 10);
+            } else {
+                scan_skip(L, s, 1);
+            }
+        } while (scan_more(L, s, '}'));
+    } else {
+        s->p++;
+    }
+    scan_ws(s);
+    if (!have_records || s->p != s->end)
+        scan_giveup(L);
+    return 2;
 }
 
 /* core.decode_records(json_text[, opts]) -> records, next_shard_iterator
@@ -365,67 +791,49 @@ static int needs_exact(const char *s, size_t n)
 static int decode_records(lua_State *L)
 {
     size_t n;
-    const char *s = luaL_checklstring(L, 1, &n);
+    const char *text = luaL_checklstring(L, 1, &n);
     int numbers_string = ds_av_numbers_opt(L, 2);
-    decode_state *st;
-    ds_arena *prev;
-    const char *end = NULL;
-    cJSON *root;
-    fast_job job;
+    decode_state *counts = lua_touserdata(L, lua_upvalueindex(1)), *st = counts;
+    scan s;
     int rc;
 
     lua_settop(L, 1);
-    if (needs_exact(s, n))
-        return decode_exact(L, numbers_string);
-    st = lua_touserdata(L, lua_upvalueindex(1));
-    if (st->busy) /* called from a finalizer during our own build: own arena */
+    if (st->busy) /* called from a finalizer during our own build: own state */
         st = state_new(L);
-    ds_arena_reset(&st->arena);
-    ds_arena_hooks_install();
-    prev = ds_arena_enter(&st->arena); /* only around the parse: no foreign code runs here */
-    root = cJSON_ParseWithLengthOpts(s, n, &end, 0);
-    ds_arena_leave(prev);
-    if (root == NULL)
-        return decode_exact(L, numbers_string); /* for json_decode's message */
-    if (!ds_arena_owns(&st->arena, root))
-        st->foreign = root; /* somebody replaced cJSON's hooks after ours */
-    if (end == NULL || ds_json_skip_ws(s, n, (size_t)(end - s)) != n) {
-        state_release_tree(st);
-        return decode_exact(L, numbers_string);
-    }
-    job.root = root;
-    job.numbers_string = numbers_string;
-    job.inexact = 0;
-    job.keys = &st->keys;
-    st->busy = 1;
-    lua_pushcfunction(L, fast_build);
-    lua_pushlightuserdata(L, &job);
-    if (lua_gettop(L) == 4) /* the temporary state of a nested call */
-        lua_pushvalue(L, 2);
     else
         lua_pushvalue(L, lua_upvalueindex(1));
+    s.p = text;
+    s.end = text + n;
+    s.numbers_string = numbers_string;
+    s.keys = &st->keys;
+    s.st = st;
+    st->busy = 1;
+    lua_pushcfunction(L, scan_build);
+    lua_pushlightuserdata(L, &s);
+    lua_pushvalue(L, 2);
     rc = lua_pcall(L, 2, 2, 0);
     st->busy = 0;
-    state_release_tree(st);
-    if (rc == LUA_OK && !job.inexact)
+    if (rc == LUA_OK) {
+        counts->fast++;
         return 2;
+    }
     if (rc == LUA_ERRMEM)
         return lua_error(L);
+    counts->exact++;
+    lua_settop(L, 1);
     return decode_exact(L, numbers_string);
 }
 
-/* core.decode_arena_stats() -> { reserved = bytes, high_water = bytes, grows = n }
- * of the module's decode arena (tests: repeated pages reuse it). */
-static int decode_arena_stats(lua_State *L)
+/* core.decode_stats() -> { fast = pages, exact = pages }: how many calls of
+ * decode_records took each path (the exact one should be rare). */
+static int decode_stats(lua_State *L)
 {
     const decode_state *st = lua_touserdata(L, lua_upvalueindex(1));
-    lua_createtable(L, 0, 3);
-    lua_pushinteger(L, (lua_Integer)st->arena.reserved);
-    lua_setfield(L, -2, "reserved");
-    lua_pushinteger(L, (lua_Integer)st->arena.high_water);
-    lua_setfield(L, -2, "high_water");
-    lua_pushinteger(L, (lua_Integer)st->arena.grows);
-    lua_setfield(L, -2, "grows");
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, st->fast);
+    lua_setfield(L, -2, "fast");
+    lua_pushinteger(L, st->exact);
+    lua_setfield(L, -2, "exact");
     return 1;
 }
 
@@ -433,7 +841,7 @@ void ds_open_decode(lua_State *L)
 {
     int i;
     for (i = 0; i < 256; i++)
-        plain_byte[i] = i != '"' && i != '\\' && i != 0;
+        plain_byte[i] = i >= 0x20 && i != '"' && i != '\\';
     luaL_newmetatable(L, DECODE_STATE_MT);
     lua_pushcfunction(L, state_gc);
     lua_setfield(L, -2, "__gc");
@@ -442,6 +850,6 @@ void ds_open_decode(lua_State *L)
     lua_pushvalue(L, -1);
     lua_pushcclosure(L, decode_records, 1);
     lua_setfield(L, -3, "decode_records");
-    lua_pushcclosure(L, decode_arena_stats, 1);
-    lua_setfield(L, -2, "decode_arena_stats");
+    lua_pushcclosure(L, decode_stats, 1);
+    lua_setfield(L, -2, "decode_stats");
 }

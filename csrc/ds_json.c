@@ -310,7 +310,6 @@ static int json_encode(lua_State *L)
 typedef struct {
     const char *p, *end;
     const char *bad; /* first number cJSON accepted but JSON does not ("01", "1.", ".5") */
-    int inexact;     /* without the text: a number may have been an int64 beyond 2^53 */
 } jlex;
 
 /* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? exactly */
@@ -499,14 +498,6 @@ static void dec_number(lua_State *L, const cJSON *item, jlex *lx)
     } else if (tok != NULL && ds_decimal_parse(tok, len, &d) == DS_NUM_OK && ds_decimal_to_int64(&d, &i)) {
         lua_pushinteger(L, (lua_Integer)i);
         return;
-    } else if (tok == NULL) { /* no text (ds_json_push_tree): judge by the double */
-        double x = item->valuedouble;
-        if (x == floor(x) && fabs(x) < 9007199254740992.0) { /* 2^53: every integer text below is exact */
-            lua_pushinteger(L, (lua_Integer)x);
-            return;
-        }
-        if (x == floor(x) && fabs(x) <= 9223372036854775808.0) /* 2^63: -2^63 is an int64 */
-            lx->inexact = 1;
     }
     lua_pushnumber(L, (lua_Number)item->valuedouble);
 }
@@ -637,16 +628,6 @@ static int dec_fail(lua_State *L, const char *s, size_t n, size_t off)
     return ds_fail(L, "InvalidJSON", lua_tostring(L, -1));
 }
 
-void ds_json_push_tree(lua_State *L, const cJSON *item, int *inexact)
-{
-    jlex lx;
-    lx.p = lx.end = lx.bad = NULL;
-    lx.inexact = 0;
-    dec_value(L, item, &lx);
-    if (lx.inexact)
-        *inexact = 1;
-}
-
 /* core.json_decode(text) -> value | nil, "InvalidJSON: ...", "InvalidJSON" */
 int ds_json_decode(lua_State *L)
 {
@@ -682,7 +663,6 @@ int ds_json_decode(lua_State *L)
     lx.p = s;
     lx.end = s + n;
     lx.bad = NULL;
-    lx.inexact = 0;
     dec_value(L, *box, &lx);
     cJSON_Delete(*box);
     *box = NULL;

@@ -27,7 +27,7 @@ build = {
     ["dynamodb_stream.core"] = {
       sources = {
         "csrc/ds_core.c", "csrc/atomic_file.c", "csrc/ds_sigv4.c", "csrc/sigv4.c", "csrc/ds_http.c", "csrc/buffer.c",
-        "csrc/ds_json.c", "csrc/ds_av.c", "csrc/number.c", "csrc/base64.c", "csrc/arena.c",
+        "csrc/ds_json.c", "csrc/ds_av.c", "csrc/number.c", "csrc/base64.c",
         "csrc/ds_decode.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
