@@ -47,6 +47,8 @@ local THROTTLE_CODES = {
   ProvisionedThroughputExceededException = true, RequestLimitExceeded = true,
 }
 local THROTTLE_BASE, THROTTLE_CAP = 0.5, 30
+-- Calls per shard and fetch that only recover its position (see _budget_left).
+local MAX_RECOVERIES = 3
 
 ---------------------------------------------------------------------- errors
 
@@ -601,22 +603,31 @@ function Stream:_readable(sh, t)
   return self:_ready(sh) and not (sh.not_before and t < sh.not_before)
 end
 
--- Reads one shard until it is caught up, at its end, or max_pages calls were
--- made. Returns true, or nil and an error.
+-- Whether sh may have another call in this fetch: max_pages answered pages,
+-- plus a few calls that only recover its position (an expired iterator
+-- re-opened, a trimmed position moved to TRIM_HORIZON), which deliver nothing.
+function Stream:_budget_left(count)
+  return count.pages < self._max_pages and count.recoveries <= MAX_RECOVERIES
+end
+
+-- Reads one shard until it is caught up, at its end, or its budget is spent.
+-- Returns true, or nil and an error.
 function Stream:_read_shard(sh, out)
-  local pages = 0
-  while pages < self._max_pages do
+  local count = { pages = 0, recoveries = 0 }
+  while self:_budget_left(count) do
     if self._running and self._stop_requested then return true end
-    local state, err = "ready", nil
+    local state, err, answered = "ready", nil, false
     if not sh.iterator then state, err = self:_open(sh) end
     if state == "ready" then
       local res, gerr = self:_client("get_records", { ShardIterator = sh.iterator, Limit = self._limit })
+      answered = res ~= nil
       state, err = self:_page(sh, res, gerr, out)
     end
     if state == nil then return nil, err end
     if state == "done" then return true end
-    pages = pages + 1
+    if answered then count.pages = count.pages + 1 else count.recoveries = count.recoveries + 1 end
   end
+  self._more = true -- stopped by the budget with more to read
   return true
 end
 
@@ -654,7 +665,12 @@ end
 -- fetch; the pages of that round not yet delivered are read again next time
 -- (their iterators were not advanced).
 function Stream:_read_in_rounds(out, t)
-  local pages, finished, throttled = {}, {}, nil
+  local counts, finished, throttled = {}, {}, nil
+  local function count_of(sh)
+    local c = counts[sh]
+    if not c then c = { pages = 0, recoveries = 0 } counts[sh] = c end
+    return c
+  end
   local function settle(sh, state, err)
     if state == nil then
       if not err.throttled then return nil, err end
@@ -670,14 +686,17 @@ function Stream:_read_in_rounds(out, t)
     reopened = false -- a shard re-opened at TRIM_HORIZON is tried again next round
     for _, id in ipairs(self._order) do
       local sh = self._shards[id]
-      if sh and not finished[sh] and (pages[sh] or 0) < self._max_pages and self:_readable(sh, t) then
+      if sh and not finished[sh] and self:_budget_left(count_of(sh)) and self:_readable(sh, t) then
         local state, err = "ready", nil
         if not sh.iterator then state, err = self:_open(sh) end
         if state == "ready" then
           batch[#batch + 1] = sh
           params[#params + 1] = { ShardIterator = sh.iterator, Limit = self._limit }
         else
-          if state == "again" then pages[sh], reopened = (pages[sh] or 0) + 1, true end
+          if state == "again" then
+            local c = count_of(sh)
+            c.recoveries, reopened = c.recoveries + 1, true
+          end
           local ok, ferr = settle(sh, state, err)
           if not ok then return nil, ferr end
         end
@@ -686,13 +705,17 @@ function Stream:_read_in_rounds(out, t)
     if #batch > 0 then
       local answers, errs = self:_client_many(params)
       for k, sh in ipairs(batch) do
-        pages[sh] = (pages[sh] or 0) + 1
+        local c = count_of(sh)
+        if answers[k] ~= nil then c.pages = c.pages + 1 else c.recoveries = c.recoveries + 1 end
         local ok, err = settle(sh, self:_page(sh, answers[k], errs[k], out))
         if not ok then return nil, err end
         if self._running and self._stop_requested then return true end
       end
       reopened = true
     end
+  end
+  for sh, c in pairs(counts) do
+    if not finished[sh] and not self:_budget_left(c) then self._more = true end
   end
   if throttled then return nil, throttled end
   return true
@@ -727,6 +750,7 @@ end
 -- nil, err and the records delivered before it.
 function Stream:_read_all()
   local out = {}
+  self._more = false
   local read = self._call.get_records_many and self._read_in_rounds or self._read_serially
   local ok, err = read(self, out, self._clock())
   local compact = {}
@@ -937,7 +961,7 @@ function Stream:run(opts)
     -- A fetch that only failed because some shards were throttled counts by
     -- the records the other shards delivered (the throttled ones back off on
     -- their own).
-    if (records or err.throttled) and self._delivered_count > 0 then
+    if (records or err.throttled) and (self._delivered_count > 0 or self._more) then
       wait, pause = interval, 0
     else
       pause, wait = wait, math.min(wait * 2, max_interval)
