@@ -18,6 +18,16 @@ describe("dynamodb_stream.seqnum", function()
     assert.is_true(seqnum.le(a, a))
   end)
 
+  it("lt_valid agrees with lt on valid numbers, leading zeros and lengths included", function()
+    local list = { "0", "000", "1", "01", "009", "10", "0010", "999999999999999999999", "1000000000000000000000",
+      "000000000000000064242", "64242", "64243", "1234567890123456789012345678901234567891" }
+    for _, a in ipairs(list) do
+      for _, b in ipairs(list) do
+        assert.equals(seqnum.lt(a, b), seqnum.lt_valid(a, b), a .. " < " .. b)
+      end
+    end
+  end)
+
   it("validates digit strings and raises on anything else", function()
     assert.is_true(seqnum.valid("000000000000000064242"))
     assert.is_false(seqnum.valid("12a"))

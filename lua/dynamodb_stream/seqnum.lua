@@ -13,15 +13,26 @@ local function significant(s)
   return digits == "" and "0" or digits
 end
 
+-- -1, 0 or 1 as a < b, a == b, a > b, for two valid sequence numbers.
+local function compare_valid(a, b)
+  if #a ~= #b then -- only then can leading zeros matter
+    a, b = significant(a), significant(b)
+    if #a ~= #b then return #a < #b and -1 or 1 end
+  end
+  if a == b then return 0 end
+  return a < b and -1 or 1
+end
+
 -- -1, 0 or 1 as a < b, a == b, a > b. Raises on anything but digit strings.
 function seqnum.compare(a, b)
   if not seqnum.valid(a) then error("bad sequence number: " .. tostring(a), 2) end
   if not seqnum.valid(b) then error("bad sequence number: " .. tostring(b), 2) end
-  a, b = significant(a), significant(b)
-  if #a ~= #b then return #a < #b and -1 or 1 end
-  if a == b then return 0 end
-  return a < b and -1 or 1
+  return compare_valid(a, b)
 end
+
+-- a < b for two sequence numbers already checked with valid() (the
+-- consumer's per-record test: no second check of each).
+function seqnum.lt_valid(a, b) return compare_valid(a, b) < 0 end
 
 function seqnum.lt(a, b) return seqnum.compare(a, b) < 0 end
 function seqnum.le(a, b) return seqnum.compare(a, b) <= 0 end

@@ -569,7 +569,7 @@ function Stream:_page(sh, res, err, out)
       malformed.last_sequence_number = sh.sequence_number
       return nil, malformed
     end
-    if sh.sequence_number == nil or seqnum.lt(sh.sequence_number, seq) then
+    if sh.sequence_number == nil or seqnum.lt_valid(sh.sequence_number, seq) then
       local ok, lerr = xpcall(self._dispatch, trace, self, record, sh.shard_id, res._unmarshalled)
       if not ok then
         -- Re-open at this record: the next fetch delivers it again.
