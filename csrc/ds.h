@@ -168,6 +168,12 @@ DS_HIDDEN void ds_av_push_binary(lua_State *L, const char *s, size_t n);
  * table at bin = res + 1 (a table, maybe empty): then leaves res at the top. */
 DS_HIDDEN void ds_av_finish(lua_State *L, int res, int bin, int is_list, int mt, ds_keys *keys);
 
+/* decode_records' one-pass path over text[0..n): pushes records and
+ * next_shard_iterator and returns 1, or pushes nothing and returns 0 when the
+ * text needs the exact path (core.decode_records on it as a string). Raises
+ * only on memory errors. (ds_decode.c) */
+DS_HIDDEN int ds_decode_fast(lua_State *L, const char *text, size_t n, int numbers_string);
+
 /* Reads opts.numbers of the options table at idx (none/nil allowed): 1 for
  * "string", 0 for "auto"; raises on anything else. (ds_av.c) */
 DS_HIDDEN int ds_av_numbers_opt(lua_State *L, int idx);

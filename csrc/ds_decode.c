@@ -226,6 +226,8 @@ static inline int scan_more(lua_State *L, scan *s, char close)
 
 static void scratch_put(lua_State *L, decode_state *st, size_t *len, const char *b, size_t n)
 {
+    if (n == 0)
+        return;
     if (st->scratch_cap - *len < n) {
         size_t cap = st->scratch_cap ? st->scratch_cap : 256;
         char *grown;
@@ -786,22 +788,22 @@ static int scan_build(lua_State *L)
     return 2;
 }
 
-/* core.decode_records(json_text[, opts]) -> records, next_shard_iterator
- *   | nil, "InvalidJSON: ...", "InvalidJSON" | nil, "InvalidResponse: ...", "InvalidResponse" */
-static int decode_records(lua_State *L)
+/* The module's decode state lives in the registry under this key (also an
+ * upvalue of decode_records and decode_stats). */
+static const char decode_state_key = 0;
+
+int ds_decode_fast(lua_State *L, const char *text, size_t n, int numbers_string)
 {
-    size_t n;
-    const char *text = luaL_checklstring(L, 1, &n);
-    int numbers_string = ds_av_numbers_opt(L, 2);
-    decode_state *counts = lua_touserdata(L, lua_upvalueindex(1)), *st = counts;
+    decode_state *counts, *st;
     scan s;
     int rc;
 
-    lua_settop(L, 1);
-    if (st->busy) /* called from a finalizer during our own build: own state */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &decode_state_key);
+    counts = st = lua_touserdata(L, -1);
+    if (st->busy) { /* called from a finalizer during our own build: own state */
+        lua_pop(L, 1);
         st = state_new(L);
-    else
-        lua_pushvalue(L, lua_upvalueindex(1));
+    }
     s.p = text;
     s.end = text + n;
     s.numbers_string = numbers_string;
@@ -810,17 +812,33 @@ static int decode_records(lua_State *L)
     st->busy = 1;
     lua_pushcfunction(L, scan_build);
     lua_pushlightuserdata(L, &s);
-    lua_pushvalue(L, 2);
+    lua_pushvalue(L, -3);
     rc = lua_pcall(L, 2, 2, 0);
     st->busy = 0;
     if (rc == LUA_OK) {
         counts->fast++;
-        return 2;
+        lua_remove(L, -3); /* the state */
+        return 1;
     }
     if (rc == LUA_ERRMEM)
-        return lua_error(L);
-    counts->exact++;
+        lua_error(L);
+    lua_pop(L, 2); /* the message, the state */
+    return 0;
+}
+
+/* core.decode_records(json_text[, opts]) -> records, next_shard_iterator
+ *   | nil, "InvalidJSON: ...", "InvalidJSON" | nil, "InvalidResponse: ...", "InvalidResponse" */
+static int decode_records(lua_State *L)
+{
+    size_t n;
+    const char *text = luaL_checklstring(L, 1, &n);
+    int numbers_string = ds_av_numbers_opt(L, 2);
+    decode_state *counts = lua_touserdata(L, lua_upvalueindex(1));
+
     lua_settop(L, 1);
+    if (ds_decode_fast(L, text, n, numbers_string))
+        return 2;
+    counts->exact++;
     return decode_exact(L, numbers_string);
 }
 
@@ -847,6 +865,8 @@ void ds_open_decode(lua_State *L)
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
     state_new(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &decode_state_key);
     lua_pushvalue(L, -1);
     lua_pushcclosure(L, decode_records, 1);
     lua_setfield(L, -3, "decode_records");

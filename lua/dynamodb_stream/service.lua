@@ -236,6 +236,9 @@ function Service:call_many(operation, list, decode, max_in_flight)
   local stats, policy = self._stats, self._retry
   stats.calls = stats.calls + n
   local answers, errs, costs = {}, {}, {}
+  -- GetRecords pages to decode in one pass: the C transport can do it on
+  -- its own buffer (see core.http post_many); others return the body.
+  local records = decode == Service.unmarshalled_records or nil
   local pending = {}
   for i = 1, n do pending[i] = i end
   local attempt = 0
@@ -243,12 +246,20 @@ function Service:call_many(operation, list, decode, max_in_flight)
     attempt = attempt + 1
     stats.attempts = stats.attempts + #pending
     local requests = {}
-    for k, i in ipairs(pending) do requests[k] = { self:_request(operation, bodies[i]) } end
+    for k, i in ipairs(pending) do
+      local url, lines, body = self:_request(operation, bodies[i])
+      requests[k] = { url, lines, body, records }
+    end
     local results = self._http:post_many(requests, max_in_flight)
     local again = {}
     for k, i in ipairs(pending) do
       local r = results[k]
-      local answer, err = self:_answer(operation, decode, r[1], r[2], r[3])
+      local answer, err
+      if r[2] == false then
+        answer = { Records = r[4], NextShardIterator = r[5], _unmarshalled = true }
+      else
+        answer, err = self:_answer(operation, decode, r[1], r[2], r[3])
+      end
       if answer then
         policy:release(costs[i])
         answers[i] = answer

@@ -167,6 +167,40 @@ describe("core.http post_many", function()
     end
   end)
 
+  it("hands 200 GetRecords answers of records requests to decode_records' one-pass path", function()
+    local page = '{"Records":[{"eventName":"INSERT","dynamodb":{"Keys":{"pk":{"S":"a"}},'
+      .. '"NewImage":{"pk":{"S":"a"},"n":{"N":"7"},"b":{"B":"AQI="}},"SequenceNumber":"1"}}],'
+      .. '"NextShardIterator":"it-2"}'
+    local raw_tab = page:gsub('"a"}},', '"a\t"}},', 1) -- valid for json_decode, not the one pass
+    local stats = core.decode_stats()
+    local results = http:post_many({
+      { base .. "/reflect/200", {}, page, true },
+      { base .. "/reflect/200", {}, page },           -- no flag: the body as usual
+      { base .. "/reflect/400", {}, page, true },     -- not 200: the body, for the error
+      { base .. "/reflect/200", {}, raw_tab, true },  -- needs the exact path: the body
+      { base .. "/reflect/200", {}, "", true },       -- empty: the body
+    })
+    local r = results[1]
+    assert.equals(200, r[1])
+    assert.equals(false, r[2])
+    assert.equals("table", type(r[3]))
+    local want, want_nsi = core.decode_records(page)
+    assert.equals("it-2", r[5])
+    assert.equals(want_nsi, r[5])
+    assert.same(want, r[4])
+    assert.equals(core.list_mt, getmetatable(r[4]))
+    assert.equals("\1\2", r[4][1].dynamodb.NewImage.b)
+    assert.equals(7, r[4][1].dynamodb.NewImage.n)
+    assert.same({ 200, page }, { results[2][1], results[2][2] })
+    assert.same({ 400, page }, { results[3][1], results[3][2] })
+    assert.same({ 200, raw_tab }, { results[4][1], results[4][2] })
+    assert.same({ 200, "" }, { results[5][1], results[5][2] })
+    for i = 2, 5 do assert.is_nil(results[i][4]) end
+    local after = core.decode_stats()
+    assert.equals(stats.fast + 2, after.fast) -- results[1] and the reference decode above
+    assert.equals(stats.exact, after.exact)   -- the body of results[4] is left to the caller
+  end)
+
   it("raises on bad arguments, naming the request, and stays usable", function()
     local u = base .. "/echo"
     local bad = {

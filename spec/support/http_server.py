@@ -16,6 +16,8 @@ Routes (any method, POST in practice):
                    body (a line format instead of JSON keeps this spec free of
                    ds_json)
   /status/<n>      status n, body "status n"
+  /reflect/<n>     status n, body the request body (a GetRecords answer the
+                   client sent itself)
   /html            502 with an HTML error page
   /truncated       Content-Length: 100 but 10 bytes, then the socket closes
   /slow?ms=<n>     answers 200 after n ms (also /slow/<n>)
@@ -99,6 +101,8 @@ class Handler(BaseHTTPRequestHandler):
                 out.append(("header %s: %s" % (name, value)).encode("latin-1"))
             out.append(b"body-length %d" % len(body))
             self._send(200, b"\n".join(out) + b"\n\n" + body)
+        elif path.startswith("/reflect/"):
+            self._send(int(path[len("/reflect/"):]), body)
         elif path.startswith("/status/"):
             n = int(path[len("/status/"):])
             self._send(n, b"status %d" % n)
