@@ -1,5 +1,9 @@
 -- End-to-end: this module consuming N pre-written changes from DynamoDB Local
--- from TRIM_HORIZON with the consumer (ds.new + fetch_stream_state).
+-- from TRIM_HORIZON with the consumer (ds.new), in one of two ways:
+--   BENCH_MODE=run (default): stream:run() with its defaults, stopped from the
+--     listener at the N-th event (run keeps no records);
+--   BENCH_MODE=fetch: fetch_stream_state() in a loop, as the npm package is
+--     driven (each fetch returns, so holds, the records it delivered).
 --
 --   lua5.4 bench/e2e/lua_consumer.lua ENDPOINT STREAM_ARN N
 -- N = 0 only starts up (creates the client and the stream) and exits: the
@@ -30,26 +34,42 @@ local stream = ds.new(client, arn, {
   start_at = "TRIM_HORIZON",
   max_pages_per_shard = math.tointeger(tonumber(os.getenv("BENCH_MAX_PAGES") or "")),
 })
-local events = 0
-local function count() events = events + 1 end
+local mode = os.getenv("BENCH_MODE") or "run"
+local events, polls = 0, 0
+local function count()
+  events = events + 1
+  if mode == "run" and events >= want then stream:stop() end
+end
 stream:on("insert record", count)
 stream:on("modify record", count)
 stream:on("remove record", count)
 
-local polls, idle = 0, 0
-while events < want do
-  local before = events
-  local records, err = stream:fetch_stream_state()
-  polls = polls + 1
-  if not records then
-    io.stderr:write("lua_consumer: fetch_stream_state: ", tostring(err), "\n")
+if want == 0 then
+  -- startup only
+elseif mode == "run" then
+  for _, name in ipairs({ "fetch_stream_state", "fetch_stream_records" }) do
+    local fetch = stream[name]
+    stream[name] = function(...) polls = polls + 1 return fetch(...) end
   end
-  if events == before then
-    idle = idle + 1
-    if idle > 50 then error(string.format("stalled at %d of %d events", events, want)) end
-    core.sleep(0.1)
-  else
-    idle = 0
+  local ok, err = stream:run({ duration = 60 })
+  if not ok then error("run: " .. tostring(err)) end
+  if events < want then error(string.format("run stopped at %d of %d events", events, want)) end
+else
+  local idle = 0
+  while events < want do
+    local before = events
+    local records, err = stream:fetch_stream_state()
+    polls = polls + 1
+    if not records then
+      io.stderr:write("lua_consumer: fetch_stream_state: ", tostring(err), "\n")
+    end
+    if events == before then
+      idle = idle + 1
+      if idle > 50 then error(string.format("stalled at %d of %d events", events, want)) end
+      core.sleep(0.1)
+    else
+      idle = 0
+    end
   end
 end
 print(string.format("EVENTS %d POLLS %d WALL %.2f", events, polls, core.monotime() - t0))
