@@ -72,13 +72,12 @@ p("")
 local page = dec.node or dec.lua_cjson or next(dec) and select(2, next(dec))
 p("1. Decode one GetRecords page (gen_page.lua --seed %s: %s MODIFY records, NEW_AND_OLD_IMAGES, %.2f MB,",
   meta.seed or "?", page and commas(page.n) or "?", page and page.bytes / 1e6 or 0)
-p("   %.0f bytes/record). Wall clock; each round runs every decoder in turn (warm-up, then the median", page and page.bytes / page.n or 0)
+p("   %.0f bytes/record). Per CPU second of the process (user+sys, so steal on a busy machine does not", page and page.bytes / page.n or 0)
+p("   count; Node's GC threads do); each round runs every decoder in turn (warm-up, then the median")
 p("   of %s timed runs); the median of %d rounds is shown, spread = (max - min) / median over rounds", meta.runs or "?", rounds)
 p("   %-68s %10s %7s %7s", "", "records/s", "MB/s", "spread")
-local ours_name = dec.ours_decode_records and "ours_decode_records" or "ours_json_decode_unmarshall"
 local rows = {
-  { ours_name, ours_name == "ours_decode_records" and "ours: ds.decode_records(text)"
-      or "ours: core.json_decode + core.unmarshall x3 (no decode_records yet)" },
+  { "ours_decode_records", "ours: ds.decode_records(text)" },
   { "node", "Node " .. (meta.node or "") .. ": JSON.parse + @aws-sdk/util-dynamodb unmarshall" },
   { "lua_cjson", "Lua 5.4: lua-cjson decode + plain-Lua unmarshall" },
   { "cjson_malloc", "C: cJSON parse only, default malloc/free" },
@@ -89,7 +88,7 @@ for _, r in ipairs(rows) do
   if d then p("   %-68s %10s %7.1f %6.0f%%", r[2], commas(d.rps), d.mbs, d.spread * 100)
   else p("   %-68s %10s", r[2], "not run") end
 end
-local ours = dec[ours_name]
+local ours = dec.ours_decode_records
 p("   %-68s %10s %7s", "ratios (same run)", "measured", "target")
 local function ratio(label, num, den, target, ok)
   if num and den then
@@ -134,8 +133,8 @@ local function e2e_row(label, e, start)
   p("   %-46s %7.2f %10.1f %10s %9.1f %7.2f %5d", label, cpu(e), cpu(e) / e.events * 1e6,
     nt and string.format("%.1f", nt) or "-", e.rss, e.wall, e.polls)
 end
-e2e_row("ours: ds.new + fetch_stream_state (Lua 5.4)", mine, e2e.ours_startup)
-e2e_row("ours, max_pages_per_shard = 1", e2e.ours_1page, e2e.ours_startup)
+e2e_row("ours: ds.new + stream:run, defaults (Lua 5.4)", mine, e2e.ours_startup)
+e2e_row("ours: fetch_stream_state loop (holds each fetch)", e2e.ours_fetch, e2e.ours_startup)
 e2e_row("ours, startup only (N = 0)", e2e.ours_startup)
 e2e_row("Node " .. (meta.node or "") .. ": dynamodb-stream 1.1.4 + SDK v3", node, e2e.node_startup)
 e2e_row("Node, startup only (N = 0)", e2e.node_startup)

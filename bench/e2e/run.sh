@@ -3,7 +3,8 @@
 #   bench/e2e/run.sh CHANGES RESULTS_FILE
 # Pre-writes CHANGES changes, then has each consumer read all of them from
 # TRIM_HORIZON under /usr/bin/time (plus a startup-only run of each, N = 0, and
-# ours with max_pages_per_shard = 1); appends to RESULTS_FILE lines
+# ours driven as the npm package is, by a fetch_stream_state loop); appends to
+# RESULTS_FILE lines
 #   E2E <name> <user s> <sys s> <peak RSS KiB> <wall s> <events> <polls>
 # then runs bench/e2e/latency.lua (idle polling, write -> event latency), which adds
 #   IDLE <GetRecords per shard per s> <shards> <seconds> <calls>
@@ -46,7 +47,7 @@ measure node_startup 0 "${node_c[@]}" 0
 measure node_dynamodb_stream "$n" "${node_c[@]}" "$n"
 measure ours_startup 0 "${lua_c[@]}" 0
 measure ours "$n" "${lua_c[@]}" "$n"
-measure ours_1page "$n" env BENCH_MAX_PAGES=1 "${lua_c[@]}" "$n"
+measure ours_fetch "$n" env BENCH_MODE=fetch "${lua_c[@]}" "$n"
 
 # Sections 3-4: idle polling and write -> event latency with stream:run defaults.
 echo "e2e: idle polling (${BENCH_IDLE_S:-12} s) and latency (${BENCH_LAT_WRITES:-300} writes)" >&2
