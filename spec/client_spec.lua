@@ -256,3 +256,57 @@ describe("client errors", function()
     assert_clean(err)
   end)
 end)
+
+describe("request headers", function()
+  -- A transport that records what the service hands it.
+  local function recording_client(credentials)
+    local sent = {}
+    local transport = {
+      post = function(_, url, lines, body)
+        sent[#sent + 1] = { url = url, lines = lines, body = body }
+        return 200, "{}", {}
+      end,
+      post_many = function() error("not used") end,
+      close = function() end,
+    }
+    local client = ds.client({ region = "eu-west-1", endpoint = "http://127.0.0.1:9/", transport = transport,
+      credentials = credentials })
+    return client, sent
+  end
+
+  local function by_name(lines)
+    local out = {}
+    for _, line in ipairs(lines) do
+      local name, value = line:match("^([^:]+): (.*)$")
+      out[name:lower()] = value
+    end
+    return out
+  end
+
+  it("sends content-type, x-amz-date, x-amz-target and the session token, all signed", function()
+    local client, sent = recording_client({ access_key_id = "AKID", secret_access_key = "secretsecret",
+      session_token = "the-session-token" })
+    assert(client:describe_stream({ StreamArn = "arn" }))
+    assert(client:describe_stream({ StreamArn = "arn" }))
+    assert(client:get_records({ ShardIterator = "it" }))
+    assert.equals(3, #sent)
+    for i, want in ipairs({ "DescribeStream", "DescribeStream", "GetRecords" }) do
+      local h = by_name(sent[i].lines)
+      assert.equals(5, #sent[i].lines)
+      assert.equals("application/x-amz-json-1.0", h["content-type"])
+      assert.equals("DynamoDBStreams_20120810." .. want, h["x-amz-target"])
+      assert.matches("^%d%d%d%d%d%d%d%dT%d%d%d%d%d%dZ$", h["x-amz-date"])
+      assert.equals("the-session-token", h["x-amz-security-token"])
+      assert.matches("SignedHeaders=content%-type;host;x%-amz%-date;x%-amz%-security%-token;x%-amz%-target,",
+        h.authorization)
+    end
+  end)
+
+  it("sends no token line without a session token", function()
+    local client, sent = recording_client({ access_key_id = "AKID", secret_access_key = "secretsecret" })
+    assert(client:get_records({ ShardIterator = "it" }))
+    assert.equals(4, #sent[1].lines)
+    assert.is_nil(by_name(sent[1].lines)["x-amz-security-token"])
+    assert.matches("SignedHeaders=content%-type;host;x%-amz%-date;x%-amz%-target,", by_name(sent[1].lines).authorization)
+  end)
+end)

@@ -26,6 +26,7 @@ function Service.new(def, opts)
     _def = def,
     _endpoint = cfg.endpoint,
     _target = def.target_prefix .. ".",
+    _targets = {}, _target_lines = {}, -- per operation: X-Amz-Target and its header line
     -- opts.transport (anything with post, post_many and close), else nginx
     -- cosockets inside OpenResty (dynamodb_stream.ngx_http), else libcurl.
     _http = (opts or {}).transport or (ngx_http.in_nginx() and ngx_http or core).http({
@@ -115,23 +116,29 @@ local function json_object(body)
   return decoded
 end
 
+local CONTENT_TYPE = "application/x-amz-json-1.0"
+
 -- The URL, header lines and body of one attempt, signed anew each time
--- (X-Amz-Date moves on).
+-- (X-Amz-Date moves on). The lines that never change for an operation are
+-- built once.
 function Service:_request(operation, body)
-  local headers = {
-    host = self._endpoint.host,
-    ["content-type"] = "application/x-amz-json-1.0",
-    ["x-amz-date"] = os.date("!%Y%m%dT%H%M%SZ"),
-    ["x-amz-target"] = self._target .. operation,
-  }
+  local target = self._targets[operation]
+  if not target then
+    target = self._target .. operation
+    self._targets[operation] = target
+    self._target_lines[operation] = "x-amz-target: " .. target
+  end
+  local date = os.date("!%Y%m%dT%H%M%SZ")
+  local headers = { host = self._endpoint.host, ["content-type"] = CONTENT_TYPE, ["x-amz-date"] = date,
+    ["x-amz-target"] = target }
   local authorization = self._signer:sign({
     method = "POST", path = self._endpoint.path, query = "",
-    headers = headers, body = body, amz_date = headers["x-amz-date"],
+    headers = headers, body = body, amz_date = date,
   })
-  local lines = { "Authorization: " .. authorization }
-  for name, value in pairs(headers) do
-    if name ~= "host" then lines[#lines + 1] = name .. ": " .. value end
-  end
+  local lines = { "Authorization: " .. authorization, "content-type: " .. CONTENT_TYPE,
+    "x-amz-date: " .. date, self._target_lines[operation] }
+  local token = headers["x-amz-security-token"] -- set by the signer when it has one
+  if token then lines[5] = "x-amz-security-token: " .. token end
   return self._endpoint.url, lines, body
 end
 
