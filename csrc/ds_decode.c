@@ -435,6 +435,12 @@ static void scan_room(lua_State *L)
         scan_giveup(L);
 }
 
+/* Reads the value of field k of an object it knows (pushing it) and returns
+ * 1, or returns 0: the value is a plain one. */
+typedef int (*scan_field)(lua_State *L, scan *s, const char *k, size_t klen);
+
+static void scan_object(lua_State *L, scan *s, int depth, scan_field field);
+
 /* Pushes a plain JSON value as json_decode gives it. */
 static void scan_value(lua_State *L, scan *s, int depth)
 {
@@ -464,22 +470,11 @@ static void scan_value(lua_State *L, scan *s, int depth)
     }
     if (depth >= SCAN_MAX_DEPTH)
         scan_giveup(L);
-    if (*s->p++ == '{') {
-        if (scan_peek(s) != '}') {
-            do {
-                scan_room(L);
-                str = scan_string(L, s, &len);
-                ds_keys_push(L, s->keys, str, len);
-                scan_expect(L, s, ':');
-                scan_value(L, s, depth + 1);
-                n++;
-            } while (scan_more(L, s, '}'));
-        } else {
-            s->p++;
-        }
-        scan_make_map(L, base, n);
+    if (*s->p == '{') {
+        scan_object(L, s, depth + 1, NULL);
         return;
     }
+    s->p++;
     if (scan_peek(s) != ']') {
         do {
             scan_room(L);
@@ -651,8 +646,9 @@ static int key_is(const char *k, size_t n, const char *want, size_t wn)
     return n == wn && memcmp(k, want, n) == 0;
 }
 
-/* The record's "dynamodb" object: Keys, NewImage and OldImage unmarshalled. */
-static void scan_dynamodb(lua_State *L, scan *s)
+/* An object: its keys through the key cache, its values plain ones unless
+ * field reads them. */
+static void scan_object(lua_State *L, scan *s, int depth, scan_field field)
 {
     int base = lua_gettop(L), n = 0;
     const char *k;
@@ -664,10 +660,8 @@ static void scan_dynamodb(lua_State *L, scan *s)
             k = scan_string(L, s, &klen);
             ds_keys_push(L, s->keys, k, klen);
             scan_expect(L, s, ':');
-            if (key_is(k, klen, "NewImage", 8) || key_is(k, klen, "OldImage", 8) || key_is(k, klen, "Keys", 4))
-                scan_av_map(L, s, 0);
-            else
-                scan_value(L, s, 2);
+            if (field == NULL || !field(L, s, k, klen))
+                scan_value(L, s, depth);
             n++;
         } while (scan_more(L, s, '}'));
     } else {
@@ -676,28 +670,21 @@ static void scan_dynamodb(lua_State *L, scan *s)
     scan_make_map(L, base, n);
 }
 
-static void scan_record(lua_State *L, scan *s)
+/* The record's "dynamodb" object: Keys, NewImage and OldImage unmarshalled. */
+static int dynamodb_field(lua_State *L, scan *s, const char *k, size_t klen)
 {
-    int base = lua_gettop(L), n = 0;
-    const char *k;
-    size_t klen;
-    scan_expect(L, s, '{');
-    if (scan_peek(s) != '}') {
-        do {
-            scan_room(L);
-            k = scan_string(L, s, &klen);
-            ds_keys_push(L, s->keys, k, klen);
-            scan_expect(L, s, ':');
-            if (key_is(k, klen, "dynamodb", 8))
-                scan_dynamodb(L, s);
-            else
-                scan_value(L, s, 1);
-            n++;
-        } while (scan_more(L, s, '}'));
-    } else {
-        s->p++;
-    }
-    scan_make_map(L, base, n);
+    if (!key_is(k, klen, "NewImage", 8) && !key_is(k, klen, "OldImage", 8) && !key_is(k, klen, "Keys", 4))
+        return 0;
+    scan_av_map(L, s, 0);
+    return 1;
+}
+
+static int record_field(lua_State *L, scan *s, const char *k, size_t klen)
+{
+    if (!key_is(k, klen, "dynamodb", 8))
+        return 0;
+    scan_object(L, s, 2, dynamodb_field);
+    return 1;
 }
 
 /* Skips a plain JSON value, checking its syntax. */
@@ -754,7 +741,7 @@ static int scan_build(lua_State *L)
                 if (scan_peek(s) != ']') {
                     do {
                         scan_room(L);
-                        scan_record(L, s);
+                        scan_object(L, s, 1, record_field);
                         n++;
                     } while (scan_more(L, s, ']'));
                 } else {
