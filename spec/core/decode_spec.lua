@@ -388,6 +388,21 @@ describe("core.decode_records", function()
       assert.equals("integer", math_type(recs[1].dynamodb.ApproximateCreationDateTime))
     end)
 
+    it("is the fast one for the bench's generated pages (bench/gen_page.lua), with the same result", function()
+      local dir = helper.tmpdir()
+      for _, seed in ipairs({ 7, 8 }) do
+        local file = dir .. "/page-" .. seed .. ".json"
+        assert(helper.execute("lua5.4 bench/gen_page.lua --seed " .. seed .. " --records 150 " .. file
+          .. " 2>/dev/null"))
+        local text = read(file)
+        local path, recs = path_of(text)
+        assert.equals("fast", path)
+        assert.equals(150, #recs)
+        assert.equals("fast", path_of(text, { numbers = "string" }))
+      end
+      helper.rmdir(dir)
+    end)
+
     it("is the exact one for input json_decode defines, with the same result", function()
       local function rec(images) return page({ record(1, images) }) end
       for _, text in ipairs({
