@@ -23,6 +23,9 @@
 #include "number.h"
 
 #define DECODE_STATE_MT "dynamodb_stream.decode_state"
+/* The scratch buffer is kept between calls up to this size: one page with a
+ * huge escaped string should not pin its memory. */
+#define DECODE_KEEP_SCRATCH ((size_t)1 << 20)
 
 typedef struct {
     char *scratch; /* decoded strings with escapes */
@@ -32,12 +35,16 @@ typedef struct {
     ds_keys keys; /* names seen in earlier pages; its strings are the user value */
 } decode_state;
 
-static int state_gc(lua_State *L)
+static void state_free_scratch(decode_state *st)
 {
-    decode_state *st = luaL_checkudata(L, 1, DECODE_STATE_MT);
     free(st->scratch);
     st->scratch = NULL;
     st->scratch_cap = 0;
+}
+
+static int state_gc(lua_State *L)
+{
+    state_free_scratch(luaL_checkudata(L, 1, DECODE_STATE_MT));
     return 0;
 }
 
@@ -802,6 +809,8 @@ int ds_decode_fast(lua_State *L, const char *text, size_t n, int numbers_string)
     lua_pushvalue(L, -3);
     rc = lua_pcall(L, 2, 2, 0);
     st->busy = 0;
+    if (st->scratch_cap > DECODE_KEEP_SCRATCH)
+        state_free_scratch(st);
     if (rc == LUA_OK) {
         counts->fast++;
         lua_remove(L, -3); /* the state */

@@ -403,6 +403,15 @@ describe("core.decode_records", function()
       helper.rmdir(dir)
     end)
 
+    it("is the fast one for long strings with escapes (its scratch buffer grows, then is let go)", function()
+      local long = ("ab\\n\\u00e9\\\""):rep(30000) -- 360 KB of JSON text, every piece escaped
+      local text = page({ record(1, '"Keys":{"pk":{"S":"' .. long .. '"}}'), record(2, '"Keys":{"pk":{"S":"x\\ty"}}') })
+      local path, recs = path_of(text)
+      assert.equals("fast", path)
+      assert.equals(("ab\n\195\169\""):rep(30000), recs[1].dynamodb.Keys.pk)
+      assert.equals("x\ty", recs[2].dynamodb.Keys.pk)
+    end)
+
     it("is the exact one for input json_decode defines, with the same result", function()
       local function rec(images) return page({ record(1, images) }) end
       for _, text in ipairs({
