@@ -181,6 +181,14 @@ DS_HIDDEN int ds_av_numbers_opt(lua_State *L, int idx);
 /* 1 when s[0..n) is exactly a JSON number (cJSON also takes 01, 1., -.5). (ds_json.c) */
 DS_HIDDEN int ds_json_number_ok(const char *s, size_t n);
 
+/* The value of the 4 hex digits at s into *out: 1, or 0 when one is not a
+ * hex digit. (ds_json.c) */
+DS_HIDDEN int ds_json_hex4(const char *s, unsigned *out);
+
+/* Writes the UTF-8 bytes of code point cp (at most 0x10FFFF) to out and
+ * returns how many (1 to 4). (ds_json.c) */
+DS_HIDDEN int ds_utf8_encode(unsigned long cp, char out[4]);
+
 /* core.json_decode as a C function. (ds_json.c) */
 DS_HIDDEN int ds_json_decode(lua_State *L);
 

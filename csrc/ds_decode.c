@@ -219,6 +219,17 @@ static inline void scan_expect(lua_State *L, scan *s, char c)
     s->p++;
 }
 
+/* Reads the opening byte of an object or array: 1 when items follow, 0 when
+ * it is empty (its close is read too). */
+static inline int scan_open(lua_State *L, scan *s, char open, char close)
+{
+    scan_expect(L, s, open);
+    if (scan_peek(s) != close)
+        return 1;
+    s->p++;
+    return 0;
+}
+
 /* After an item of an object or array: 1 when another follows, 0 at close. */
 static inline int scan_more(lua_State *L, scan *s, char close)
 {
@@ -247,24 +258,6 @@ static void scratch_put(lua_State *L, decode_state *st, size_t *len, const char 
     }
     memcpy(st->scratch + *len, b, n);
     *len += n;
-}
-
-static int scan_hex4(const unsigned char *p, unsigned *out)
-{
-    unsigned v = 0;
-    int i;
-    for (i = 0; i < 4; i++) {
-        unsigned c = p[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= c - '0';
-        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
-            v |= (c | 0x20) - 'a' + 10;
-        else
-            return 0;
-    }
-    *out = v;
-    return 1;
 }
 
 /* The rest of a string with escapes, from p (at a backslash); start is after
@@ -306,35 +299,18 @@ static const char *scan_escaped(lua_State *L, scan *s, const unsigned char *star
             p += 2;
             continue;
         }
-        if (end - p < 6 || !scan_hex4(p + 2, &cp) || (cp >= 0xDC00 && cp <= 0xDFFF))
+        if (end - p < 6 || !ds_json_hex4((const char *)p + 2, &cp) || (cp >= 0xDC00 && cp <= 0xDFFF))
             scan_giveup(L);
         p += 6;
         if (cp >= 0xD800 && cp <= 0xDBFF) {
             unsigned lo = 0;
-            if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || !scan_hex4(p + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+            if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || !ds_json_hex4((const char *)p + 2, &lo) ||
+                lo < 0xDC00 || lo > 0xDFFF)
                 scan_giveup(L);
             cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
             p += 6;
         }
-        if (cp < 0x80) {
-            utf8[0] = (char)cp;
-            k = 1;
-        } else if (cp < 0x800) {
-            utf8[0] = (char)(0xC0 | cp >> 6);
-            utf8[1] = (char)(0x80 | (cp & 0x3F));
-            k = 2;
-        } else if (cp < 0x10000) {
-            utf8[0] = (char)(0xE0 | cp >> 12);
-            utf8[1] = (char)(0x80 | (cp >> 6 & 0x3F));
-            utf8[2] = (char)(0x80 | (cp & 0x3F));
-            k = 3;
-        } else {
-            utf8[0] = (char)(0xF0 | cp >> 18);
-            utf8[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-            utf8[2] = (char)(0x80 | (cp >> 6 & 0x3F));
-            utf8[3] = (char)(0x80 | (cp & 0x3F));
-            k = 4;
-        }
+        k = ds_utf8_encode(cp, utf8);
         scratch_put(L, s->st, &n, utf8, (size_t)k);
     }
     s->p = (const char *)p + 1;
@@ -436,6 +412,15 @@ static void scan_make_list(lua_State *L, int base, int n)
         lua_rawseti(L, base + 1, i);
 }
 
+/* v1 .. vn above base -> one JSON array of them (list_mt), as json_decode
+ * gives it. */
+static void scan_make_array(lua_State *L, const scan *s, int base, int n)
+{
+    scan_make_list(L, base, n);
+    lua_pushvalue(L, s->mt + DS_MARK_LIST);
+    lua_setmetatable(L, -2);
+}
+
 static void scan_room(lua_State *L)
 {
     if (!lua_checkstack(L, 8))
@@ -481,19 +466,14 @@ static void scan_value(lua_State *L, scan *s, int depth)
         scan_object(L, s, depth + 1, NULL);
         return;
     }
-    s->p++;
-    if (scan_peek(s) != ']') {
+    if (scan_open(L, s, '[', ']')) {
         do {
             scan_room(L);
             scan_value(L, s, depth + 1);
             n++;
         } while (scan_more(L, s, ']'));
-    } else {
-        s->p++;
     }
-    scan_make_list(L, base, n);
-    lua_pushvalue(L, s->mt + DS_MARK_LIST);
-    lua_setmetatable(L, -2);
+    scan_make_array(L, s, base, n);
 }
 
 static void scan_av(lua_State *L, scan *s, int level, int *binary);
@@ -509,8 +489,7 @@ static void scan_av_map(lua_State *L, scan *s, int level)
     scan_room(L);
     lua_pushnil(L);
     lua_pushnil(L);
-    scan_expect(L, s, '{');
-    if (scan_peek(s) != '}') {
+    if (scan_open(L, s, '{', '}')) {
         do {
             int isbin = 0;
             scan_room(L);
@@ -532,8 +511,6 @@ static void scan_av_map(lua_State *L, scan *s, int level)
             }
             n++;
         } while (scan_more(L, s, '}'));
-    } else {
-        s->p++;
     }
     scan_make_map(L, bin, n);
     lua_replace(L, base + 1);
@@ -550,8 +527,7 @@ static void scan_av_list(lua_State *L, scan *s, int level)
     scan_room(L);
     lua_pushnil(L);
     lua_pushnil(L);
-    scan_expect(L, s, '[');
-    if (scan_peek(s) != ']') {
+    if (scan_open(L, s, '[', ']')) {
         do {
             int isbin = 0;
             scan_room(L);
@@ -566,8 +542,6 @@ static void scan_av_list(lua_State *L, scan *s, int level)
                 lua_rawseti(L, bin, n);
             }
         } while (scan_more(L, s, ']'));
-    } else {
-        s->p++;
     }
     scan_make_list(L, bin, n);
     lua_replace(L, base + 1);
@@ -586,8 +560,7 @@ static void scan_av_set(lua_State *L, scan *s, char kind)
     int base = lua_gettop(L), n = 0;
     const char *str;
     size_t len;
-    scan_expect(L, s, '[');
-    if (scan_peek(s) != ']') {
+    if (scan_open(L, s, '[', ']')) {
         do {
             scan_room(L);
             str = scan_string(L, s, &len);
@@ -599,8 +572,6 @@ static void scan_av_set(lua_State *L, scan *s, char kind)
                 lua_pushlstring(L, str, len);
             n++;
         } while (scan_more(L, s, ']'));
-    } else {
-        s->p++;
     }
     scan_make_list(L, base, n);
     lua_pushvalue(L, s->mt + (kind == 'N' ? DS_MARK_NS : kind == 'B' ? DS_MARK_BS : DS_MARK_SS));
@@ -660,8 +631,7 @@ static void scan_object(lua_State *L, scan *s, int depth, scan_field field)
     int base = lua_gettop(L), n = 0;
     const char *k;
     size_t klen;
-    scan_expect(L, s, '{');
-    if (scan_peek(s) != '}') {
+    if (scan_open(L, s, '{', '}')) {
         do {
             scan_room(L);
             k = scan_string(L, s, &klen);
@@ -671,8 +641,6 @@ static void scan_object(lua_State *L, scan *s, int depth, scan_field field)
                 scan_value(L, s, depth);
             n++;
         } while (scan_more(L, s, '}'));
-    } else {
-        s->p++;
     }
     scan_make_map(L, base, n);
 }
@@ -705,11 +673,8 @@ static void scan_skip(lua_State *L, scan *s, int depth)
         char close = c == '{' ? '}' : ']';
         if (depth >= SCAN_MAX_DEPTH)
             scan_giveup(L);
-        s->p++;
-        if (scan_peek(s) == close) {
-            s->p++;
+        if (!scan_open(L, s, c, close))
             return;
-        }
         do {
             if (c == '{') {
                 scan_string(L, s, &len);
@@ -737,26 +702,20 @@ static int scan_build(lua_State *L)
     s->mt = 4;
     lua_pushnil(L); /* 9: Records */
     lua_pushnil(L); /* 10: NextShardIterator */
-    scan_expect(L, s, '{');
-    if (scan_peek(s) != '}') {
+    if (scan_open(L, s, '{', '}')) {
         do { /* a repeated key: the last wins */
             k = scan_string(L, s, &klen);
             scan_expect(L, s, ':');
             if (key_is(k, klen, "Records", 7)) {
                 int base = lua_gettop(L), n = 0;
-                scan_expect(L, s, '[');
-                if (scan_peek(s) != ']') {
+                if (scan_open(L, s, '[', ']')) {
                     do {
                         scan_room(L);
                         scan_object(L, s, 1, record_field);
                         n++;
                     } while (scan_more(L, s, ']'));
-                } else {
-                    s->p++;
                 }
-                scan_make_list(L, base, n);
-                lua_pushvalue(L, s->mt + DS_MARK_LIST);
-                lua_setmetatable(L, -2);
+                scan_make_array(L, s, base, n);
                 lua_replace(L, 9);
                 have_records = 1;
             } else if (key_is(k, klen, "NextShardIterator", 17)) {
@@ -773,8 +732,6 @@ static int scan_build(lua_State *L)
                 scan_skip(L, s, 1);
             }
         } while (scan_more(L, s, '}'));
-    } else {
-        s->p++;
     }
     scan_ws(s);
     if (!have_records || s->p != s->end)

@@ -384,21 +384,46 @@ static const char *lex_next(jlex *lx, size_t *len, int *special)
     return NULL;
 }
 
-static unsigned hex4(const char *s)
+int ds_json_hex4(const char *s, unsigned *out)
 {
     unsigned v = 0;
     int i;
     for (i = 0; i < 4; i++) {
-        char c = s[i];
+        unsigned c = (unsigned char)s[i];
         v <<= 4;
         if (c >= '0' && c <= '9')
-            v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (unsigned)(c - 'A' + 10);
+            v |= c - '0';
+        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+            v |= (c | 0x20) - 'a' + 10;
+        else
+            return 0;
     }
-    return v;
+    *out = v;
+    return 1;
+}
+
+int ds_utf8_encode(unsigned long cp, char out[4])
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | cp >> 6);
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | cp >> 12);
+        out[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | cp >> 18);
+    out[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+    out[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
 }
 
 /* Pushes the decoded contents of the JSON string literal s[0..n) (without the
@@ -424,40 +449,18 @@ static void push_unescaped(lua_State *L, const char *s, size_t n)
         case 'r': luaL_addchar(&b, '\r'); break;
         case 't': luaL_addchar(&b, '\t'); break;
         case 'u': {
-            unsigned long cp;
+            unsigned cp = 0, lo = 0;
             char utf8[4];
-            int k;
             if (n - i < 4)
                 break;
-            cp = hex4(s + i);
+            ds_json_hex4(s + i, &cp); /* cJSON checked the digits */
             i += 4;
-            if (cp >= 0xD800 && cp <= 0xDBFF && n - i >= 6 && s[i] == '\\' && s[i + 1] == 'u') {
-                unsigned long lo = hex4(s + i + 2);
-                if (lo >= 0xDC00 && lo <= 0xDFFF) {
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                    i += 6;
-                }
+            if (cp >= 0xD800 && cp <= 0xDBFF && n - i >= 6 && s[i] == '\\' && s[i + 1] == 'u' &&
+                ds_json_hex4(s + i + 2, &lo) && lo >= 0xDC00 && lo <= 0xDFFF) {
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                i += 6;
             }
-            if (cp < 0x80) {
-                utf8[0] = (char)cp;
-                k = 1;
-            } else if (cp < 0x800) {
-                utf8[0] = (char)(0xC0 | cp >> 6);
-                utf8[1] = (char)(0x80 | (cp & 0x3F));
-                k = 2;
-            } else if (cp < 0x10000) {
-                utf8[0] = (char)(0xE0 | cp >> 12);
-                utf8[1] = (char)(0x80 | (cp >> 6 & 0x3F));
-                utf8[2] = (char)(0x80 | (cp & 0x3F));
-                k = 3;
-            } else {
-                utf8[0] = (char)(0xF0 | cp >> 18);
-                utf8[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-                utf8[2] = (char)(0x80 | (cp >> 6 & 0x3F));
-                utf8[3] = (char)(0x80 | (cp & 0x3F));
-                k = 4;
-            }
-            luaL_addlstring(&b, utf8, (size_t)k);
+            luaL_addlstring(&b, utf8, (size_t)ds_utf8_encode(cp, utf8));
             break;
         }
         default: /* \" \\ \/ */
