@@ -26,7 +26,7 @@ function Service.new(def, opts)
     _def = def,
     _endpoint = cfg.endpoint,
     _target = def.target_prefix .. ".",
-    _targets = {}, _target_lines = {}, -- per operation: X-Amz-Target and its header line
+    _targets = {}, -- per operation: { X-Amz-Target value, its header line }
     -- opts.transport (anything with post, post_many and close), else nginx
     -- cosockets inside OpenResty (dynamodb_stream.ngx_http), else libcurl.
     _http = (opts or {}).transport or (ngx_http.in_nginx() and ngx_http or core).http({
@@ -124,19 +124,19 @@ local CONTENT_TYPE = "application/x-amz-json-1.0"
 function Service:_request(operation, body)
   local target = self._targets[operation]
   if not target then
-    target = self._target .. operation
+    local value = self._target .. operation
+    target = { value, "x-amz-target: " .. value }
     self._targets[operation] = target
-    self._target_lines[operation] = "x-amz-target: " .. target
   end
   local date = os.date("!%Y%m%dT%H%M%SZ")
   local headers = { host = self._endpoint.host, ["content-type"] = CONTENT_TYPE, ["x-amz-date"] = date,
-    ["x-amz-target"] = target }
+    ["x-amz-target"] = target[1] }
   local authorization = self._signer:sign({
     method = "POST", path = self._endpoint.path, query = "",
     headers = headers, body = body, amz_date = date,
   })
   local lines = { "Authorization: " .. authorization, "content-type: " .. CONTENT_TYPE,
-    "x-amz-date: " .. date, self._target_lines[operation] }
+    "x-amz-date: " .. date, target[2] }
   local token = headers["x-amz-security-token"] -- set by the signer when it has one
   if token then lines[5] = "x-amz-security-token: " .. token end
   return self._endpoint.url, lines, body

@@ -379,8 +379,6 @@ end
 
 ---------------------------------------------------------------------- records
 
--- Calls the listeners for one record. Raises if unmarshall or a listener does
--- (an unmarshall failure raises an UnmarshallError before any listener runs).
 -- An image as the listeners get it: unmarshalled by the stream's function
 -- unless the page already was.
 local function image(av, unmarshall, unmarshalled)
@@ -391,6 +389,8 @@ local function image(av, unmarshall, unmarshalled)
   return v
 end
 
+-- Calls the listeners for one record. Raises if unmarshall or a listener does
+-- (an unmarshall failure raises an UnmarshallError before any listener runs).
 function Stream:_dispatch(record, shard_id, unmarshalled)
   local event = EVENT_FOR[record.eventName]
   local ddb = type(record.dynamodb) == "table" and record.dynamodb or {}
@@ -439,12 +439,12 @@ function Stream:_trimmed(sh, reason)
   sh.position = { type = "TRIM_HORIZON" }
 end
 
--- Checks the fields of a record that the consumer reads. Returns its sequence
--- number, or nil and an InvalidResponse error. An unknown eventName (a string)
--- is allowed: such a record is delivered as 'record' only.
 local function bad_record(what) return nil, invalid("GetRecords: " .. what, { operation = "get_records" }) end
 local OPTIONAL_IMAGES = { "NewImage", "OldImage" }
 
+-- Checks the fields of a record that the consumer reads. Returns its sequence
+-- number, or nil and an InvalidResponse error. An unknown eventName (a string)
+-- is allowed: such a record is delivered as 'record' only.
 local function check_record(record)
   if type(record) ~= "table" then return bad_record("a record is " .. show(record) .. ", not an object") end
   if type(record.eventName) ~= "string" then return bad_record("eventName is " .. show(record.eventName)) end
