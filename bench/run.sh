@@ -4,7 +4,7 @@
 #
 # Environment:
 #   BENCH_SEED     seed of the generated page (default 42)
-#   BENCH_ROUNDS   rounds of the decode benchmarks, interleaved (default 3)
+#   BENCH_ROUNDS   rounds of the decode benchmarks, interleaved (default 5)
 #   BENCH_RUNS     timed runs per decoder per round, median kept (default 5)
 #   BENCH_RUN_SEC  minimum seconds per timed run (default 0.25)
 #   BENCH_CHANGES  changes pre-written for the end-to-end part (default 20000)
@@ -21,7 +21,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 seed=${BENCH_SEED:-42}
-rounds=${BENCH_ROUNDS:-3}
+rounds=${BENCH_ROUNDS:-5}
 runs=${BENCH_RUNS:-5}
 run_sec=${BENCH_RUN_SEC:-0.25}
 changes=${BENCH_CHANGES:-20000}
@@ -73,12 +73,14 @@ done
 page=$out/page-$seed.json
 "$LUA" bench/gen_page.lua --seed "$seed" "$page" >&2
 # Interleaved rounds, so that load from elsewhere on the machine hits every
-# decoder alike; report.lua takes the median round of each.
+# decoder alike; report.lua takes the median round of each, and each ratio
+# within a round (the median of the rounds' ratios).
 for round in $(seq 1 "$rounds"); do
-  say "decode round $round/$rounds: ours, Node, lua-cjson, cJSON floor"
+  say "decode round $round/$rounds: ours, Node, lua-cjson, our values alone, cJSON floor"
   "$LUA" bench/decode/decode.lua ours "$page" "$runs" "$run_sec" >>"$results"
   node bench/node/decode.js "$page" "$runs" "$run_sec" >>"$results"
   "$LUA" bench/decode/decode.lua cjson "$page" "$runs" "$run_sec" >>"$results"
+  "$LUA" bench/decode/decode.lua lua_build "$page" "$runs" "$run_sec" >>"$results"
   "$out/cjson_floor" "$page" "$runs" "$run_sec" >>"$results" 2>/dev/null
 done
 

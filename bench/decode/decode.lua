@@ -7,8 +7,11 @@
 --          would write: N -> tonumber, B -> base64-decoded bytes, NULL ->
 --          cjson.null, sets -> sequences) of Keys, NewImage, OldImage.
 --   ours   ds.decode_records(text)
+--   lua_build  the Lua side's floor: the values ds.decode_records gives for
+--          the page, built again from a tape recorded once (no JSON read;
+--          bench/lua_build_floor.c)
 -- Prints: RESULT <name> <records/s> <MB/s> <records per page> <bytes>
--- where name is lua_cjson or ours_decode_records.
+-- where name is lua_cjson, ours_decode_records or lua_build.
 -- Timing: CPU time of the process (os.clock: steal and waits on a busy
 -- machine do not count), warm-up run first, then `runs` runs each long enough
 -- to last min_seconds; the median run is reported. GC cost is included.
@@ -17,7 +20,7 @@ local impl, file = arg[1], arg[2]
 local runs = tonumber(arg[3] or 7)
 local min_sec = tonumber(arg[4] or 0.25)
 if not impl or not file then
-  io.stderr:write("usage: lua5.4 bench/decode/decode.lua cjson|ours PAGE.json [runs] [min_s]\n")
+  io.stderr:write("usage: lua5.4 bench/decode/decode.lua cjson|ours|lua_build PAGE.json [runs] [min_s]\n")
   os.exit(2)
 end
 
@@ -109,6 +112,32 @@ elseif impl == "ours" then
     if not recs then error(tostring(err)) end
     return #recs
   end
+elseif impl == "lua_build" then
+  package.cpath = (arg[0]:match("^(.*)/decode/[^/]*$") or "bench") .. "/out/?.so;" .. package.cpath
+  local floor = require("lua_build_floor")
+  local page = assert(require("dynamodb_stream").decode_records(text))
+  local tape = floor.record(page)
+  -- The replay must be the same values: equal leaves, the same shared
+  -- metatables (with a __name), per-table ones equal but new.
+  local function check(a, b, path)
+    if type(a) ~= "table" or type(b) ~= "table" then
+      assert(a == b, "lua_build: the replay differs at " .. path)
+      return
+    end
+    for k, v in pairs(a) do check(v, b[k], path .. "." .. tostring(k)) end
+    for k in pairs(b) do assert(a[k] ~= nil, "lua_build: the replay has more at " .. path) end
+    local ma, mb = getmetatable(a), getmetatable(b)
+    if ma and not ma.__name then
+      assert(mb ~= ma, "lua_build: a per-table metatable is shared at " .. path)
+      check(ma, mb, path .. "<metatable>")
+    else
+      assert(ma == mb, "lua_build: another metatable at " .. path)
+    end
+  end
+  check(page, floor.replay(tape), "records")
+  page = nil
+  name = "lua_build"
+  decode = function() return #floor.replay(tape) end
 else
   error("unknown IMPL " .. impl)
 end
