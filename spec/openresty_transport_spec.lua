@@ -3,6 +3,8 @@
 -- Content-Length and chunked, interim answers, keep-alive reuse, concurrent
 -- post_many, and the core.http error codes (ConnectionReset for a truncated
 -- body or a reset, Timeout, ConnectionRefused, UnknownHost, ResponseTooLarge).
+-- Over https too (nginx trusts one self-signed certificate and not another),
+-- and the blocking libcurl fallback in init_worker, where cosockets cannot run.
 local ds = require("dynamodb_stream")
 local helper = require("helper")
 local socket = require("socket")
@@ -16,7 +18,8 @@ local exists = helper.exists
 local sh = helper.capture
 
 -- Runs in nginx's content phase: every case against http_server.py at
--- ports http/refused, answered as one JSON object.
+-- ports http/refused (set=tls: https, the trusted server, and other, the one
+-- with a certificate nginx does not trust), answered as one JSON object.
 local CASES = [[
 local ngx_http = require("dynamodb_stream.ngx_http")
 local core = require("dynamodb_stream.core")
@@ -28,6 +31,30 @@ local function run(name, tr, url, lines, body)
   out[name] = { status = status or core.null, answer = status and #answer or answer,
     code = (not status) and headers or core.null, text = status and answer:sub(1, 400) or core.null,
     te = status and headers["transfer-encoding"] or core.null }
+end
+local function run_many(name, url, n)
+  local reqs = {}
+  for i = 1, n do reqs[i] = { url, {}, "" } end
+  ngx.update_time()
+  local t0 = ngx.now()
+  local many = t:post_many(reqs)
+  ngx.update_time()
+  out[name .. "_seconds"] = ngx.now() - t0
+  out[name] = {}
+  for i, r in ipairs(many) do out[name][i] = r[1] or r[3] end
+end
+if ngx.var.arg_set == "tls" then
+  local tls = "https://127.0.0.1:" .. ngx.var.arg_https
+  local other = "https://127.0.0.1:" .. ngx.var.arg_other
+  run("echo", t, tls .. "/echo", { "X-Test: tls" }, "tls body")
+  run("conn1", t, tls .. "/conn")
+  run("conn2", t, tls .. "/conn")
+  run("untrusted", t, other .. "/echo")
+  run("unverified", ngx_http.http({ verify_tls = false, timeout = 0.5 }), other .. "/echo", {}, "unverified")
+  run("to_plain", t, "https://127.0.0.1:" .. ngx.var.arg_http .. "/echo")
+  run_many("many", tls .. "/slow?ms=300", 3)
+  ngx.say(core.json_encode(out))
+  return
 end
 run("echo", t, base .. "/echo", { "X-Test: one", "Content-Type: text/plain" }, "hello")
 run("chunked", t, base .. "/big?bytes=100000&chunked=1")
@@ -41,16 +68,18 @@ run("unknown_host", t, "http://no-such-host.invalid/")
 run("too_large", ngx_http.http({ max_body = 1000 }), base .. "/big?bytes=5000")
 run("conn1", t, base .. "/conn")
 run("conn2", t, base .. "/conn")
-local reqs = {}
-for i = 1, 5 do reqs[i] = { base .. "/slow?ms=300", {}, "" } end
-ngx.update_time()
-local t0 = ngx.now()
-local many = t:post_many(reqs)
-ngx.update_time()
-out.many_seconds = ngx.now() - t0
-out.many = {}
-for i, r in ipairs(many) do out.many[i] = r[1] or r[3] end
+run_many("many", base .. "/slow?ms=300", 5)
 ngx.say(core.json_encode(out))
+]]
+
+-- init_worker: no cosockets, so a post there runs on a blocking libcurl
+-- handle; /phase answers what it got.
+local INIT_WORKER = [[
+local ngx_http = require("dynamodb_stream.ngx_http")
+ds_init_worker = { can_yield = ngx_http.can_yield() }
+local status, body = ngx_http.http({ timeout = 5 }):post("http://127.0.0.1:%d/echo", { "X-Phase: init_worker" },
+  "posted from init_worker")
+ds_init_worker.status, ds_init_worker.body = status, body
 ]]
 
 describe("dynamodb_stream.ngx_http in nginx", function()
@@ -59,17 +88,22 @@ describe("dynamodb_stream.ngx_http in nginx", function()
     return
   end
 
-  local tmp, master, srv, port
+  local tmp, master, srv, other, port
 
   setup(function()
     local root = sh("pwd"):gsub("%s+$", "")
     if not exists("build-luajit/dynamodb_stream/core.so") then
       assert(helper.execute("make -s luajit-build >/dev/null"))
     end
-    srv = helper.start_http_server()
     tmp = helper.tmpdir()
     os.execute("chmod 755 " .. q(tmp) .. " && mkdir -p " .. q(tmp .. "/conf") .. " " .. q(tmp .. "/logs"))
+    local trusted_cert, trusted_key = helper.make_cert(tmp, "trusted")
+    local other_cert, other_key = helper.make_cert(tmp, "other")
+    srv = helper.http_server(trusted_cert, trusted_key)
+    assert(srv.http, "http_server.py did not start")
+    if other_cert then other = helper.http_server(other_cert, other_key) end
     helper.write_file(tmp .. "/cases.lua", CASES)
+    helper.write_file(tmp .. "/init_worker.lua", INIT_WORKER:format(srv.http))
     local s = assert(socket.bind("127.0.0.1", 0))
     local _, p = s:getsockname()
     s:close()
@@ -81,13 +115,16 @@ describe("dynamodb_stream.ngx_http in nginx", function()
       "http {", "  access_log off;", "  client_body_temp_path " .. tmp .. "/body;",
       '  lua_package_path "' .. root .. '/lua/?.lua;' .. root .. '/lua/?/init.lua;;";',
       '  lua_package_cpath "' .. root .. '/build-luajit/?.so;;";',
+      trusted_cert and "  lua_ssl_trusted_certificate " .. trusted_cert .. ";" or "",
       "  server {", "    listen 127.0.0.1:" .. port .. ";",
       "    location = /cases { content_by_lua_file " .. tmp .. "/cases.lua; }",
       "    location = /phase { content_by_lua_block {",
       "      local t = require('dynamodb_stream.ngx_http')",
-      "      ngx.say(tostring(t.can_yield()), ' ', tostring(ds_init_worker_can_yield)) } }",
+      "      local w = ds_init_worker",
+      "      ngx.say(tostring(t.can_yield()), ' ', tostring(w.can_yield), ' ', tostring(w.status))",
+      "      ngx.print(w.body) } }",
       "  }",
-      "  init_worker_by_lua_block { ds_init_worker_can_yield = require('dynamodb_stream.ngx_http').can_yield() }",
+      "  init_worker_by_lua_file " .. tmp .. "/init_worker.lua;",
       "}", "" }, "\n"))
     master = tonumber(sh("env -i PATH=/usr/sbin:/usr/bin:/bin " .. NGINX .. " -p " .. q(tmp .. "/") .. " -c conf/nginx.conf -e "
       .. q(tmp .. "/logs/error.log") .. " >" .. q(tmp .. "/logs/stdout") .. " 2>&1 </dev/null & echo $!"):match("%d+"))
@@ -111,11 +148,17 @@ describe("dynamodb_stream.ngx_http in nginx", function()
       for w in workers:gmatch("%d+") do os.execute("kill -KILL " .. w .. " 2>/dev/null") end
     end
     if srv then helper.stop_http_server(srv) end
+    if other then helper.stop_http_server(other) end
     if tmp then helper.rmdir(tmp) end
   end)
 
-  it("yields in content phases, not in init_worker (where it would fall back to libcurl)", function()
-    assert.equals("true false\n", sh("curl -s http://127.0.0.1:" .. port .. "/phase"))
+  it("yields in content phases; in init_worker it posts on a blocking libcurl handle", function()
+    local text = sh("curl -s http://127.0.0.1:" .. port .. "/phase")
+    local first, echoed = text:match("^([^\n]*)\n(.*)$")
+    assert.equals("true false 200", first, text)
+    local echo = helper.parse_echo(echoed)
+    assert.equals("init_worker", echo.headers["x-phase"])
+    assert.equals("posted from init_worker", echo.body)
   end)
 
   it("posts, reads every body form and maps failures to core.http's codes", function()
@@ -143,5 +186,26 @@ describe("dynamodb_stream.ngx_http in nginx", function()
     assert.equals(r.conn1.text, r.conn2.text) -- the same client port: the connection was kept alive
     assert.same({ 200, 200, 200, 200, 200 }, r.many)
     assert.is_true(r.many_seconds < 1.0, "post_many ran the requests one after another: " .. r.many_seconds)
+  end)
+
+  it("posts over https: verified against nginx's trusted certificates, TlsError otherwise", function()
+    if not (srv.https and other and other.https) then return pending("openssl CLI could not make a certificate") end
+    local text = sh("curl -s --max-time 20 'http://127.0.0.1:" .. port .. "/cases?set=tls&http=" .. srv.http
+      .. "&https=" .. srv.https .. "&other=" .. other.https .. "'")
+    local r = ds.json_decode(text)
+    assert(type(r) == "table", text .. (helper.read_file(tmp .. "/logs/error.log") or ""))
+    assert.equals(200, r.echo.status)
+    local echo = helper.parse_echo(r.echo.text)
+    assert.equals("tls", echo.headers["x-test"])
+    assert.equals("127.0.0.1:" .. srv.https, echo.headers["host"])
+    assert.equals("tls body", echo.body)
+    assert.equals(200, r.conn1.status)
+    assert.equals(r.conn1.text, r.conn2.text) -- the TLS connection was kept alive
+    assert.equals("TlsError", r.untrusted.code)
+    assert.equals(200, r.unverified.status)
+    assert.equals("unverified", helper.parse_echo(r.unverified.text).body)
+    assert.is_truthy(r.to_plain.code == "TlsError" or r.to_plain.code == "ConnectionReset", r.to_plain.code)
+    assert.same({ 200, 200, 200 }, r.many)
+    assert.is_true(r.many_seconds < 0.9, "post_many over https ran one after another: " .. r.many_seconds)
   end)
 end)

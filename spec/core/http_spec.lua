@@ -9,15 +9,6 @@ local sh_quote = helper.shell_quote
 local SECRET = "AKIA-SECRET-9f8e7d6c5b4a"
 local AUTH = "Authorization: AWS4-HMAC-SHA256 Credential=" .. SECRET
 
--- Self-signed certificate for 127.0.0.1 made with the openssl CLI, or nil.
-local function make_cert(dir)
-  local cert, key = dir .. "/cert.pem", dir .. "/key.pem"
-  local ok = require("helper").execute(("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-    .. " -keyout %s -out %s -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1"
-    .. " >/dev/null 2>&1"):format(sh_quote(key), sh_quote(cert)))
-  if ok then return cert, key end
-end
-
 -- A failed post: checks the triple shape and that no header value leaked.
 local function assert_fails(code, status, err, err_code)
   assert.is_nil(status, "expected a failure, got status " .. tostring(status))
@@ -36,7 +27,7 @@ describe("core.http", function()
     os.remove(tmpdir)
     os.execute("mkdir -p " .. sh_quote(tmpdir))
     local key
-    cert, key = make_cert(tmpdir)
+    cert, key = helper.make_cert(tmpdir)
     srv = start_server(cert, key)
     assert(srv.http and srv.refused, "the loopback server did not start")
     base = "http://127.0.0.1:" .. srv.http

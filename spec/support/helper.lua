@@ -140,6 +140,16 @@ function helper.write_file(path, text)
   f:close()
 end
 
+-- A self-signed certificate for 127.0.0.1 made with the openssl CLI, as
+-- dir/<name>-cert.pem and dir/<name>-key.pem; returns their paths, or nil.
+function helper.make_cert(dir, name)
+  local cert, key = dir .. "/" .. (name or "tls") .. "-cert.pem", dir .. "/" .. (name or "tls") .. "-key.pem"
+  local ok = helper.execute(("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+    .. " -keyout %s -out %s -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1"
+    .. " >/dev/null 2>&1"):format(shell_quote(key), shell_quote(cert)))
+  if ok then return cert, key end
+end
+
 -- Starts spec/support/http_server.py (with TLS too when given a certificate
 -- and key); returns { pid, pipe, http, refused, https? }.
 function helper.http_server(cert, key)
