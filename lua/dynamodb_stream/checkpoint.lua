@@ -38,7 +38,7 @@ function File:load()
     if errno == 2 then return nil end -- ENOENT: no checkpoint yet
     return fail(self.path, err)
   end
-  local text = f:read("a")
+  local text = f:read("*a")
   f:close()
   local ok, state, derr = pcall(self.decode, text)
   if not ok or state == nil then return fail(self.path, "not valid JSON: " .. tostring(ok and derr or state)) end

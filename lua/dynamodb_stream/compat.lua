@@ -13,4 +13,15 @@ else
   end
 end
 
+-- xpcall(f, handler, ...): Lua 5.1's passes f no arguments.
+if select(2, xpcall(function(x) return x end, tostring, true)) then
+  compat.xpcall = xpcall
+else
+  local unpack = unpack
+  function compat.xpcall(f, handler, ...)
+    local n, args = select("#", ...), { ... }
+    return xpcall(function() return f(unpack(args, 1, n)) end, handler)
+  end
+end
+
 return compat

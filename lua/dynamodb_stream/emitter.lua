@@ -37,7 +37,8 @@ end
 
 local function add(self, event, fn, once)
   local list = self._listeners[event] or {}
-  local copy = table.move(list, 1, #list, 1, {})
+  local copy = {} -- a loop, not table.move: Lua 5.1 has none
+  for i = 1, #list do copy[i] = list[i] end
   copy[#copy + 1] = { fn = fn, once = once }
   self._listeners[event] = copy
   return self

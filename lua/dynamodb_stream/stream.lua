@@ -570,7 +570,7 @@ function Stream:_page(sh, res, err, out)
       return nil, malformed
     end
     if sh.sequence_number == nil or seqnum.lt_valid(sh.sequence_number, seq) then
-      local ok, lerr = xpcall(self._dispatch, trace, self, record, sh.shard_id, res._unmarshalled)
+      local ok, lerr = compat.xpcall(self._dispatch, trace, self, record, sh.shard_id, res._unmarshalled)
       if not ok then
         -- Re-open at this record: the next fetch delivers it again.
         sh.iterator = nil
