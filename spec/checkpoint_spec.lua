@@ -9,7 +9,7 @@ local codec = {} -- the default: core.json_encode / core.json_decode
 local function read(path)
   local f = io.open(path, "rb")
   if not f then return nil end
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
@@ -56,7 +56,7 @@ describe("dynamodb_stream.checkpoint", function()
     assert.is_nil(ok)
     assert.equals("CheckpointError", err.code)
     local f = assert(io.open(target))
-    assert.equals("untouched", f:read("a"))
+    assert.equals("untouched", f:read("*a"))
     f:close()
   end)
 

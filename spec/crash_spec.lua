@@ -40,7 +40,7 @@ local function spawn(script, args, stderr)
   for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
   parts[#parts + 1] = "2>" .. q(stderr)
   local proc = assert(helper.popen(table.concat(parts, " ")))
-  local pid = helper.tointeger(tonumber(proc:read("l")))
+  local pid = helper.tointeger(tonumber(proc:read("*l")))
   assert(pid, "no pid from " .. script)
   return { proc = proc, pid = pid }
 end
@@ -84,7 +84,7 @@ end
 
 local function file_mode(path)
   local p = assert(io.popen("stat -c %a " .. q(path)))
-  local mode = p:read("l")
+  local mode = p:read("*l")
   p:close()
   return mode
 end
@@ -183,7 +183,7 @@ describe("crash safety: SIGKILL a consumer with a file checkpoint", function()
 
     -- Stop writing, then let a last run catch up and stop cleanly.
     helper.write_file(tmp .. "/writer.stop", "")
-    local writer_out = writer.proc:read("a")
+    local writer_out = writer.proc:read("*a")
     local writer_ok = writer.proc:close()
     writer.proc = nil
     assert(writer_ok, "the writer failed: " .. tostring(read_file(tmp .. "/writer.stderr")))

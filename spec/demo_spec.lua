@@ -6,7 +6,7 @@ describe("make demo", function()
   it("tails the table and prints each change the writer makes", function()
     local cmd = "DDB_LOCAL_ENDPOINT=" .. helper.shell_quote(helper.ddb_local_endpoint()) .. " scripts/demo " .. helper.lua .. " 2>&1"
     local p = assert(helper.popen(cmd))
-    local out = p:read("a")
+    local out = p:read("*a")
     local ok = p:close()
     assert.is_true(ok, out)
     local changes = {}

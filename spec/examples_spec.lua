@@ -26,7 +26,7 @@ end
 
 local function run_example(script, ...)
   local p = start_example(script, ...)
-  local out = p:read("a")
+  local out = p:read("*a")
   local ok = p:close()
   return out, ok
 end
@@ -64,13 +64,13 @@ describe("examples against DynamoDB Local", function()
     put(name, "drop", "1")
 
     local p = start_example("replicate_table.lua", name, 4, 20)
-    local ready = p:read("l")
+    local ready = p:read("*l")
     assert.equals("READY", ready)
     put(name, "new1", "2")
     put(name, "change", "2")
     delete(name, "drop")
     put(name, "new2", "2")
-    local out = p:read("a")
+    local out = p:read("*a")
     assert.is_true(p:close(), out)
 
     local changes, replica_json = {}, nil

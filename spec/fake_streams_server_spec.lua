@@ -17,7 +17,7 @@ local function start(args)
   local cmd = { "exec /usr/bin/python3", sh_quote(SERVER), "--lifetime 120" }
   for _, a in ipairs(args or {}) do cmd[#cmd + 1] = sh_quote(a) end
   local pipe = assert(io.popen(table.concat(cmd, " ")))
-  local line = pipe:read("l") or ""
+  local line = pipe:read("*l") or ""
   local srv = { pid = line:match("pid=(%d+)"), port = tonumber(line:match("port=(%d+)")), arn = line:match("arn=(%S+)") }
   assert(srv.port and srv.arn, "fake_streams_server.py did not start: " .. line)
   srv.endpoint = "http://127.0.0.1:" .. srv.port
@@ -213,7 +213,7 @@ describe("fake_streams_server.py", function()
     local srv, c, dir
 
     setup(function()
-      dir = assert(io.popen("mktemp -d /tmp/ds-spec.XXXXXX")):read("l")
+      dir = assert(io.popen("mktemp -d /tmp/ds-spec.XXXXXX")):read("*l")
       local f = assert(io.open(dir .. "/fake.json", "w"))
       f:write([[{"iterator_ttl": 0.5, "latency_ms": 50, "shards": [
         {"id": "shardId-00000000000000000001-aaaa", "records": 6, "closed": true, "trimmed": 2},

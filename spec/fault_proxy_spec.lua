@@ -68,7 +68,7 @@ describe("fault_proxy.py", function()
     if proxy then proxy:stop() end
     -- Nothing the clients sent (the signature, the secret) reached the proxy's output.
     local f = io.open(stderr_file)
-    local text = f and f:read("a") or ""
+    local text = f and f:read("*a") or ""
     if f then f:close() end
     helper.rmdir(tmp)
     assert.equals("", text)

@@ -10,7 +10,7 @@ describe("hostile bodies over HTTP", function()
 
   setup(function()
     proc = assert(io.popen("exec /usr/bin/python3 spec/support/hostile_server.py"))
-    local line = assert(proc:read("l"), "hostile_server.py did not start")
+    local line = assert(proc:read("*l"), "hostile_server.py did not start")
     pid = assert(line:match("pid=(%d+)"))
     base = "http://127.0.0.1:" .. assert(line:match("http=(%d+)"))
   end)

@@ -110,7 +110,7 @@ describe("soak: stream:run through 20% injected faults", function()
       "2>" .. q(tmp .. "/writer.stderr"),
     }, " ")
     writer = { proc = assert(helper.popen(cmd)) }
-    writer.pid = assert(helper.tointeger(tonumber(writer.proc:read("l"))), "writer pid")
+    writer.pid = assert(helper.tointeger(tonumber(writer.proc:read("*l"))), "writer pid")
 
     -- What the consumer saw.
     local delivered = {}          -- id -> { event, seq }
@@ -188,7 +188,7 @@ describe("soak: stream:run through 20% injected faults", function()
     })
     local elapsed = monotime() - t0
 
-    local writer_out = writer.proc:read("a")
+    local writer_out = writer.proc:read("*a")
     local writer_ok = writer.proc:close()
     writer.proc = nil
     local stats = proxy:stats()

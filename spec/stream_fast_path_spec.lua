@@ -60,7 +60,7 @@ describe("the one-pass decode path", function()
 
   it("stops at a record whose AttributeValue does not unmarshall, as the Lua path does", function()
     local proc = assert(io.popen("exec /usr/bin/python3 spec/support/hostile_server.py"))
-    local line = assert(proc:read("l"))
+    local line = assert(proc:read("*l"))
     local pid = line:match("pid=(%d+)")
     local endpoint = "http://127.0.0.1:" .. line:match("http=(%d+)") .. "/badav/2"
     local client = ds.client({ endpoint = endpoint, region = "us-east-1", max_attempts = 1,

@@ -5,7 +5,7 @@ local math_type = helper.math_type
 
 local function read_fixture(name)
   local f = assert(io.open("spec/fixtures/av/" .. name, "rb"))
-  local text = f:read("a")
+  local text = f:read("*a")
   f:close()
   return text
 end

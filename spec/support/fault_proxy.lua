@@ -97,7 +97,7 @@ function M.start(opts)
   if opts.lifetime then cmd[#cmd + 1] = "--lifetime " .. tostring(opts.lifetime) end
   if opts.stderr then cmd[#cmd + 1] = "2>" .. shell_quote(opts.stderr) end
   local proc = assert(io.popen(table.concat(cmd, " ")))
-  local line = proc:read("l")
+  local line = proc:read("*l")
   if not line then
     proc:close()
     error("fault_proxy.py did not start (see its message on stderr)", 2)

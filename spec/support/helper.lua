@@ -116,7 +116,7 @@ function helper.run_lua(env, code, lua)
   if not env.LUA_CPATH then parts[#parts + 1] = shell_quote("LUA_CPATH=" .. package.cpath) end
   parts[#parts + 1] = (lua or helper.lua) .. " -e " .. shell_quote(code) .. " 2>&1"
   local p = assert(helper.popen(table.concat(parts, " ")))
-  local out = p:read("a")
+  local out = p:read("*a")
   local ok = p:close()
   return out, ok
 end
@@ -124,7 +124,7 @@ end
 -- A fresh directory under /tmp, removed by the caller with helper.rmdir.
 function helper.tmpdir()
   local p = assert(io.popen("mktemp -d /tmp/ds-spec.XXXXXX"))
-  local dir = p:read("l")
+  local dir = p:read("*l")
   p:close()
   return dir
 end
@@ -157,7 +157,7 @@ function helper.http_server(cert, key)
   if cert then cmd = cmd .. " --tls-cert " .. shell_quote(cert) .. " --tls-key " .. shell_quote(key) end
   local pipe = assert(io.popen(cmd, "r"))
   local srv = { pipe = pipe }
-  for k, v in (pipe:read("l") or ""):gmatch("(%w+)=(%d+)") do srv[k] = tonumber(v) end
+  for k, v in (pipe:read("*l") or ""):gmatch("(%w+)=(%d+)") do srv[k] = tonumber(v) end
   return srv
 end
 
@@ -217,7 +217,7 @@ end
 function helper.alive(pid)
   local f = io.open("/proc/" .. pid .. "/stat")
   if not f then return false end
-  local stat = f:read("a")
+  local stat = f:read("*a")
   f:close()
   return stat:match("^%d+ %b() (%a)") ~= "Z"
 end
@@ -226,7 +226,7 @@ end
 function helper.read_file(path)
   local f = io.open(path, "rb")
   if not f then return nil end
-  local text = f:read("a")
+  local text = f:read("*a")
   f:close()
   return text
 end
@@ -241,7 +241,7 @@ end
 -- The standard output of a shell command.
 function helper.capture(cmd)
   local p = assert(io.popen(cmd))
-  local out = p:read("a")
+  local out = p:read("*a")
   p:close()
   return out
 end
