@@ -63,11 +63,11 @@ $(BUILD)/obj/%.o: csrc/%.c $(wildcard csrc/*.h)
 deps:
 	scripts/install-deps
 
-# Every phase: the specs, the specs again under LuaJIT with the LuaJIT build,
-# the specs with the ASan+UBSan build, the specs under valgrind (each against
-# a fresh DynamoDB Local), a short fuzz pass (CI_FUZZ_SECONDS per harness) and
-# cppcheck. Ends with ONE line "N passed, N failed" over all phases. The Lua
-# 5.3 and 5.1 builds are compiled too (no spec run).
+# Every phase: the specs, the specs again under LuaJIT, Lua 5.3 and Lua 5.1
+# with their builds, the specs with the ASan+UBSan build, the specs under
+# valgrind (each against a fresh DynamoDB Local), a short fuzz pass
+# (CI_FUZZ_SECONDS per harness) and cppcheck. Ends with ONE line
+# "N passed, N failed" over all phases.
 CI_FUZZ_SECONDS ?= 30
 test: deps
 	$(MAKE) all asan-build fuzz-build luajit-build compat-builds
