@@ -106,6 +106,40 @@ describe("core AttributeValues", function()
         end)
       end
 
+      -- Most N texts take a short path (up to 15 digits, no exponent): it must
+      -- give what strtod and integer reading give, for any place of the point.
+      it("reads texts of up to 17 digits with a point anywhere as integers when integral, else as strtod does", function()
+        local state = 515
+        local function random(lo, hi) -- Park-Miller: the same sequence under every Lua
+          state = state * 16807 % 2147483647
+          return lo + state % (hi - lo + 1)
+        end
+        local function digits(n)
+          local t = {}
+          for i = 1, n do t[i] = string.char(48 + random(0, 9)) end
+          return table.concat(t)
+        end
+        for _ = 1, 20000 do
+          local int, frac = digits(random(0, 9)), ""
+          local dot = random(0, 2) > 0 and (#int > 0 or random(0, 1) == 1)
+          if dot then frac = random(0, 3) == 0 and string.rep("0", random(0, 4)) or digits(random(0, 17 - #int)) end
+          if #int + #frac == 0 then int = "0" end
+          local sign = random(0, 2) == 0 and "-" or ""
+          local text = sign .. int .. (dot and "." or "") .. frac
+          local v = core.unmarshall_value { N = text }
+          if frac:match("^0*$") then
+            local whole = tonumber(int ~= "" and int or "0")
+            assert.equals("integer", math_type(v), text)
+            assert.equals(sign == "-" and -whole or whole, v, text)
+          elseif #(int .. frac):gsub("^0+", ""):gsub("0+$", "") <= 15 or math_type(v) == "float" then
+            assert.equals("float", math_type(v), text)
+            assert.equals(tonumber(text), v, text)
+          else -- beyond 15 significant digits: a double only when its shortest text has the same digits
+            assert.equals(core.decimal_mt, getmetatable(v), text)
+          end
+        end
+      end)
+
       local decimals = {
         "9223372036854775808",                       -- int64 max + 1
         "-9223372036854775809",                      -- int64 min - 1
