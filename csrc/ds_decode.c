@@ -264,6 +264,7 @@ static void scratch_put(lua_State *L, decode_state *st, size_t *len, const char 
  * the opening quote. The decoded bytes go to the scratch buffer (\u0000 is a
  * NUL byte, as json_decode reads it). A lone surrogate gives up: cJSON
  * rejects it. */
+__attribute__((noinline)) /* rare: keeps scan_string small enough to inline */
 static const char *scan_escaped(lua_State *L, scan *s, const unsigned char *start, const unsigned char *p,
                                 size_t *len)
 {
@@ -320,7 +321,7 @@ static const char *scan_escaped(lua_State *L, scan *s, const unsigned char *star
 
 /* Reads a string; returns its decoded bytes (in the text, or in the scratch
  * buffer until the next string with escapes). */
-static const char *scan_string(lua_State *L, scan *s, size_t *len)
+static inline const char *scan_string(lua_State *L, scan *s, size_t *len)
 {
     const unsigned char *start, *p, *end = (const unsigned char *)s->end;
     if (scan_peek(s) != '"')
