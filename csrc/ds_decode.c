@@ -484,7 +484,7 @@ static void scan_av(lua_State *L, scan *s, int level, int *binary);
  * unmarshall keeps it (a repeated key drops an earlier B). */
 static void scan_av_map(lua_State *L, scan *s, int level)
 {
-    int base = lua_gettop(L), bin = base + 2, n = 0;
+    int base = lua_gettop(L), bin = base + 2, n = 0, have_bin = 0;
     const char *str;
     size_t len;
     scan_room(L);
@@ -498,10 +498,11 @@ static void scan_av_map(lua_State *L, scan *s, int level)
             ds_keys_push(L, s->keys, str, len);
             scan_expect(L, s, ':');
             scan_av(L, s, level, &isbin);
-            if (isbin || !lua_isnil(L, bin)) {
-                if (lua_isnil(L, bin)) {
+            if (isbin || have_bin) {
+                if (!have_bin) {
                     lua_newtable(L);
                     lua_replace(L, bin);
+                    have_bin = 1;
                 }
                 lua_pushvalue(L, -2);
                 if (isbin)
@@ -515,7 +516,7 @@ static void scan_av_map(lua_State *L, scan *s, int level)
     }
     scan_make_map(L, bin, n);
     lua_replace(L, base + 1);
-    if (lua_isnil(L, bin))
+    if (!have_bin)
         lua_settop(L, base + 1);
     else
         ds_av_finish(L, base + 1, bin, 0, s->mt, s->keys);
@@ -585,9 +586,16 @@ static void scan_av(lua_State *L, scan *s, int level, int *binary)
 {
     const char *tag, *str;
     size_t tlen, len;
-    scan_expect(L, s, '{');
-    tag = scan_string(L, s, &tlen);
-    scan_expect(L, s, ':');
+    if (s->end - s->p >= 5 && s->p[0] == '{' && s->p[1] == '"' && s->p[3] == '"' && s->p[4] == ':') {
+        /* {"S": as AWS sends it; a tag byte that is not a type letter gives up below */
+        tag = s->p + 2;
+        tlen = 1;
+        s->p += 5;
+    } else {
+        scan_expect(L, s, '{');
+        tag = scan_string(L, s, &tlen);
+        scan_expect(L, s, ':');
+    }
     if (tlen == 1 && (tag[0] == 'S' || tag[0] == 'N' || tag[0] == 'B')) {
         char kind = tag[0];
         str = scan_string(L, s, &len);

@@ -377,6 +377,9 @@ describe("core.decode_records", function()
         record(1, '"Keys":{"pk":{"S":"user#42"}},"NewImage":' .. all_types .. ',"OldImage":' .. all_types),
         record(2, '"Keys":{"pk":{"S":' .. escapes .. '}},"NewImage":{"k\\u00e9y":{"S":' .. escapes .. '},'
           .. '"ss":{"SS":[' .. escapes .. ',"b"]},"e":{"M":{}},"l":{"L":[]},"n":{"N":"-0.000123e4"}}'),
+        -- type keys with space around them or an escaped letter (not the compact {"S": form)
+        record(3, '"Keys":{"pk":{ "S" : "a" }},"NewImage":{"a":{"\\u0053":"x"},"b":{\n"N":"1"},'
+          .. '"c":{"L":[ {"BOOL":true} ,{"\\u004E":"2"}]}}'),
       }, ',"NextShardIterator":null,"odd":[1,-2.5e-3,{"x":[true,false,null,"\\u0041"]}],"n":123456789012345678')
       assert.equals("fast", path_of(text))
       assert.equals("fast", path_of(text, { numbers = "string" }))
@@ -433,6 +436,8 @@ describe("core.decode_records", function()
         page({ record(1, '"Keys":{"pk":{"X":"1"}}') }), page({ record(1, '"Keys":{"pk":{"B":"!!"}}') }),
         page({ record(1, '"Keys":{"pk":{"NULL":false}}') }), page({ record(1, '"Keys":{"pk":{}}') }),
         page({ record(1, '"Keys":{"pk":{"M":[]}}') }), page({ record(1, '"Keys":[]') }),
+        page({ record(1, '"Keys":{"pk":{"\\":"1"}}') }), page({ record(1, '"Keys":{"pk":{"\\"":"1"}}') }),
+        page({ record(1, '"Keys":{"pk":{"s":"1"}}') }), page({ record(1, '"Keys":{"pk":{"S":1}}') }),
       }) do
         local path, recs, err = path_of(text)
         assert.equals("exact", path, text)
