@@ -31,6 +31,11 @@ typedef struct {
     char *scratch; /* decoded strings with escapes */
     size_t scratch_cap;
     int busy;     /* inside a fast build (a finalizer may call us meanwhile) */
+    /* Size of the last object read under a key of each hash (hint_slot): the
+     * next one under that key is made that size, then filled as it is read.
+     * Only a hint: Lua grows a table that gets more, and the node part is a
+     * power of two, so a count that moves a little costs nothing. */
+    unsigned char map_hint[64];
     lua_Integer fast, exact; /* pages decoded by each path */
     ds_keys keys; /* names seen in earlier pages; its strings are the user value */
 } decode_state;
@@ -55,6 +60,7 @@ static decode_state *state_new(lua_State *L)
     st->scratch_cap = 0;
     st->busy = 0;
     st->fast = st->exact = 0;
+    memset(st->map_hint, 0, sizeof st->map_hint);
     memset(&st->keys, 0, sizeof st->keys);
     luaL_setmetatable(L, DECODE_STATE_MT);
     lua_createtable(L, DS_KEYS_SLOTS, 0);
@@ -385,22 +391,23 @@ static void scan_number(lua_State *L, scan *s)
     lua_pushnumber(L, (lua_Number)strtod(text, NULL));
 }
 
-/* k1 v1 .. kn vn above base -> one table of them in their place; a repeated
- * key keeps its last value. */
-static void scan_make_map(lua_State *L, int base, int n)
+/* The map_hint slot of the objects read under key k[0..n). */
+static unsigned hint_slot(const char *k, size_t n)
 {
-    int i, t;
-    lua_createtable(L, 0, n);
-    t = lua_gettop(L);
     if (n == 0)
-        return;
-    for (i = 0; i < n; i++) {
-        lua_pushvalue(L, base + 1 + 2 * i);
-        lua_pushvalue(L, base + 2 + 2 * i);
-        lua_rawset(L, t);
-    }
-    lua_replace(L, base + 1);
-    lua_settop(L, base + 1);
+        return 0;
+    return ((unsigned)n * 31u + (unsigned char)k[0] * 7u + (unsigned char)k[n - 1]) & 63u;
+}
+
+/* Pushes a new table for an object read under hint slot `slot`. */
+static void scan_new_map(lua_State *L, const scan *s, unsigned slot)
+{
+    lua_createtable(L, 0, s->st->map_hint[slot]);
+}
+
+static void scan_note_size(const scan *s, unsigned slot, int n)
+{
+    s->st->map_hint[slot] = (unsigned char)(n > 255 ? 255 : n);
 }
 
 /* v1 .. vn above base -> one table of them in their place. */
@@ -432,7 +439,7 @@ static void scan_room(lua_State *L)
  * 1, or returns 0: the value is a plain one. */
 typedef int (*scan_field)(lua_State *L, scan *s, const char *k, size_t klen);
 
-static void scan_object(lua_State *L, scan *s, int depth, scan_field field);
+static void scan_object(lua_State *L, scan *s, int depth, scan_field field, unsigned slot);
 
 /* Pushes a plain JSON value as json_decode gives it. */
 static void scan_value(lua_State *L, scan *s, int depth)
@@ -464,7 +471,7 @@ static void scan_value(lua_State *L, scan *s, int depth)
     if (depth >= SCAN_MAX_DEPTH)
         scan_giveup(L);
     if (*s->p == '{') {
-        scan_object(L, s, depth + 1, NULL);
+        scan_object(L, s, depth + 1, NULL, 0);
         return;
     }
     if (scan_open(L, s, '[', ']')) {
@@ -477,27 +484,31 @@ static void scan_value(lua_State *L, scan *s, int depth)
     scan_make_array(L, s, base, n);
 }
 
-static void scan_av(lua_State *L, scan *s, int level, int *binary);
+static void scan_av(lua_State *L, scan *s, int level, int *binary, unsigned slot);
 
-/* Above base: the result's slot and bin (the __binary table, nil until a B
- * comes). An M or item map: pairs from base + 3, the __binary bookkeeping as
+/* An M or item map read under hint slot `slot`: the table, then bin (the
+ * __binary table, nil until a B comes) above it, the __binary bookkeeping as
  * unmarshall keeps it (a repeated key drops an earlier B). */
-static void scan_av_map(lua_State *L, scan *s, int level)
+static void scan_av_map(lua_State *L, scan *s, int level, unsigned slot)
 {
-    int base = lua_gettop(L), bin = base + 2, n = 0, have_bin = 0;
+    int t, bin, n = 0, have_bin = 0;
     const char *str;
     size_t len;
     scan_room(L);
-    lua_pushnil(L);
+    scan_new_map(L, s, slot);
+    t = lua_gettop(L);
+    bin = t + 1;
     lua_pushnil(L);
     if (scan_open(L, s, '{', '}')) {
         do {
             int isbin = 0;
+            unsigned field_slot;
             scan_room(L);
             str = scan_string(L, s, &len);
+            field_slot = hint_slot(str, len);
             ds_keys_push(L, s->keys, str, len);
             scan_expect(L, s, ':');
-            scan_av(L, s, level, &isbin);
+            scan_av(L, s, level, &isbin, field_slot);
             if (isbin || have_bin) {
                 if (!have_bin) {
                     lua_newtable(L);
@@ -511,19 +522,20 @@ static void scan_av_map(lua_State *L, scan *s, int level)
                     lua_pushnil(L);
                 lua_rawset(L, bin);
             }
+            lua_rawset(L, t);
             n++;
         } while (scan_more(L, s, '}'));
     }
-    scan_make_map(L, bin, n);
-    lua_replace(L, base + 1);
+    scan_note_size(s, slot, n);
     if (!have_bin)
-        lua_settop(L, base + 1);
+        lua_settop(L, t);
     else
-        ds_av_finish(L, base + 1, bin, 0, s->mt, s->keys);
+        ds_av_finish(L, t, bin, 0, s->mt, s->keys);
 }
 
-/* An L value: items from base + 3, B items noted in bin by index. */
-static void scan_av_list(lua_State *L, scan *s, int level)
+/* An L value: items from base + 3, B items noted in bin by index; its item
+ * maps take hint slot `slot`. */
+static void scan_av_list(lua_State *L, scan *s, int level, unsigned slot)
 {
     int base = lua_gettop(L), bin = base + 2, n = 0;
     scan_room(L);
@@ -533,7 +545,7 @@ static void scan_av_list(lua_State *L, scan *s, int level)
         do {
             int isbin = 0;
             scan_room(L);
-            scan_av(L, s, level, &isbin);
+            scan_av(L, s, level, &isbin, slot);
             n++;
             if (isbin) {
                 if (lua_isnil(L, bin)) {
@@ -582,7 +594,7 @@ static void scan_av_set(lua_State *L, scan *s, char kind)
 
 /* Pushes the value of one AttributeValue object, {"<type>": value}. level
  * counts the M and L values around it. */
-static void scan_av(lua_State *L, scan *s, int level, int *binary)
+static void scan_av(lua_State *L, scan *s, int level, int *binary, unsigned slot)
 {
     const char *tag, *str;
     size_t tlen, len;
@@ -611,9 +623,9 @@ static void scan_av(lua_State *L, scan *s, int level, int *binary)
         if (level + 1 > DS_MAX_DEPTH)
             scan_giveup(L);
         if (tag[0] == 'M')
-            scan_av_map(L, s, level + 1);
+            scan_av_map(L, s, level + 1, slot);
         else
-            scan_av_list(L, s, level + 1);
+            scan_av_list(L, s, level + 1, slot ^ 1u);
     } else if (tlen == 2 && tag[1] == 'S' && (tag[0] == 'S' || tag[0] == 'N' || tag[0] == 'B')) {
         scan_av_set(L, s, tag[0]);
     } else if (tlen == 4 && memcmp(tag, "BOOL", 4) == 0) {
@@ -633,13 +645,17 @@ static int key_is(const char *k, size_t n, const char *want, size_t wn)
     return n == wn && memcmp(k, want, n) == 0;
 }
 
-/* An object: its keys through the key cache, its values plain ones unless
- * field reads them. */
-static void scan_object(lua_State *L, scan *s, int depth, scan_field field)
+/* An object read under hint slot `slot`: its keys through the key cache,
+ * its values plain ones unless field reads them; a repeated key keeps its
+ * last value. */
+static void scan_object(lua_State *L, scan *s, int depth, scan_field field, unsigned slot)
 {
-    int base = lua_gettop(L), n = 0;
+    int t, n = 0;
     const char *k;
     size_t klen;
+    scan_room(L);
+    scan_new_map(L, s, slot);
+    t = lua_gettop(L);
     if (scan_open(L, s, '{', '}')) {
         do {
             scan_room(L);
@@ -648,10 +664,11 @@ static void scan_object(lua_State *L, scan *s, int depth, scan_field field)
             scan_expect(L, s, ':');
             if (field == NULL || !field(L, s, k, klen))
                 scan_value(L, s, depth);
+            lua_rawset(L, t);
             n++;
         } while (scan_more(L, s, '}'));
     }
-    scan_make_map(L, base, n);
+    scan_note_size(s, slot, n);
 }
 
 /* The record's "dynamodb" object: Keys, NewImage and OldImage unmarshalled. */
@@ -659,7 +676,7 @@ static int dynamodb_field(lua_State *L, scan *s, const char *k, size_t klen)
 {
     if (!key_is(k, klen, "NewImage", 8) && !key_is(k, klen, "OldImage", 8) && !key_is(k, klen, "Keys", 4))
         return 0;
-    scan_av_map(L, s, 0);
+    scan_av_map(L, s, 0, hint_slot(k, klen));
     return 1;
 }
 
@@ -667,7 +684,7 @@ static int record_field(lua_State *L, scan *s, const char *k, size_t klen)
 {
     if (!key_is(k, klen, "dynamodb", 8))
         return 0;
-    scan_object(L, s, 2, dynamodb_field);
+    scan_object(L, s, 2, dynamodb_field, hint_slot(k, klen));
     return 1;
 }
 
@@ -720,7 +737,7 @@ static int scan_build(lua_State *L)
                 if (scan_open(L, s, '[', ']')) {
                     do {
                         scan_room(L);
-                        scan_object(L, s, 1, record_field);
+                        scan_object(L, s, 1, record_field, hint_slot(k, klen));
                         n++;
                     } while (scan_more(L, s, ']'));
                 }
