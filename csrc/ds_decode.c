@@ -405,9 +405,11 @@ static void scan_new_map(lua_State *L, const scan *s, unsigned slot)
     lua_createtable(L, 0, s->st->map_hint[slot]);
 }
 
+/* Hints stop at 64 fields: a key whose objects alternate between huge and
+ * small ones must not make every small one huge. */
 static void scan_note_size(const scan *s, unsigned slot, int n)
 {
-    s->st->map_hint[slot] = (unsigned char)(n > 255 ? 255 : n);
+    s->st->map_hint[slot] = (unsigned char)(n > 64 ? 64 : n);
 }
 
 /* v1 .. vn above base -> one table of them in their place. */
