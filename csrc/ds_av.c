@@ -269,46 +269,10 @@ static double decimal_scale(double m, long scale, const ds_decimal *d)
     return strtod(text, NULL); /* no decimal point: no locale issue */
 }
 
-/* ds_number_classify, with a shortcut that gives the same answer: a decimal
- * of at most 15 significant digits (DBL_DIG) inside DynamoDB's range (all
- * normal doubles) is always a double, because 15-digit decimals survive the
- * trip through a double, so no shorter text can denote the nearest double and
- * the shortest text of it has exactly these digits. Its value is then
- * digits * 10^scale, computed exactly rounded without strtod when |scale| <= 22. */
-static int av_classify_short(const char *s, size_t n, ds_number *out);
-
-static int av_classify(const char *s, size_t n, ds_number *out)
-{
-    ds_decimal d;
-    long i;
-    double m = 0;
-    int st;
-    if (av_classify_short(s, n, out))
-        return DS_NUM_OK;
-    st = ds_decimal_parse(s, n, &d);
-    if (st == DS_NUM_OK)
-        st = ds_decimal_check(&d);
-    if (st != DS_NUM_OK)
-        return st;
-    if (ds_decimal_to_int64(&d, &out->i)) {
-        out->kind = DS_NUM_INTEGER;
-        return DS_NUM_OK;
-    }
-    if (d.ndig > 15)
-        return ds_number_classify(s, n, out); /* the full rule: strtod and shortest text */
-    for (i = 0; i < d.ndig; i++)
-        m = m * 10 + (d.dig[i] - '0'); /* < 10^15 < 2^53: exact */
-    m = decimal_scale(m, d.exp - (d.ndig - 1), &d);
-    out->kind = DS_NUM_DOUBLE;
-    out->d = d.neg ? -m : m;
-    return DS_NUM_OK;
-}
-
-/* av_classify for the texts most N values are, without ds_decimal: -?d*.?d*
- * of at most 15 digits in all. Integral (with no fraction or a zero one) is
- * an integer; else m / 10^f of its digits m and its f fraction digits, both
- * exact doubles, so one correctly rounded division gives what
- * decimal_scale gives for the same value. 0: not such a text. */
+/* av_classify below for the texts most N values are, without ds_decimal:
+ * -?d*.?d* of at most 15 digits in all. Integral (with no fraction or a zero
+ * one) is an integer; else its digits m scaled by its f fraction digits, the
+ * value av_classify gives for the same text. 0: not such a text. */
 static int av_classify_short(const char *s, size_t n, ds_number *out)
 {
     static const long long p10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000,
@@ -339,10 +303,44 @@ static int av_classify_short(const char *s, size_t n, ds_number *out)
         out->i = m / p10[frac];
     } else {
         out->kind = DS_NUM_DOUBLE;
-        out->d = (double)m / (double)p10[frac];
+        out->d = decimal_scale((double)m, -(long)frac, NULL); /* frac <= 15: d is not read */
     }
     return 1;
 }
+
+/* ds_number_classify, with a shortcut that gives the same answer: a decimal
+ * of at most 15 significant digits (DBL_DIG) inside DynamoDB's range (all
+ * normal doubles) is always a double, because 15-digit decimals survive the
+ * trip through a double, so no shorter text can denote the nearest double and
+ * the shortest text of it has exactly these digits. Its value is then
+ * digits * 10^scale, computed exactly rounded without strtod when |scale| <= 22. */
+static int av_classify(const char *s, size_t n, ds_number *out)
+{
+    ds_decimal d;
+    long i;
+    double m = 0;
+    int st;
+    if (av_classify_short(s, n, out))
+        return DS_NUM_OK;
+    st = ds_decimal_parse(s, n, &d);
+    if (st == DS_NUM_OK)
+        st = ds_decimal_check(&d);
+    if (st != DS_NUM_OK)
+        return st;
+    if (ds_decimal_to_int64(&d, &out->i)) {
+        out->kind = DS_NUM_INTEGER;
+        return DS_NUM_OK;
+    }
+    if (d.ndig > 15)
+        return ds_number_classify(s, n, out); /* the full rule: strtod and shortest text */
+    for (i = 0; i < d.ndig; i++)
+        m = m * 10 + (d.dig[i] - '0'); /* < 10^15 < 2^53: exact */
+    m = decimal_scale(m, d.exp - (d.ndig - 1), &d);
+    out->kind = DS_NUM_DOUBLE;
+    out->d = d.neg ? -m : m;
+    return DS_NUM_OK;
+}
+
 
 /* Pushes the Lua value of the N string s[0..n). */
 static void unm_number(lua_State *L, const char *s, size_t n, const char *where, const av_ctx *c, const ds_path *p)
