@@ -326,7 +326,8 @@ static const char *scan_escaped(lua_State *L, scan *s, const unsigned char *star
 }
 
 /* Reads a string; returns its decoded bytes (in the text, or in the scratch
- * buffer until the next string with escapes). */
+ * buffer until the next string with escapes, which may move it: use them
+ * before reading on). */
 static inline const char *scan_string(lua_State *L, scan *s, size_t *len)
 {
     const unsigned char *start, *p, *end = (const unsigned char *)s->end;
@@ -735,11 +736,14 @@ static int scan_build(lua_State *L)
             k = scan_string(L, s, &klen);
             scan_expect(L, s, ':');
             if (key_is(k, klen, "Records", 7)) {
+                /* k may be in the scratch buffer, which the records' strings
+                 * move: its slot is taken now, not per record */
+                unsigned slot = hint_slot(k, klen);
                 int base = lua_gettop(L), n = 0;
                 if (scan_open(L, s, '[', ']')) {
                     do {
                         scan_room(L);
-                        scan_object(L, s, 1, record_field, hint_slot(k, klen));
+                        scan_object(L, s, 1, record_field, slot);
                         n++;
                     } while (scan_more(L, s, ']'));
                 }
