@@ -11,9 +11,10 @@
  * anything it does not take as it is, so the two always agree: malformed
  * JSON (for json_decode's message), a malformed envelope or AttributeValue
  * (the exact path's message names the first bad record in page order), and
- * rare but valid input whose reading json_decode defines (raw control bytes
- * in strings, an AttributeValue object with a repeated key, an L or set
- * given as {}, numbers of more than 38 digits). */
+ * rare but valid input whose reading json_decode defines (an AttributeValue
+ * object with a repeated key, an L or set given as {}, numbers of more than
+ * 38 digits). */
+#include <math.h>
 #include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -367,14 +368,16 @@ static int scan_bool(lua_State *L, scan *s)
 
 /* Reads a number and pushes it as json_decode does: an integral text that
  * fits int64 is an integer, anything else the double strtod gives (as cJSON
- * reads it). The double is read from the decimal's digits and exponent, so
- * the locale's decimal point does not matter. */
+ * reads it; beyond a double, json_decode refuses it). The double is read from
+ * the decimal's digits and exponent, so the locale's decimal point does not
+ * matter. */
 static void scan_number(lua_State *L, scan *s)
 {
     const char *t = s->p;
     ds_decimal d;
     long long i;
     char text[DS_NUM_MAX_DIGITS + 24];
+    double x;
     while (s->p < s->end && ((*s->p >= '0' && *s->p <= '9') || *s->p == '-' || *s->p == '+' || *s->p == '.' ||
                              *s->p == 'e' || *s->p == 'E'))
         s->p++;
@@ -389,7 +392,10 @@ static void scan_number(lua_State *L, scan *s)
     if (d.ndig > DS_NUM_MAX_DIGITS || d.exp > 99999 || d.exp < -99999)
         scan_giveup(L); /* digits beyond those kept, or an exponent out of int range */
     snprintf(text, sizeof text, "%s%se%ld", d.neg ? "-" : "", d.dig, d.exp - (d.ndig - 1));
-    lua_pushnumber(L, (lua_Number)strtod(text, NULL));
+    x = strtod(text, NULL);
+    if (!isfinite(x))
+        scan_giveup(L);
+    lua_pushnumber(L, (lua_Number)x);
 }
 
 /* The map_hint slot of the objects read under key k[0..n). */
