@@ -237,6 +237,47 @@ static void push_base64(lua_State *L, const char *s, size_t n)
     luaL_pushresultsize(&b, len);
 }
 
+/* 0 when the set member at idx is new to seen (a table at that index), which
+ * then maps it to i; else the index of the earlier member equal to it, as
+ * DynamoDB compares them (which refuses duplicates): by bytes, or for an NS
+ * (number: a Lua number, a number text or a decimal box, already checked) by
+ * value, so "1" and "1.0" are one member. */
+static lua_Integer set_repeat(lua_State *L, int seen, int idx, int number, lua_Integer i)
+{
+    lua_Integer first;
+    int top = lua_gettop(L);
+    if (number) {
+        char text[DS_DOUBLE_BUFSIZE], canon[DS_DECIMAL_BUFSIZE];
+        const char *s = text;
+        size_t n;
+        ds_decimal d;
+        if (lua_isinteger(L, idx))
+            n = (size_t)snprintf(text, sizeof text, "%lld", (long long)lua_tointeger(L, idx));
+        else if (lua_type(L, idx) == LUA_TNUMBER)
+            n = ds_format_double((double)lua_tonumber(L, idx), text);
+        else if (lua_type(L, idx) == LUA_TTABLE && lua_rawgeti(L, idx, 1) == LUA_TSTRING)
+            s = lua_tolstring(L, -1, &n); /* a box's text, on the stack until parsed */
+        else
+            s = lua_tolstring(L, idx, &n);
+        if (s == NULL || ds_decimal_parse(s, n, &d) != DS_NUM_OK)
+            luaL_error(L, "set: not a number"); /* cannot happen: callers check members first */
+        lua_settop(L, top);
+        lua_pushlstring(L, canon, ds_decimal_format(&d, canon));
+    } else {
+        lua_pushvalue(L, idx);
+    }
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, seen) != LUA_TNIL) {
+        first = lua_tointeger(L, -1);
+        lua_pop(L, 2);
+        return first;
+    }
+    lua_pop(L, 1);
+    lua_pushinteger(L, i);
+    lua_rawset(L, seen);
+    return 0;
+}
+
 /* ---- unmarshall ------------------------------------------------------- */
 
 static void unm_value(lua_State *L, int av, const ds_path *path, int depth, const av_ctx *c, int *binary);
@@ -781,10 +822,13 @@ static void mar_list(lua_State *L, int t, const ds_path *path, int level, const 
 
 static void mar_set(lua_State *L, int t, const char *tag, const ds_path *path, const av_ctx *c)
 {
-    lua_Integer i, n = (lua_Integer)lua_rawlen(L, t);
+    lua_Integer i, first, n = (lua_Integer)lua_rawlen(L, t);
+    int seen;
     av_checkstack(L, c, path);
     if (n == 0)
         av_error(L, c, path, "empty %s set (DynamoDB rejects empty sets)", tag);
+    lua_newtable(L);
+    seen = lua_gettop(L);
     lua_createtable(L, n < INT_MAX ? (int)n : 0, 0);
     for (i = 1; i <= n; i++) {
         ds_path fr = {path, NULL, 0, i, NULL};
@@ -811,10 +855,14 @@ static void mar_set(lua_State *L, int t, const char *tag, const ds_path *path, c
         } else {
             av_error(L, c, &fr, "cannot put a %s into a %s set", luaL_typename(L, item), tag);
         }
+        if ((first = set_repeat(L, seen, lua_gettop(L), tag[0] == 'N', i)) != 0)
+            av_error(L, c, &fr, "%s set item repeats item %d (DynamoDB refuses duplicate set members)", tag,
+                     (int)first);
         lua_rawseti(L, -3, i);
         lua_pop(L, 1);
     }
     luaL_setmetatable(L, DS_LIST_MT);
+    lua_remove(L, seen);
     av_wrap(L, tag);
 }
 
@@ -964,9 +1012,11 @@ static int av_set(lua_State *L)
     static const char *const kinds[] = {"SS", "NS", "BS", NULL};
     static const char *const mts[] = {DS_STRING_SET_MT, DS_NUMBER_SET_MT, DS_BINARY_SET_MT};
     int kind = luaL_checkoption(L, 1, NULL, kinds);
-    lua_Integer i, n;
+    lua_Integer i, n, first;
     luaL_checktype(L, 2, LUA_TTABLE);
     n = (lua_Integer)lua_rawlen(L, 2);
+    lua_settop(L, 2);
+    lua_newtable(L); /* 3: the members seen */
     lua_createtable(L, n < INT_MAX ? (int)n : 0, 0);
     for (i = 1; i <= n; i++) {
         int type = lua_rawgeti(L, 2, i);
@@ -996,6 +1046,9 @@ static int av_set(lua_State *L)
         if (!ok)
             return luaL_error(L, "set: item %d cannot be in a %s set (%s)", (int)i, kinds[kind],
                               type == LUA_TNIL ? "nil" : luaL_typename(L, -1));
+        if ((first = set_repeat(L, 3, lua_gettop(L), kind == 1, i)) != 0)
+            return luaL_error(L, "set: item %d repeats item %d (DynamoDB refuses duplicate set members)", (int)i,
+                              (int)first);
         lua_rawseti(L, -2, i);
     }
     luaL_setmetatable(L, mts[kind]);

@@ -11,9 +11,10 @@
  * anything it does not take as it is, so the two always agree: malformed
  * JSON (for json_decode's message), a malformed envelope or AttributeValue
  * (the exact path's message names the first bad record in page order), and
- * rare but valid input whose reading json_decode defines (raw control bytes
- * in strings, an AttributeValue object with a repeated key, an L or set
- * given as {}, numbers of more than 38 digits). */
+ * rare but valid input whose reading json_decode defines (an AttributeValue
+ * object with a repeated key, an L or set given as {}, numbers of more than
+ * 38 digits). */
+#include <math.h>
 #include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -326,7 +327,8 @@ static const char *scan_escaped(lua_State *L, scan *s, const unsigned char *star
 }
 
 /* Reads a string; returns its decoded bytes (in the text, or in the scratch
- * buffer until the next string with escapes). */
+ * buffer until the next string with escapes, which may move it: use them
+ * before reading on). */
 static inline const char *scan_string(lua_State *L, scan *s, size_t *len)
 {
     const unsigned char *start, *p, *end = (const unsigned char *)s->end;
@@ -366,14 +368,16 @@ static int scan_bool(lua_State *L, scan *s)
 
 /* Reads a number and pushes it as json_decode does: an integral text that
  * fits int64 is an integer, anything else the double strtod gives (as cJSON
- * reads it). The double is read from the decimal's digits and exponent, so
- * the locale's decimal point does not matter. */
+ * reads it; beyond a double, json_decode refuses it). The double is read from
+ * the decimal's digits and exponent, so the locale's decimal point does not
+ * matter. */
 static void scan_number(lua_State *L, scan *s)
 {
     const char *t = s->p;
     ds_decimal d;
     long long i;
     char text[DS_NUM_MAX_DIGITS + 24];
+    double x;
     while (s->p < s->end && ((*s->p >= '0' && *s->p <= '9') || *s->p == '-' || *s->p == '+' || *s->p == '.' ||
                              *s->p == 'e' || *s->p == 'E'))
         s->p++;
@@ -388,7 +392,10 @@ static void scan_number(lua_State *L, scan *s)
     if (d.ndig > DS_NUM_MAX_DIGITS || d.exp > 99999 || d.exp < -99999)
         scan_giveup(L); /* digits beyond those kept, or an exponent out of int range */
     snprintf(text, sizeof text, "%s%se%ld", d.neg ? "-" : "", d.dig, d.exp - (d.ndig - 1));
-    lua_pushnumber(L, (lua_Number)strtod(text, NULL));
+    x = strtod(text, NULL);
+    if (!isfinite(x))
+        scan_giveup(L);
+    lua_pushnumber(L, (lua_Number)x);
 }
 
 /* The map_hint slot of the objects read under key k[0..n). */
@@ -735,11 +742,14 @@ static int scan_build(lua_State *L)
             k = scan_string(L, s, &klen);
             scan_expect(L, s, ':');
             if (key_is(k, klen, "Records", 7)) {
+                /* k may be in the scratch buffer, which the records' strings
+                 * move: its slot is taken now, not per record */
+                unsigned slot = hint_slot(k, klen);
                 int base = lua_gettop(L), n = 0;
                 if (scan_open(L, s, '[', ']')) {
                     do {
                         scan_room(L);
-                        scan_object(L, s, 1, record_field, hint_slot(k, klen));
+                        scan_object(L, s, 1, record_field, slot);
                         n++;
                     } while (scan_more(L, s, ']'));
                 }

@@ -4,8 +4,10 @@
  * doubles and strings only NUL-terminated, so a small lexer walks the original
  * text alongside the tree (the tree's pre-order is the text order of its
  * tokens): it hands each number's exact text to number.c, so integers up to
- * int64 stay exact, and it spots strings holding NUL, which are then decoded
- * here. The tree is anchored in a userdata whose __gc frees it.
+ * int64 stay exact, and it spots strings holding \u0000, which are then
+ * decoded here. A pass over the text refuses what cJSON lets through but JSON
+ * does not (raw control bytes, a \u without four hex digits, numbers beyond a
+ * double). The tree is anchored in a userdata whose __gc frees it.
  *
  * Encoding writes straight into a growable buffer owned by a userdata (freed
  * by __gc if a raise interrupts): a cJSON tree would add an allocation per
@@ -310,6 +312,7 @@ static int json_encode(lua_State *L)
 typedef struct {
     const char *p, *end;
     const char *bad; /* first number cJSON accepted but JSON does not ("01", "1.", ".5") */
+    const char *huge; /* first number beyond a double ("1e999999") */
 } jlex;
 
 /* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? exactly */
@@ -346,7 +349,7 @@ int ds_json_number_ok(const char *s, size_t n)
 }
 
 /* The next string or number token of the text and its length; *special is set
- * for a string that cJSON cannot return whole (\u0000 or a raw NUL byte). */
+ * for a string that cJSON cannot return whole (\u0000). */
 static const char *lex_next(jlex *lx, size_t *len, int *special)
 {
     const char *p = lx->p;
@@ -361,8 +364,6 @@ static const char *lex_next(jlex *lx, size_t *len, int *special)
                     if (lx->end - p >= 6 && memcmp(p + 1, "u0000", 5) == 0)
                         *special = 1;
                     p++;
-                } else if (*p == '\0') {
-                    *special = 1;
                 }
             }
             p = p < lx->end ? p + 1 : lx->end;
@@ -471,7 +472,7 @@ static void push_unescaped(lua_State *L, const char *s, size_t n)
 }
 
 /* Pushes a string of the tree (value or key), taking it from the text when
- * cJSON's copy is cut short by a NUL. */
+ * cJSON's copy is cut short by a \u0000. */
 static void dec_string(lua_State *L, const char *cstr, jlex *lx)
 {
     size_t len;
@@ -502,6 +503,8 @@ static void dec_number(lua_State *L, const cJSON *item, jlex *lx)
         lua_pushinteger(L, (lua_Integer)i);
         return;
     }
+    if (!isfinite(item->valuedouble) && lx->huge == NULL)
+        lx->huge = tok != NULL ? tok : lx->end;
     lua_pushnumber(L, (lua_Number)item->valuedouble);
 }
 
@@ -566,19 +569,27 @@ size_t ds_json_skip_ws(const char *s, size_t n, size_t i)
     return i;
 }
 
-/* The offset of the first control byte outside strings that is not JSON
- * whitespace (cJSON skips every byte <= 0x20 between tokens), or n. */
-static size_t stray_control(const char *s, size_t n)
+/* The offset of the first byte cJSON let through that JSON refuses, or n: a
+ * control byte outside strings that is not JSON whitespace (cJSON skips every
+ * byte <= 0x20 between tokens), one inside a string (RFC 8259), or a \u
+ * without four hex digits (cJSON reads it as U+0000 and cuts the string). */
+static size_t first_lax_byte(const char *s, size_t n)
 {
     size_t i;
     int in_string = 0;
     for (i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (in_string) {
-            if (c == '\\')
+            unsigned cp;
+            if (c < 0x20)
+                return i;
+            if (c == '\\') {
+                if (i + 1 < n && s[i + 1] == 'u' && (n - i < 6 || !ds_json_hex4(s + i + 2, &cp)))
+                    return i;
                 i++;
-            else if (c == '"')
+            } else if (c == '"') {
                 in_string = 0;
+            }
         } else if (c == '"') {
             in_string = 1;
         } else if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
@@ -657,7 +668,7 @@ int ds_json_decode(lua_State *L)
         lua_pushfstring(L, "unexpected data after the value at offset %d", (int)off);
         return ds_fail(L, "InvalidJSON", lua_tostring(L, -1));
     }
-    off = stray_control(s, n);
+    off = first_lax_byte(s, n);
     if (off < n) {
         cJSON_Delete(*box);
         *box = NULL;
@@ -665,12 +676,16 @@ int ds_json_decode(lua_State *L)
     }
     lx.p = s;
     lx.end = s + n;
-    lx.bad = NULL;
+    lx.bad = lx.huge = NULL;
     dec_value(L, *box, &lx);
     cJSON_Delete(*box);
     *box = NULL;
     if (lx.bad != NULL) /* cJSON is lenient about number syntax; JSON is not */
         return dec_fail(L, s, n, (size_t)(lx.bad - s));
+    if (lx.huge != NULL) {
+        lua_pushfstring(L, "number out of range at offset %d", (int)(lx.huge - s));
+        return ds_fail(L, "InvalidJSON", lua_tostring(L, -1));
+    }
     return 1;
 }
 

@@ -504,6 +504,20 @@ describe("core AttributeValues", function()
         fails({ s = s }, "marshall: cannot put a boolean into a NS set at s[2]")
       end)
 
+      it("rejects sets with duplicate members (issue 11 item 13)", function()
+        local ns = core.set("NS", { 1, 2 })
+        ns[3] = "2.0"
+        fails({ s = ns }, "marshall: NS set item repeats item 2 (DynamoDB refuses duplicate set members) at s[3]")
+        local ss = core.set("SS", { "a" })
+        ss[2] = "a"
+        fails({ m = { x = ss } }, "marshall: SS set item repeats item 1 (DynamoDB refuses duplicate set members) at m.x[2]")
+        local bs = core.set("BS", { "\1" })
+        bs[2] = core.binary("\1")
+        fails({ b = bs }, "marshall: BS set item repeats item 1 (DynamoDB refuses duplicate set members) at b[2]")
+        fails(ss, "marshall_value: SS set item repeats item 1 (DynamoDB refuses duplicate set members) at [2]",
+          core.marshall_value)
+      end)
+
       it("allows 32 levels of nesting and rejects 33", function()
         local v = "leaf"
         for _ = 1, 32 do v = { v } end
@@ -548,6 +562,39 @@ describe("core AttributeValues", function()
       assert.error_matches(function() core.set("NS", { "x" }) end, "set: item 1 cannot be in a NS set")
       assert.error_matches(function() core.set("NS", { 0 / 0 }) end, "set: item 1 cannot be in a NS set")
       assert.error_matches(function() core.set("BS", { 1 }) end, "set: item 1 cannot be in a BS set")
+    end)
+
+    -- issue 11 item 13, as the README's AttributeValues section says it.
+    it("round trips give the same values, not always the same text", function()
+      local av = { a = { N = "1.00" }, e = { N = "1e2" }, d = { N = "1.000000000000000000000100" },
+        l = { L = { { N = "3.0" } } }, s = { NS = { "1.0", "2" } } }
+      assert.same({ a = { N = "1" }, e = { N = "100" }, d = { N = "1.000000000000000000000100" },
+        l = { L = { { N = "3" } } }, s = { NS = { "1", "2" } } }, core.marshall(core.unmarshall(av)))
+      local u = core.unmarshall(av, { numbers = "string" })
+      assert.same({ a = { S = "1.00" }, e = { S = "1e2" }, d = { S = "1.000000000000000000000100" },
+        l = { L = { { S = "3.0" } } }, s = { NS = { "1.0", "2" } } }, core.marshall(u))
+      u.a, u.e = core.decimal(u.a), core.decimal(u.e)
+      local m = core.marshall(u)
+      assert.same({ N = "1.00" }, m.a)
+      assert.same({ N = "1e2" }, m.e)
+    end)
+
+    -- issue 11 item 13: DynamoDB refuses a set with a member twice; NS members
+    -- are compared as numbers, SS and BS members as bytes.
+    it("core.set refuses duplicate members", function()
+      local dup = "set: item 2 repeats item 1 %(DynamoDB refuses duplicate set members%)"
+      for _, case in ipairs({
+        { "SS", { "a", "a" } }, { "BS", { "\0", "\0" } }, { "BS", { core.binary("x"), "x" } },
+        { "NS", { "1", "1.0" } }, { "NS", { 1, "1.00" } }, { "NS", { 1.5, "15E-1" } },
+        { "NS", { core.decimal("10"), 1e1 } }, { "NS", { "-0", "0" } },
+        { "NS", { "12345678901234567890123456789012345678", "1.2345678901234567890123456789012345678E+37" } },
+      }) do
+        assert.error_matches(function() core.set(case[1], case[2]) end, dup, 1, case[1])
+      end
+      assert.error_matches(function() core.set("SS", { "a", "b", "c", "b" }) end, "set: item 4 repeats item 2")
+      assert.same({ "a", "A", "a " }, core.set("SS", { "a", "A", "a " }))
+      assert.equals(3, #core.set("NS", { "1", "1.000000000000000000000000000000000001", "10" }))
+      assert.equals(2, #core.set("BS", { "\0", "\0\0" }))
     end)
   end)
 end)

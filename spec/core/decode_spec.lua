@@ -152,15 +152,13 @@ describe("core.decode_records", function()
       assert.equals(0, #core.decode_records(' {"Records" : [ ] , "Other" : {"x":[1,2]}} \n'))
     end)
 
-    it("keeps NUL bytes of \\u0000 and raw NUL in strings (exact path)", function()
+    it("keeps NUL bytes of \\u0000 in strings (exact path)", function()
       local text = page({ record(1, '"Keys":{"k\\u0000ey":{"S":"a\\u0000b"}},"NewImage":{"s":{"S":"x\\u0000"},'
         .. '"ss":{"SS":["\\u0000","b"]},"n":{"N":"1"}}') })
       local recs = check_equal(text)
       assert.equals("a\0b", recs[1].dynamodb.Keys["k\0ey"])
       assert.equals("x\0", recs[1].dynamodb.NewImage.s)
       assert.equals("\0", recs[1].dynamodb.NewImage.ss[1])
-      local raw = page({ record(2, '"Keys":{"k":{"S":"raw\0nul"}}') })
-      assert.equals("raw\0nul", check_equal(raw)[1].dynamodb.Keys.k)
       -- an escaped backslash before u0000 is no NUL: same result either way
       assert.equals("\\u0000", check_equal(page({ record(3, '"Keys":{"k":{"S":"\\\\u0000"}}') }))[1].dynamodb.Keys.k)
     end)
@@ -418,7 +416,6 @@ describe("core.decode_records", function()
     it("is the exact one for input json_decode defines, with the same result", function()
       local function rec(images) return page({ record(1, images) }) end
       for _, text in ipairs({
-        rec('"Keys":{"pk":{"S":"raw\ttab"}}'),                          -- a control byte inside a string
         rec('"Keys":{"pk":{"S":"a","S":"b"}}'),                         -- a repeated type key
         rec('"Keys":{"pk":{"S":"a"}},"NewImage":{"l":{"L":{}},"s":{"SS":{}}}'), -- L and SS given as {}
         page({ record(1, '"Keys":{"pk":{"S":"a"}}') }, ',"n":1234567890123456789012345678901234567890.5'),
@@ -438,6 +435,11 @@ describe("core.decode_records", function()
         page({ record(1, '"Keys":{"pk":{"M":[]}}') }), page({ record(1, '"Keys":[]') }),
         page({ record(1, '"Keys":{"pk":{"\\":"1"}}') }), page({ record(1, '"Keys":{"pk":{"\\"":"1"}}') }),
         page({ record(1, '"Keys":{"pk":{"s":"1"}}') }), page({ record(1, '"Keys":{"pk":{"S":1}}') }),
+        -- issue 11 item 12: what cJSON alone takes but JSON refuses
+        page({ record(1, '"Keys":{"pk":{"S":"raw\ttab"}}') }), page({ record(1, '"Keys":{"pk":{"S":"raw\0nul"}}') }),
+        page({ record(1, '"Keys":{"pk":{"S":"ab\\uqqqq"}}') }), page({ record(1, '"Keys":{"p\\u00G0":{"S":"a"}}') }),
+        page({ record(1, '"Keys":{"pk":{"S":"a"}}') }, ',"x":"\\u12"'), page({ record(1, '"Keys":{"pk":{"S":"a"}}') }, ',"n":1e999'),
+        '{"Records":[{"SizeBytes":-1e400}]}', '{"Records":[{"eventName":"a\nb"}]}',
       }) do
         local path, recs, err = path_of(text)
         assert.equals("exact", path, text)
@@ -475,6 +477,29 @@ describe("core.decode_records", function()
       collectgarbage("collect")
       assert.is_true(#results > 0)
       for _, r in ipairs(results) do assert.equals("fin", r[1].dynamodb.Keys.pk) end
+    end)
+
+    -- Issue 11 item 1: a key with an escape is decoded into the scratch buffer,
+    -- which a later long escaped string moves (realloc). Nothing may read the
+    -- key there afterwards (ASan and valgrind see it; the plain build may not).
+    it("reads no key from its scratch buffer after a long escaped string moved it", function()
+      local long = ("a\\n"):rep(600000) -- 1.2 MB decoded: beyond the scratch kept between calls
+      local want_long = ("a\n"):rep(600000)
+      local texts = {
+        '{"Rec\\u006frds":[{"x":"' .. long .. '"},{}]}',
+        '{"Rec\\u006frds":[{"dynamod\\u0062":{"NewIm\\u0061ge":{"k\\u0031":{"\\u0053":"' .. long
+          .. '"}}}},{"dynamodb":{"NewImage":{"k1":{"S":"b"}}}}]}',
+        '{"Records":[{"dynamodb":{"Keys":{"p\\u006b":{"M":{"\\u0061":{"S":"' .. long .. '"},"b":{"S":"c"}}}}}}]}',
+      }
+      for _, text in ipairs(texts) do
+        core.decode_records('{"Records":[{"x":"' .. ("\\t"):rep(300000) .. '"}]}') -- warm: a large scratch
+        local recs = check_equal(text)
+        assert.equals(2 - (text:find("^{\"Records") and 1 or 0), #recs)
+      end
+      local recs = core.decode_records(texts[2])
+      assert.equals(want_long, recs[1].dynamodb.NewImage.k1)
+      assert.equals("b", recs[2].dynamodb.NewImage.k1)
+      assert.equals(want_long, core.decode_records(texts[3])[1].dynamodb.Keys.pk.a)
     end)
 
   end)

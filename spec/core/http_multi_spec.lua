@@ -201,6 +201,21 @@ describe("core.http post_many", function()
     assert.equals(stats.exact, after.exact)   -- the body of results[4] is left to the caller
   end)
 
+  -- Issue 11 item 1 through the curl multi path: an escaped "Records" key, then
+  -- strings long enough to move the decoder's scratch buffer (ASan/valgrind).
+  it("decodes a records page with escaped keys and long escaped strings", function()
+    local long = ("a\\n"):rep(600000)
+    local page = '{"Rec\\u006frds":[{"dynamod\\u0062":{"NewIm\\u0061ge":{"k":{"\\u0053":"' .. long
+      .. '"}}}},{"dynamodb":{"Keys":{"k":{"S":"b"}}}}],"NextShardIterator":"it-3"}'
+    local results = http:post_many({ { base .. "/reflect/200", {}, page, true }, { base .. "/reflect/200", {}, page, true } })
+    for _, r in ipairs(results) do
+      assert.equals(200, r[1])
+      assert.equals("it-3", r[5])
+      assert.equals(("a\n"):rep(600000), r[4][1].dynamodb.NewImage.k)
+      assert.equals("b", r[4][2].dynamodb.Keys.k)
+    end
+  end)
+
   it("raises on bad arguments, naming the request, and stays usable", function()
     local u = base .. "/echo"
     local bad = {

@@ -151,7 +151,7 @@ describe("core JSON", function()
 
     it("keeps integers that fit int64 exact, others become floats", function()
       local v = decode("[9223372036854775807,-9223372036854775808,9007199254740993,9223372036854775808,"
-        .. "1.5,1e2,1.0,-0,1700000000.123,1E400,9007199254740992]")
+        .. "1.5,1e2,1.0,-0,1700000000.123,1E-400,9007199254740992]")
       if helper.int64 then
         assert.equals(math.maxinteger, v[1])
         assert.equals("integer", math.type(v[1]))
@@ -173,7 +173,17 @@ describe("core JSON", function()
       assert.equals(2 ^ 53, v[11])
       assert.equals(0, v[8])
       assert.equals(1700000000.123, v[9])
-      assert.equals(math.huge, v[10])
+      assert.equals(0.0, v[10])
+    end)
+
+    it("refuses a \\u without four hex digits, in values and keys (issue 11 item 12)", function()
+      for _, text in ipairs({ '"ab\\uqqqq"', '"\\u00G0"', '["\\u12"]', '{"a\\u00G0":1,"a":2}', '"\\u"' }) do
+        local v, err, code = core.json_decode(text)
+        assert.is_nil(v, text)
+        assert.equals("InvalidJSON", code, text)
+        assert.matches("^InvalidJSON: syntax error at offset %d+ near '\\u", err)
+      end
+      assert.same({ ["a\0"] = 1, a = 2 }, core.json_decode('{"a\\u0000":1,"a":2}'))
     end)
 
     it("decodes unicode escapes, surrogate pairs and NUL", function()
