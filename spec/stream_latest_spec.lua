@@ -47,7 +47,7 @@ for _, parallel in ipairs({ false, true }) do
       run_once(quick_start(log))                   -- opens at LATEST, delivers nothing, saves
       assert.same({}, log)
       local saved = assert(ds.json_decode(helper.read_file(path)))
-      assert.same({ type = "LATEST", openedAt = opened }, saved.A.position)
+      assert.same({ type = "LATEST", openedAt = opened, readAt = opened }, saved.A.position)
 
       fake:advance(20 * MINUTE)                    -- down: the saved iterator expires
       fake:insert("A", { pk = "while-down-1" })
@@ -85,7 +85,7 @@ for _, parallel in ipairs({ false, true }) do
       fake:advance(16 * MINUTE)                   -- expired, nothing written since: only skips
       assert(stream:fetch_stream_state())
       local state = stream:get_shard_state()
-      assert.same({ type = "AFTER_SEQUENCE_NUMBER", openedAt = opened,
+      assert.same({ type = "AFTER_SEQUENCE_NUMBER", openedAt = opened, readAt = fake:wall(),
         sequenceNumber = fake.by_id.A.records[3].dynamodb.SequenceNumber }, state.A.position)
       assert.is_nil(state.A.sequenceNumber)       -- nothing delivered
       fake:advance(16 * MINUTE)
@@ -155,10 +155,67 @@ for _, parallel in ipairs({ false, true }) do
         second:on("gap", function(info) infos[#infos + 1] = info end)
         run_once(second)
         assert.same({ "gap RetentionExceeded", "new while-down" }, log)
-        assert.same({ { shard_id = "A", reason = "RetentionExceeded", opened_at = opened } }, infos)
+        assert.same({ { shard_id = "A", reason = "RetentionExceeded", since = opened } }, infos)
         fake:insert("A", { pk = "later" })
         run_once(quick_start(log))
         assert.same({ "gap RetentionExceeded", "new while-down", "new later" }, log)
+      end)
+
+      it("none when a quiet consumer that ran for days restarts after a short downtime", function()
+        fake:insert("A", { pk = "old" })
+        local log = {}
+        local stream = quick_start(log)
+        for _ = 1, 3 * 24 * 6 do                   -- three days of polls, nothing written
+          assert(stream:fetch_stream_state())
+          fake:advance(10 * MINUTE)
+        end
+        local state = stream:get_shard_state()
+        assert.equals(fake:wall() - 10 * MINUTE, state.A.position.readAt)
+        fake.by_id.A.trim = 1                      -- "old" is gone: older than 24 h
+        fake:advance(20 * MINUTE)
+        fake:insert("A", { pk = "while-down" })
+        local again = quick_start(log)
+        again:set_shard_state(ds.json_decode(ds.json_encode(state)))
+        assert(again:fetch_stream_state())
+        assert.same({ "new while-down" }, log)
+      end)
+
+      it("none for a quiet consumer whose iterator expires at every poll (read from the horizon each time)", function()
+        fake:insert("A", { pk = "old" })
+        fake:advance(10 * MINUTE)
+        local log = {}
+        local stream = quick_start(log)
+        for _ = 1, 2 * 24 * 3 do                   -- two days of polls 20 minutes apart
+          assert(stream:fetch_stream_state())
+          fake:advance(20 * MINUTE)
+        end
+        fake.by_id.A.trim = 1
+        -- AWS answers so for a position after a trimmed record (the fake only when the next is)
+        fake:fail("get_shard_iterator", "TrimmedDataAccessException")
+        fake:insert("A", { pk = "late" })
+        assert(stream:fetch_stream_state())
+        assert.same({ "new late" }, log)
+      end)
+
+      it("emitted from the last read when the consumer was down for longer than the retention", function()
+        local log = {}
+        local stream = quick_start(log)
+        for _ = 1, 10 do
+          assert(stream:fetch_stream_state())
+          fake:advance(10 * MINUTE)
+        end
+        local last_read = stream:get_shard_state().A.position.readAt
+        fake:insert("A", { pk = "trimmed-unread" })
+        fake:advance(25 * HOUR)
+        fake:insert("A", { pk = "while-down" })
+        fake:trim("A", 1)
+        local infos = {}
+        local again = quick_start(log)
+        again:on("gap", function(info) infos[#infos + 1] = info end)
+        again:set_shard_state(stream:get_shard_state())
+        assert(again:fetch_stream_state())
+        assert.same({ "gap RetentionExceeded", "new while-down" }, log)
+        assert.same({ { shard_id = "A", reason = "RetentionExceeded", since = last_read } }, infos)
       end)
 
       it("emitted when a closed shard holds nothing any more after a longer downtime", function()

@@ -115,11 +115,15 @@ local function check_position(pos, where)
   if t == "AT_SEQUENCE_NUMBER" or t == "AFTER_SEQUENCE_NUMBER" then
     if not seqnum.valid(seq) then error(where .. ": sequence number must be a digit string", 3) end
   end
-  local opened_at = pos.opened_at or pos.openedAt
-  if opened_at ~= nil and (type(opened_at) ~= "number" or not (opened_at >= 0 and opened_at < math.huge)) then
-    error(where .. ": openedAt must be a time in epoch seconds", 3)
+  local times = {}
+  for name, key in pairs({ openedAt = "opened_at", readAt = "read_at" }) do
+    local v = pos[key] or pos[name]
+    if v ~= nil and (type(v) ~= "number" or not (v >= 0 and v < math.huge)) then
+      error(where .. ": " .. name .. " must be a time in epoch seconds", 3)
+    end
+    times[key] = v
   end
-  return { type = t, sequence_number = seq, opened_at = opened_at }
+  return { type = t, sequence_number = seq, opened_at = times.opened_at, read_at = times.read_at }
 end
 
 local function opt_integer(opts, name, lo, hi)
@@ -481,16 +485,29 @@ local function trace(e)
 end
 
 -- A shard opened at LATEST records when (position.opened_at, epoch seconds
--- by the wall clock, read before the call). If that iterator is lost before
--- anything was delivered (expired after 15 minutes, a restart, a stop), the
--- shard is read again from TRIM_HORIZON and the records created before
--- opened_at - LATEST_MARGIN are skipped (see _open and _take). The margin
--- covers ApproximateCreationDateTime being rounded down to the second, the
--- skew between this host's clock and AWS's, and the time a write takes to
--- reach the stream: records up to a minute older than the LATEST start may be
--- delivered, none after it is lost. The stream keeps 24 hours of records.
+-- by the wall clock, read before the call) and, while nothing is delivered,
+-- when it was last read to its tip (read_at: the start of the fetch that got
+-- an empty page; an empty page in the middle of a shard, which GetRecords may
+-- return, can only make a later 'gap' be missed, never a record). If
+-- that iterator is lost before anything was delivered (expired after 15
+-- minutes, a restart, a stop), the shard is read again from TRIM_HORIZON and
+-- the records created before opened_at - LATEST_MARGIN are skipped (see _open
+-- and _take). The margin covers ApproximateCreationDateTime being rounded
+-- down to the second, the skew between this host's clock and AWS's, and the
+-- time a write takes to reach the stream: records up to a minute older than
+-- the LATEST start may be delivered, none after it is lost. The stream keeps
+-- 24 hours of records: what was written after read_at may have been trimmed
+-- unread if that is older (see _horizon_checked).
 local LATEST_MARGIN = 60
 local RETENTION = 24 * 3600
+
+-- A position of type t (at seq) that keeps pos's LATEST start and last read.
+local function keeping_start(pos, t, seq)
+  return { type = t, sequence_number = seq, opened_at = pos.opened_at, read_at = pos.read_at }
+end
+
+-- Until when a shard opened at LATEST was read through that iterator.
+local function read_until(pos) return pos.read_at or pos.opened_at end
 
 -- Whether records written since t may have been trimmed by now.
 function Stream:_beyond_retention(t)
@@ -512,23 +529,24 @@ end
 -- A position that keeps a LATEST start's time goes back to the trim horizon
 -- with that time, and _horizon_checked judges the gap.
 function Stream:_trimmed(sh, reason)
-  local opened_at = sh.position.opened_at
-  if sh.position.type ~= "TRIM_HORIZON" and not opened_at then
+  local pos = sh.position
+  if pos.type ~= "TRIM_HORIZON" and not pos.opened_at then
     self:_gap({ shard_id = sh.shard_id, last_sequence_number = sh.sequence_number, reason = reason })
   end
   sh.iterator = nil
-  sh.position = { type = "TRIM_HORIZON", opened_at = opened_at }
+  sh.position = keeping_start(pos, "TRIM_HORIZON")
 end
 
 -- The first record read from the trim horizon after a lost LATEST iterator
--- (older: created before the LATEST start), or nil when the shard ended
--- without one. sh.horizon_check is set when the LATEST start is older than
--- the retention: then unless a record from before it is still there, the
--- stream no longer holds the data written since, and that is a 'gap'.
+-- (older: created before that iterator's last read), or nil when the shard
+-- ended without one. sh.horizon_check is set when that last read is older
+-- than the retention: then unless a record from before it is still there
+-- (trimming goes in order), what was written since may have been trimmed
+-- unread, and that is a 'gap'.
 function Stream:_horizon_checked(sh, older)
   sh.horizon_check = nil
   if not older then
-    self:_gap({ shard_id = sh.shard_id, reason = "RetentionExceeded", opened_at = sh.position.opened_at })
+    self:_gap({ shard_id = sh.shard_id, reason = "RetentionExceeded", since = read_until(sh.position) })
   end
 end
 
@@ -580,10 +598,11 @@ function Stream:_take(sh, record, seq, unmarshalled, out)
   local created = record.dynamodb.ApproximateCreationDateTime
   if type(created) ~= "number" or created ~= created then created = nil end -- absent: never skipped
   if pos.opened_at and pos.type ~= "LATEST" then
-    local older = created ~= nil and created < pos.opened_at - LATEST_MARGIN
-    if sh.horizon_check then self:_horizon_checked(sh, older) end
-    if older then
-      sh.position = { type = "AFTER_SEQUENCE_NUMBER", sequence_number = seq, opened_at = pos.opened_at }
+    if sh.horizon_check then
+      self:_horizon_checked(sh, created ~= nil and created < read_until(pos) - LATEST_MARGIN)
+    end
+    if created ~= nil and created < pos.opened_at - LATEST_MARGIN then
+      sh.position = keeping_start(pos, "AFTER_SEQUENCE_NUMBER", seq)
       stats.skipped = stats.skipped + 1
       return true
     end
@@ -668,7 +687,7 @@ function Stream:_open(sh)
   if pos.type == "LATEST" and pos.opened_at then
     -- A LATEST iterator lost before anything was delivered: read what the
     -- stream holds, skipping what came before the LATEST start (see LATEST_MARGIN).
-    pos = { type = "TRIM_HORIZON", opened_at = pos.opened_at }
+    pos = keeping_start(pos, "TRIM_HORIZON")
     sh.position = pos
   end
   local opened_at = pos.type == "LATEST" and self._wall_clock()
@@ -696,7 +715,7 @@ function Stream:_open(sh)
   sh.iterator = it
   if opened_at then sh.position = { type = "LATEST", opened_at = opened_at } end
   if pos.type == "TRIM_HORIZON" and pos.opened_at then
-    sh.horizon_check = self:_beyond_retention(pos.opened_at) or nil
+    sh.horizon_check = self:_beyond_retention(read_until(pos)) or nil
   end
   return "ready"
 end
@@ -770,6 +789,11 @@ function Stream:_page(sh, res, err, out)
     return "done"
   end
   sh.iterator = next_it
+  local pos = sh.position
+  if #records == 0 and pos.opened_at then
+    -- read to the tip with nothing delivered since the LATEST start
+    pos.read_at = math.max(self._read_since, pos.opened_at)
+  end
   -- An open shard that returns an empty page is caught up. A closed one has
   -- more ahead until GetRecords drops NextShardIterator.
   if #records == 0 and not sh.closed then return "done" end
@@ -929,6 +953,7 @@ end
 -- nil, err and the records delivered before it.
 function Stream:_read_all()
   local out = {}
+  self._read_since = self._wall_clock() -- the pages it gets were asked for after this (see _page)
   self._more = false
   local read = self._call.get_records_many and self._read_in_rounds or self._read_serially
   local ok, err = read(self, out, self._clock())
@@ -996,16 +1021,17 @@ end
 
 local function position_state(pos)
   if not pos then return nil end
-  return { type = pos.type, sequenceNumber = pos.sequence_number, openedAt = pos.opened_at }
+  return { type = pos.type, sequenceNumber = pos.sequence_number, openedAt = pos.opened_at, readAt = pos.read_at }
 end
 
 -- A JSON-serialisable copy of the consumer's position, keyed by shard id.
 -- { shardId, nextShardIterator, sequenceNumber (last delivered), parentShardId,
---   position = { type, sequenceNumber, openedAt } (where to re-open without an
---     iterator; openedAt, epoch seconds, when the shard was opened at LATEST
---     with nothing delivered since: { type = "LATEST", openedAt } while that
+--   position = { type, sequenceNumber, openedAt, readAt } (where to re-open
+--     without an iterator; openedAt and readAt, epoch seconds, when the shard
+--     was opened at LATEST and last read through that iterator, with nothing
+--     delivered since: { type = "LATEST", openedAt, readAt } while that
 --     iterator lives, then "TRIM_HORIZON" or "AFTER_SEQUENCE_NUMBER" (after a
---     skipped record) with openedAt while records from before it are skipped),
+--     skipped record) while records from before openedAt are skipped),
 --   finished = true (read to its end, kept while DescribeStream lists it) }
 function Stream:get_shard_state()
   local state = {}
@@ -1071,7 +1097,7 @@ function Stream:set_shard_state(state)
         shard_id = id, parent_shard_id = parent, sequence_number = seq, position = pos, iterator = it,
         -- a restored read from the trim horizon after a lost LATEST start (see _open)
         horizon_check = it and pos.type == "TRIM_HORIZON" and pos.opened_at
-          and self:_beyond_retention(pos.opened_at) or nil,
+          and self:_beyond_retention(read_until(pos)) or nil,
       }
       order[#order + 1] = id
     end
