@@ -218,6 +218,32 @@ for _, parallel in ipairs({ false, true }) do
         assert.same({ { shard_id = "A", reason = "RetentionExceeded", since = last_read } }, infos)
       end)
 
+      it("judged at the first record when the shard holds nothing after a longer downtime", function()
+        local log = {}
+        local first = quick_start(log)
+        run_once(first)
+        local last_read = first:get_shard_state().A.position.readAt
+        fake:insert("A", { pk = "trimmed-unread" })
+        fake:advance(25 * HOUR)
+        fake:trim("A", 1)
+        local infos = {}
+        local function process()
+          local stream = quick_start(log)
+          stream:on("gap", function(info) infos[#infos + 1] = info end)
+          run_once(stream)
+        end
+        process()                                  -- nothing left in the shard: not judged yet
+        assert.same({}, log)
+        fake:advance(HOUR)
+        fake:insert("A", { pk = "later" })
+        process()                                  -- restarted again, the first record
+        assert.same({ "gap RetentionExceeded", "new later" }, log)
+        assert.same({ { shard_id = "A", reason = "RetentionExceeded", since = last_read } }, infos)
+        fake:insert("A", { pk = "even-later" })
+        process()
+        assert.same({ "gap RetentionExceeded", "new later", "new even-later" }, log)
+      end)
+
       it("emitted when a closed shard holds nothing any more after a longer downtime", function()
         local log = {}
         run_once(quick_start(log))

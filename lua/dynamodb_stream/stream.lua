@@ -790,8 +790,9 @@ function Stream:_page(sh, res, err, out)
   end
   sh.iterator = next_it
   local pos = sh.position
-  if #records == 0 and pos.opened_at then
-    -- read to the tip with nothing delivered since the LATEST start
+  if #records == 0 and pos.opened_at and not sh.horizon_check then
+    -- read to the tip with nothing delivered since the LATEST start (a gap
+    -- still to be judged is judged from the read before)
     pos.read_at = math.max(self._read_since, pos.opened_at)
   end
   -- An open shard that returns an empty page is caught up. A closed one has
