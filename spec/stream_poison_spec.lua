@@ -82,6 +82,25 @@ for _, parallel in ipairs({ false, true }) do
       assert.same({ "insert next" }, Fake.only(log, "insert"))
     end)
 
+    it("run{ checkpoint = path } saves the position past the record handed over", function()
+      local dir = helper.tmpdir()
+      local path = dir .. "/state.json"
+      local failed = {}
+      local s, log = poisoned({ max_record_attempts = 2, on_failure = failures_to(failed) })
+      local poison = fake:insert("A", { pk = "poison" })
+      local rounds = 0
+      assert.is_true(s:run({ checkpoint = path, sleep = function()
+        rounds = rounds + 1
+        if rounds >= 3 then s:stop() end
+      end }))
+      local saved = assert(ds.json_decode(helper.read_file(path)))
+      helper.rmdir(dir)
+      assert.equals(1, #failed)
+      assert.equals(poison, saved.A.sequenceNumber)
+      assert.same({ type = "AFTER_SEQUENCE_NUMBER", sequenceNumber = poison }, saved.A.position)
+      assert.same({ "error ListenerError" }, Fake.only(log, "error"))
+    end)
+
     it("counts attempts per record and starts again for the next one", function()
       local failed = {}
       local s = poisoned({ max_record_attempts = 2, on_failure = failures_to(failed) })

@@ -140,7 +140,9 @@ end
 -- function(record, err, shard_id) that fails by raising or returning
 -- false/nil, err; or a file path, to which each such record is appended as
 -- one JSON line { shardId, sequenceNumber, failedAt, error = { code, message,
--- attempts }, record }. A limit without a destination would drop records
+-- attempts }, record } (opened, appended, flushed and closed each time; a
+-- write that fails part-way, a full disk say, can leave a partial line before
+-- the retried one). A limit without a destination would drop records
 -- silently, and a destination without a limit is never used: both raise.
 local function failure_handler(on_failure, limited, wall_clock)
   if on_failure == nil then
