@@ -194,6 +194,19 @@ for _, parallel in ipairs({ false, true }) do
         assert.equals(1, s:stats().delivered)
       end)
 
+      it("a record JSON cannot hold is an on_failure failure, not a skip", function()
+        local s, log = poisoned({ max_record_attempts = 1, on_failure = dir .. "/dead-letters.jsonl" })
+        s:on("record", function(record) record.note = function() end end) -- a listener left a function in it
+        fake:insert("A", { pk = "poison" })
+        fake:insert("A", { pk = "after" })
+        local r, err = s:fetch_stream_state()
+        assert.is_nil(r)
+        assert.equals("OnFailureError", err.code)
+        assert.matches("cannot encode the record as JSON", err.message, 1, true)
+        assert.same({}, Fake.only(log, "insert after"))
+        assert.is_nil(io.open(dir .. "/dead-letters.jsonl"))
+      end)
+
       it("a write that fails is an on_failure failure: the shard stays at the record", function()
         local s, log = poisoned({ max_record_attempts = 1, on_failure = dir .. "/missing/dead-letters.jsonl" })
         fake:insert("A", { pk = "poison" })
