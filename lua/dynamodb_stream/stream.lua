@@ -115,7 +115,15 @@ local function check_position(pos, where)
   if t == "AT_SEQUENCE_NUMBER" or t == "AFTER_SEQUENCE_NUMBER" then
     if not seqnum.valid(seq) then error(where .. ": sequence number must be a digit string", 3) end
   end
-  return { type = t, sequence_number = seq }
+  local times = {}
+  for name, key in pairs({ openedAt = "opened_at", readAt = "read_at" }) do
+    local v = pos[key] or pos[name]
+    if v ~= nil and (type(v) ~= "number" or not (v >= 0 and v < math.huge)) then
+      error(where .. ": " .. name .. " must be a time in epoch seconds", 3)
+    end
+    times[key] = v
+  end
+  return { type = t, sequence_number = seq, opened_at = times.opened_at, read_at = times.read_at }
 end
 
 local function opt_integer(opts, name, lo, hi)
@@ -127,6 +135,44 @@ local function opt_integer(opts, name, lo, hi)
   return v
 end
 
+-- opts.on_failure: where a record goes when it reaches max_record_attempts or
+-- max_record_age (a dead-letter destination, as Lambda's on-failure one): a
+-- function(record, err, shard_id) that fails by raising or returning
+-- false/nil, err; or a file path, to which each such record is appended as
+-- one JSON line { shardId, sequenceNumber, failedAt, error = { code, message,
+-- attempts }, record } (opened, appended, flushed and closed each time; a
+-- write that fails part-way, a full disk say, can leave a partial line before
+-- the retried one). A limit without a destination would drop records
+-- silently, and a destination without a limit is never used: both raise.
+local function failure_handler(on_failure, limited, wall_clock)
+  if on_failure == nil then
+    if limited then error("opts.on_failure is required with max_record_attempts or max_record_age", 3) end
+    return nil
+  end
+  local ft = type(on_failure)
+  if ft ~= "function" and (ft ~= "string" or on_failure == "" or on_failure:find("%z")) then
+    error("opts.on_failure must be a function or a file path (a non-empty string without NUL)", 3)
+  end
+  if not limited then error("opts.on_failure needs max_record_attempts or max_record_age", 3) end
+  if ft == "function" then return on_failure end
+  local path = on_failure
+  return function(record, err, shard_id)
+    local ok, line = pcall(core.json_encode, {
+      shardId = shard_id, sequenceNumber = record.dynamodb.SequenceNumber, failedAt = wall_clock(),
+      error = { code = err.code, message = err.message, attempts = err.attempts }, record = record,
+    })
+    if not ok then return nil, "cannot encode the record as JSON: " .. tostring(line) end
+    local f, oerr = io.open(path, "ab")
+    if not f then return nil, oerr end
+    local written, werr = f:write(line, "\n")
+    if written then written, werr = f:flush() end
+    local closed, cerr = f:close()
+    if not written then return nil, path .. ": " .. tostring(werr) end
+    if not closed then return nil, path .. ": " .. tostring(cerr) end
+    return true
+  end
+end
+
 ---------------------------------------------------------------------- construction
 
 -- Stream.new(client, stream_arn[, unmarshall | opts])
@@ -134,7 +180,10 @@ end
 -- { sequence_number =, type = 'AT_SEQUENCE_NUMBER' | 'AFTER_SEQUENCE_NUMBER' } }),
 -- limit (GetRecords Limit, 1..1000), max_pages_per_shard (GetRecords calls per shard
 -- per fetch, default 10), clock (function returning seconds, default
--- core.monotime: the throttle backoff and run() use it).
+-- core.monotime: the throttle backoff and run() use it), wall_clock (function
+-- returning epoch seconds, default os.time: when a shard was opened at LATEST,
+-- the age of records), max_record_attempts, max_record_age and on_failure
+-- (see failure_handler).
 function Stream.new(client, stream_arn, opts)
   local ct = type(client)
   if ct ~= "table" and ct ~= "userdata" then error("client (a DynamoDB Streams client) expected", 2) end
@@ -153,6 +202,13 @@ function Stream.new(client, stream_arn, opts)
     error("opts.unmarshall must be a function", 2)
   end
   if opts.clock ~= nil and type(opts.clock) ~= "function" then error("opts.clock must be a function", 2) end
+  if opts.wall_clock ~= nil and type(opts.wall_clock) ~= "function" then
+    error("opts.wall_clock must be a function", 2)
+  end
+  local max_age = opts.max_record_age
+  if max_age ~= nil and (type(max_age) ~= "number" or not (max_age > 0 and max_age < math.huge)) then
+    error("opts.max_record_age must be a number of seconds > 0", 2)
+  end
 
   local self = Emitter.new()
   self.client, self.stream_arn = client, stream_arn
@@ -174,6 +230,12 @@ function Stream.new(client, stream_arn, opts)
   self._initial = true                -- next describe is the first since new/set_shard_state
   self._start_type = "LATEST"
   self._clock = opts.clock or now
+  self._wall_clock = opts.wall_clock or os.time
+  self._max_attempts = opt_integer(opts, "max_record_attempts", 1, 1000000000)
+  self._max_age = max_age
+  self._on_failure = failure_handler(opts.on_failure, self._max_attempts or max_age, self._wall_clock)
+  self._stats = { delivered = 0, failed_attempts = 0, retries = 0, failed_over = 0, on_failure_errors = 0,
+    skipped = 0, gaps = 0 }
   setmetatable(self, Stream)
 
   local start = opts.start_at
@@ -424,19 +486,70 @@ local function trace(e)
   return new_error("ListenerError", message, { cause = e, traceback = debug.traceback(message, 2) })
 end
 
+-- A shard opened at LATEST records when (position.opened_at, epoch seconds
+-- by the wall clock, read before the call) and, while nothing is delivered,
+-- when it was last read to its tip (read_at: the start of the fetch that got
+-- an empty page; an empty page in the middle of a shard, which GetRecords may
+-- return, can only make a later 'gap' be missed, never a record). If
+-- that iterator is lost before anything was delivered (expired after 15
+-- minutes, a restart, a stop), the shard is read again from TRIM_HORIZON and
+-- the records created before opened_at - LATEST_MARGIN are skipped (see _open
+-- and _take). The margin covers ApproximateCreationDateTime being rounded
+-- down to the second, the skew between this host's clock and AWS's, and the
+-- time a write takes to reach the stream: records up to a minute older than
+-- the LATEST start may be delivered, none after it is lost. The stream keeps
+-- 24 hours of records: what was written after read_at may have been trimmed
+-- unread if that is older (see _horizon_checked).
+local LATEST_MARGIN = 60
+local RETENTION = 24 * 3600
+
+-- A position of type t (at seq) that keeps pos's LATEST start and last read.
+local function keeping_start(pos, t, seq)
+  return { type = t, sequence_number = seq, opened_at = pos.opened_at, read_at = pos.read_at }
+end
+
+-- Until when a shard opened at LATEST was read through that iterator.
+local function read_until(pos) return pos.read_at or pos.opened_at end
+
+-- Whether records written since t may have been trimmed by now.
+function Stream:_beyond_retention(t)
+  return self._wall_clock() - t >= RETENTION - LATEST_MARGIN
+end
+
+-- Emits 'gap'; a raising listener is reported, not fatal.
+function Stream:_gap(info)
+  self._stats.gaps = self._stats.gaps + 1
+  local ok, raised = pcall(self.emit, self, "gap", info)
+  if not ok then
+    self:_fail(new_error("ListenerError", tostring(raised), { event = "gap", cause = raised }))
+  end
+end
+
 -- Data was trimmed away before we read it, unless we were reading from the
 -- trim horizon and had delivered nothing since (DynamoDB Local answers Trimmed
 -- to a TRIM_HORIZON iterator taken on an empty shard; re-opening loses nothing).
+-- A position that keeps a LATEST start's time goes back to the trim horizon
+-- with that time, and _horizon_checked judges the gap.
 function Stream:_trimmed(sh, reason)
-  if sh.position.type ~= "TRIM_HORIZON" then
-    local info = { shard_id = sh.shard_id, last_sequence_number = sh.sequence_number, reason = reason }
-    local ok, raised = pcall(self.emit, self, "gap", info)
-    if not ok then
-      self:_fail(new_error("ListenerError", tostring(raised), { event = "gap", cause = raised }))
-    end
+  local pos = sh.position
+  if pos.type ~= "TRIM_HORIZON" and not pos.opened_at then
+    self:_gap({ shard_id = sh.shard_id, last_sequence_number = sh.sequence_number, reason = reason })
   end
   sh.iterator = nil
-  sh.position = { type = "TRIM_HORIZON" }
+  sh.position = keeping_start(pos, "TRIM_HORIZON")
+end
+
+-- The first record read from the trim horizon after a lost LATEST iterator
+-- (older: created before that iterator's last read), or nil when the shard
+-- ended without one. sh.horizon_check is set when that last read is older
+-- than the retention: then unless a record from before it is still there
+-- (trimming goes in order), what was written since may have been trimmed
+-- unread, and that is a 'gap'.
+function Stream:_horizon_checked(sh, older)
+  sh.horizon_check = nil
+  if not older then
+    self:_gap({ shard_id = sh.shard_id, reason = "RetentionExceeded", since = read_until(sh.position) })
+  end
 end
 
 local function bad_record(what) return nil, invalid("GetRecords: " .. what, { operation = "get_records" }) end
@@ -461,6 +574,91 @@ local function check_record(record)
     end
   end
   return seq
+end
+
+-- Stops sh at a record it could not hand over: the next fetch re-opens there.
+local function stop_at(sh, seq, err)
+  sh.iterator = nil
+  sh.position = { type = "AT_SEQUENCE_NUMBER", sequence_number = seq }
+  return nil, err
+end
+
+-- The record was handed over (to the listeners or on_failure): sh moves past it.
+local function passed(sh, seq)
+  sh.failing = nil
+  sh.sequence_number = seq
+  sh.position = { type = "AFTER_SEQUENCE_NUMBER", sequence_number = seq }
+end
+
+-- A new record of sh: skipped (created before a lost LATEST start, see
+-- LATEST_MARGIN), handed to on_failure (max_record_age, or max_record_attempts
+-- reached), or delivered. Attempts are counted per record in sh.failing (only
+-- the record a shard stopped at can be failing). Returns true, or nil and an
+-- error with the shard stopped at the record.
+function Stream:_take(sh, record, seq, unmarshalled, out)
+  local stats, pos = self._stats, sh.position
+  local created = record.dynamodb.ApproximateCreationDateTime
+  if type(created) ~= "number" or created ~= created then created = nil end -- absent: never skipped
+  if pos.opened_at and pos.type ~= "LATEST" then
+    if sh.horizon_check then
+      self:_horizon_checked(sh, created ~= nil and created < read_until(pos) - LATEST_MARGIN)
+    end
+    if created ~= nil and created < pos.opened_at - LATEST_MARGIN then
+      sh.position = keeping_start(pos, "AFTER_SEQUENCE_NUMBER", seq)
+      stats.skipped = stats.skipped + 1
+      return true
+    end
+  end
+  local failing = sh.failing
+  if failing and failing.sequence_number ~= seq then failing = nil end
+  local age = self._max_age and created and self._wall_clock() - created
+  if age and age > self._max_age then
+    return self:_fail_over(sh, record, seq, new_error("RecordAgeExceeded", string.format(
+      "record %s is %.0f s old (max_record_age %s)", seq, age, tostring(self._max_age)),
+      { age = age, attempts = failing and failing.attempts or 0 }))
+  end
+  if failing and self._max_attempts and failing.attempts >= self._max_attempts then
+    return self:_fail_over(sh, record, seq, failing.err) -- on_failure failed last time
+  end
+  if failing then stats.retries = stats.retries + 1 end
+  local ok, lerr = compat.xpcall(self._dispatch, trace, self, record, sh.shard_id, unmarshalled)
+  if ok then
+    passed(sh, seq)
+    stats.delivered = stats.delivered + 1
+    self._delivered_count = self._delivered_count + 1
+    if not self._running then out[#out + 1] = record end
+    return true
+  end
+  stats.failed_attempts = stats.failed_attempts + 1
+  local attempts = (failing and failing.attempts or 0) + 1
+  lerr.shard_id, lerr.sequence_number, lerr.event_name = sh.shard_id, seq, record.eventName
+  lerr.attempts = attempts
+  sh.failing = { sequence_number = seq, attempts = attempts, err = lerr }
+  if self._max_attempts and attempts >= self._max_attempts then return self:_fail_over(sh, record, seq, lerr) end
+  return stop_at(sh, seq, lerr) -- the next fetch delivers it again
+end
+
+-- Hands a record that reached a limit to on_failure. If on_failure fails, the
+-- shard stops at the record (handed over to no one, it is not skipped) and the
+-- next fetch hands it over again.
+function Stream:_fail_over(sh, record, seq, err)
+  record.shardId = sh.shard_id
+  local ok, res, ferr = pcall(self._on_failure, record, err, sh.shard_id)
+  local why
+  if not ok then
+    why = res
+  elseif res == false or (res == nil and ferr ~= nil) then
+    why = ferr or "on_failure returned false"
+  end
+  if why ~= nil then
+    self._stats.on_failure_errors = self._stats.on_failure_errors + 1
+    return stop_at(sh, seq, new_error("OnFailureError", "on_failure failed: " .. tostring(why), {
+      cause = why, record_error = err, shard_id = sh.shard_id, sequence_number = seq,
+    }))
+  end
+  passed(sh, seq)
+  self._stats.failed_over = self._stats.failed_over + 1
+  return true
 end
 
 -- A throttled call on a shard: the shard is skipped until sh.not_before.
@@ -488,6 +686,13 @@ local function answered(sh) sh.throttles, sh.not_before = nil, nil end
 -- is gone and retired), or nil and an error.
 function Stream:_open(sh)
   local pos = sh.position
+  if pos.type == "LATEST" and pos.opened_at then
+    -- A LATEST iterator lost before anything was delivered: read what the
+    -- stream holds, skipping what came before the LATEST start (see LATEST_MARGIN).
+    pos = keeping_start(pos, "TRIM_HORIZON")
+    sh.position = pos
+  end
+  local opened_at = pos.type == "LATEST" and self._wall_clock()
   local res, err = self:_client("get_shard_iterator", {
     StreamArn = self.stream_arn, ShardId = sh.shard_id,
     ShardIteratorType = pos.type, SequenceNumber = pos.sequence_number,
@@ -510,6 +715,10 @@ function Stream:_open(sh)
       or "a bad ShardIterator " .. why), { operation = "get_shard_iterator", shard_id = sh.shard_id })
   end
   sh.iterator = it
+  if opened_at then sh.position = { type = "LATEST", opened_at = opened_at } end
+  if pos.type == "TRIM_HORIZON" and pos.opened_at then
+    sh.horizon_check = self:_beyond_retention(read_until(pos)) or nil
+  end
   return "ready"
 end
 
@@ -570,27 +779,24 @@ function Stream:_page(sh, res, err, out)
       return nil, malformed
     end
     if sh.sequence_number == nil or seqnum.lt_valid(sh.sequence_number, seq) then
-      local ok, lerr = compat.xpcall(self._dispatch, trace, self, record, sh.shard_id, res._unmarshalled)
-      if not ok then
-        -- Re-open at this record: the next fetch delivers it again.
-        sh.iterator = nil
-        sh.position = { type = "AT_SEQUENCE_NUMBER", sequence_number = seq }
-        lerr.shard_id, lerr.sequence_number, lerr.event_name = sh.shard_id, seq, record.eventName
-        return nil, lerr
-      end
-      sh.sequence_number = seq
-      sh.position = { type = "AFTER_SEQUENCE_NUMBER", sequence_number = seq }
-      self._delivered_count = self._delivered_count + 1
-      if not self._running then out[#out + 1] = record end
+      local ok, terr = self:_take(sh, record, seq, res._unmarshalled, out)
+      if not ok then return nil, terr end
     end
   end
 
   if not next_it then
+    if sh.horizon_check then self:_horizon_checked(sh, false) end
     sh.iterator = nil
     self:_retire(sh)                           -- closed and read to its end
     return "done"
   end
   sh.iterator = next_it
+  local pos = sh.position
+  if #records == 0 and pos.opened_at and not sh.horizon_check then
+    -- read to the tip with nothing delivered since the LATEST start (a gap
+    -- still to be judged is judged from the read before)
+    pos.read_at = math.max(self._read_since, pos.opened_at)
+  end
   -- An open shard that returns an empty page is caught up. A closed one has
   -- more ahead until GetRecords drops NextShardIterator.
   if #records == 0 and not sh.closed then return "done" end
@@ -750,6 +956,7 @@ end
 -- nil, err and the records delivered before it.
 function Stream:_read_all()
   local out = {}
+  self._read_since = self._wall_clock() -- the pages it gets were asked for after this (see _page)
   self._more = false
   local read = self._call.get_records_many and self._read_in_rounds or self._read_serially
   local ok, err = read(self, out, self._clock())
@@ -805,14 +1012,29 @@ function Stream:fetch_stream_records() return self:_guarded(fetch_records) end
 -- fetch_stream_shards then fetch_stream_records. Returns the records delivered.
 function Stream:fetch_stream_state() return self:_guarded(fetch_state) end
 
+-- Counters since the stream was made: records delivered (every listener
+-- returned), failed_attempts (a listener or unmarshall raised), retries
+-- (attempts at a record that had failed), failed_over (handed to on_failure),
+-- on_failure_errors, skipped (created before a lost LATEST start), gaps.
+function Stream:stats()
+  local copy = {}
+  for k, v in pairs(self._stats) do copy[k] = v end
+  return copy
+end
+
 local function position_state(pos)
   if not pos then return nil end
-  return { type = pos.type, sequenceNumber = pos.sequence_number }
+  return { type = pos.type, sequenceNumber = pos.sequence_number, openedAt = pos.opened_at, readAt = pos.read_at }
 end
 
 -- A JSON-serialisable copy of the consumer's position, keyed by shard id.
 -- { shardId, nextShardIterator, sequenceNumber (last delivered), parentShardId,
---   position = { type, sequenceNumber } (where to re-open without an iterator),
+--   position = { type, sequenceNumber, openedAt, readAt } (where to re-open
+--     without an iterator; openedAt and readAt, epoch seconds, when the shard
+--     was opened at LATEST and last read through that iterator, with nothing
+--     delivered since: { type = "LATEST", openedAt, readAt } while that
+--     iterator lives, then "TRIM_HORIZON" or "AFTER_SEQUENCE_NUMBER" (after a
+--     skipped record) while records from before openedAt are skipped),
 --   finished = true (read to its end, kept while DescribeStream lists it) }
 function Stream:get_shard_state()
   local state = {}
@@ -861,17 +1083,24 @@ function Stream:set_shard_state(state)
       local pos = entry.position
       if type(pos) == "table" then
         pos = check_position(pos, "shard state " .. id)
+        -- A LATEST start saved without its time (by an older version): as the
+        -- npm package's state below.
+        if pos.type == "LATEST" and not pos.opened_at then pos = { type = "TRIM_HORIZON" } end
       elseif seq then
         pos = { type = "AFTER_SEQUENCE_NUMBER", sequence_number = seq }
       else
         -- A state without sequence numbers (the npm package's): if its iterator
-        -- has expired, nothing says what was delivered, so read all that is left.
+        -- has expired, nothing says what was delivered or when it was taken, so
+        -- read all that is left (lossless; no gap can be judged).
         pos = { type = "TRIM_HORIZON" }
       end
       local it = str(entry.nextShardIterator or entry.next_shard_iterator)
       if it and has_control(it) then error("shard state: nextShardIterator of " .. id .. " contains a control character", 2) end
       shards[id] = {
         shard_id = id, parent_shard_id = parent, sequence_number = seq, position = pos, iterator = it,
+        -- a restored read from the trim horizon after a lost LATEST start (see _open)
+        horizon_check = it and pos.type == "TRIM_HORIZON" and pos.opened_at
+          and self:_beyond_retention(read_until(pos)) or nil,
       }
       order[#order + 1] = id
     end

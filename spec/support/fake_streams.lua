@@ -62,6 +62,7 @@ function Fake.new(opts)
   self.ddb_local_quirk = opts.ddb_local_quirk -- TRIM_HORIZON taken on an empty shard goes Trimmed
   self.seq_digits = opts.seq_digits or 21
   self.now = 0
+  self.epoch = opts.epoch or 1700000000       -- wall clock at now = 0 (fake:wall())
   self.seq = 0
   self.shards, self.by_id = {}, {}
   self.iterators, self.next_iterator = {}, 0
@@ -121,6 +122,10 @@ function Fake:empty_pages(id, n) self:shard(id).empty_pages = n end
 
 function Fake:advance(seconds) self.now = self.now + seconds end
 
+-- The fake's wall clock in epoch seconds; records are stamped with it, rounded
+-- down to the second as DynamoDB Streams does.
+function Fake:wall() return self.epoch + self.now end
+
 function Fake:put(id, event_name, keys, new_image, old_image, extra)
   local shard = self:shard(id)
   assert(not shard.closed, "shard " .. id .. " is closed")
@@ -129,7 +134,7 @@ function Fake:put(id, event_name, keys, new_image, old_image, extra)
     eventID = "ev-" .. seq, eventName = event_name, eventVersion = "1.1",
     eventSource = "aws:dynamodb", awsRegion = "us-east-1",
     dynamodb = {
-      ApproximateCreationDateTime = 1700000000 + self.seq,
+      ApproximateCreationDateTime = math.floor(self:wall()),
       Keys = av_map(keys), NewImage = av_map(new_image), OldImage = av_map(old_image),
       SequenceNumber = seq, SizeBytes = 42, StreamViewType = "NEW_AND_OLD_IMAGES",
     },
