@@ -152,13 +152,14 @@ local MAX_CHUNK_LINE = 1024
 local PIECE = 256 * 1024
 
 -- Reads an answer in bounded pieces; each receive waits no longer than what is
--- left of the call's deadline.
+-- left of the call's deadline. buf holds the last piece received, consumed up
+-- to pos: nothing is copied twice, however small the lines or chunks.
 local Reader = {}
 Reader.__index = Reader
 
 local function reader(self, sock, deadline)
   return setmetatable({ sock = sock, deadline = deadline, connect_ms = self.connect_timeout * 1000,
-    buf = "", received = false }, Reader)
+    buf = "", pos = 1, received = false }, Reader)
 end
 
 -- Milliseconds left before the deadline, or nil.
@@ -170,59 +171,99 @@ function Reader:left_ms()
   return math.max(1, math.floor(left * 1000))
 end
 
--- One receive of at most max bytes from the socket. nil, msg, code, socket
--- error ("closed" at the end of the stream) on failure.
-function Reader:receive(max, what)
+-- Whether bytes received are not consumed yet.
+function Reader:buffered()
+  return self.pos <= #self.buf
+end
+
+-- One receive of at most PIECE bytes into buf. true, or nil, msg, code,
+-- socket error ("closed" at the end of the stream).
+function Reader:fill(what)
   local ms = self:left_ms()
   if not ms then return nil, "Timeout: " .. what .. ": timed out", "Timeout", "timeout" end
   self.sock:settimeouts(self.connect_ms, ms, ms)
-  local data, err = self.sock:receiveany(max)
+  local data, err = self.sock:receiveany(PIECE)
   if not data then
     local a, b, c = io_error(err, what)
     return a, b, c, err
   end
   self.received = true
-  return data
+  self.buf, self.pos = data, 1
+  return true
 end
 
--- At most max bytes: what is buffered, else one receive.
+-- At most max bytes: what is buffered, else what one receive brings.
 function Reader:take(max, what)
-  if #self.buf == 0 then return self:receive(max, what) end
-  local data = self.buf:sub(1, max)
-  self.buf = self.buf:sub(max + 1)
+  if not self:buffered() then
+    local ok, err, code, raw = self:fill(what)
+    if not ok then return nil, err, code, raw end
+  end
+  if self.pos == 1 and max >= #self.buf then -- the whole piece: no copy
+    self.pos = #self.buf + 1
+    return self.buf
+  end
+  local data = self.buf:sub(self.pos, self.pos + max - 1)
+  self.pos = self.pos + #data
   return data
 end
 
--- Exactly n bytes (n <= max_body, checked by the caller), as a list of pieces
--- appended to parts.
+-- Exactly n bytes (n <= max_body, checked by the caller), appended to parts.
 function Reader:bytes(n, parts, what)
   while n > 0 do
     local data, err, code = self:take(math.min(n, PIECE), what)
     if not data then return nil, err, code end
-    parts[#parts + 1] = data
+    parts:add(data)
     n = n - #data
   end
   return true
 end
 
--- One line without its CRLF (or LF). false when it would be longer than limit
+-- One line without its CRLF (or LF). false when it is longer than limit
 -- bytes; nil, msg, code, socket error on failure.
 function Reader:line(limit, what)
-  local from = 1
+  local parts, len = nil, 0
   while true do
-    local lf = self.buf:find("\n", from, true)
+    if not self:buffered() then
+      local ok, err, code, raw = self:fill(what)
+      if not ok then return nil, err, code, raw end
+    end
+    local lf = self.buf:find("\n", self.pos, true)
+    local stop = lf and lf - 1 or #self.buf
+    len = len + stop - self.pos + 1
+    if len > limit then return false end
+    local piece = self.buf:sub(self.pos, stop)
+    self.pos = stop + 2
     if lf then
-      if lf - 1 > limit then return false end
-      local line = self.buf:sub(1, lf - 1)
-      self.buf = self.buf:sub(lf + 1)
+      local line = parts and table.concat(parts) .. piece or piece
       return (line:gsub("\r$", ""))
     end
-    if #self.buf > limit then return false end
-    from = #self.buf + 1
-    local data, err, code, raw = self:receive(PIECE, what)
-    if not data then return nil, err, code, raw end
-    self.buf = self.buf .. data
+    parts = parts or {}
+    parts[#parts + 1] = piece
   end
+end
+
+-- A body as a list of pieces; small pieces (tiny chunks) are joined in
+-- batches, so the list stays short whatever the framing.
+local Body = {}
+Body.__index = Body
+
+local function body()
+  return setmetatable({ done = {}, batch = {} }, Body)
+end
+
+function Body:add(data)
+  local batch = self.batch
+  batch[#batch + 1] = data
+  if #batch >= 1024 then
+    self.done[#self.done + 1] = table.concat(batch)
+    self.batch = {}
+  end
+end
+
+function Body:text()
+  if #self.done == 0 then return table.concat(self.batch) end
+  self.done[#self.done + 1] = table.concat(self.batch)
+  return table.concat(self.done)
 end
 
 local function too_large(max_body)
@@ -308,7 +349,7 @@ local function exchange(self, sock, request, deadline)
     if not ok then return nil, herr, hcode end
   until status >= 200 or status == 101
 
-  local chunks = {}
+  local chunks = body()
   local keepalive = version == "1.1"
   local conn = (headers["connection"] or ""):lower()
   if conn:find("close", 1, true) then keepalive = false end
@@ -337,12 +378,12 @@ local function exchange(self, sock, request, deadline)
       end
       size = size + #data
       if size > self.max_body then return too_large(self.max_body) end
-      chunks[#chunks + 1] = data
+      chunks:add(data)
     end
   end
   -- Bytes after the answer on a kept-alive connection: the next answer would be out of step.
-  if #r.buf > 0 then keepalive = false end
-  return status, table.concat(chunks), headers, keepalive
+  if r:buffered() then keepalive = false end
+  return status, chunks:text(), headers, keepalive
 end
 
 -- One POST: status, body, headers or nil, "Code: message", "Code".

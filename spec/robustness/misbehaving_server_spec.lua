@@ -37,6 +37,7 @@ local GOOD = {
   { "length/" .. MAX_BODY, 200, MAX_BODY },
   { "close/1000", 200, 1000 },
   { "chunked/500000", 200, 500000 },
+  { "chunked-tiny/100000", 200, 100000 },
 }
 
 describe("a misbehaving server", function()

@@ -14,6 +14,7 @@ Content-Length body), then the path picks the answer:
   /length/<n>         200 with Content-Length: n and n bytes
   /close/<n>          200, no Content-Length: n bytes, then the socket closes
   /chunked/<n>        200, chunked: n bytes in 64 KiB chunks
+  /chunked-tiny/<n>   200, chunked: n chunks of one byte
   /chunked-bad-size   200, chunked, a chunk size line "zz"
   /chunked-long-size  200, chunked, a chunk size line of hex digits that never ends
   /chunked-huge-size  200, chunked, a chunk size of 2^80
@@ -95,6 +96,8 @@ def answer(conn, path):
             conn.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
             n -= len(piece)
         conn.sendall(b"0\r\n\r\n")
+    elif what == "chunked-tiny":
+        conn.sendall(HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + b"1\r\nx\r\n" * n + b"0\r\n\r\n")
     elif what == "chunked-bad-size":
         conn.sendall(HEAD + b"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n")
     elif what == "chunked-long-size":
