@@ -6,7 +6,8 @@
 -- timeout = 1 s and max_body = 1 MiB to stay cheap.
 local core = require("dynamodb_stream.core")
 local helper = require("helper")
-local nginx_runner = require("nginx_runner")
+local nginx = require("nginx")
+local ngx_http = require("dynamodb_stream.ngx_http")
 
 local TIMEOUT, MAX_BODY = 1, 1024 * 1024
 -- How long after `timeout` a call may end: generous, for valgrind; a transport
@@ -81,11 +82,11 @@ describe("a misbehaving server", function()
   end)
 
   describe("through ngx_http (cosockets) in nginx", function()
-    if not nginx_runner.available() then
-      pending("nginx with libnginx-mod-http-lua is not installed (scripts/install-deps installs it)")
+    if not nginx.installed() then
+      pending(nginx.MISSING)
       return
     end
-    local nginx, worker
+    local server, worker
 
     -- One call per request: /call?path=...; answers status, code, message,
     -- length, seconds and the worker's pid as JSON.
@@ -103,22 +104,23 @@ describe("a misbehaving server", function()
     ]]
 
     setup(function()
-      nginx = nginx_runner.start({ locations = {
+      server = nginx.start({ ready = "/ready", server = {
+        "location = /ready { return 200; }",
         "location = /call { content_by_lua_block {" .. CALL:format(TIMEOUT, MAX_BODY, base) .. "} }",
       } })
     end)
 
     teardown(function()
-      if nginx then nginx:stop() end
+      if server then server.stop() end
     end)
 
     -- The answer of one call; the request to nginx itself is guarded, so a
     -- transport that hangs fails this case instead of the suite.
     local function call(path)
-      local status, body = nginx:get("/call?path=" .. path, TIMEOUT + 2 * SLACK)
-      assert(status == 200, ("%s: no answer from nginx (%s); error log:\n%s"):format(path, tostring(body),
-        nginx:error_log():sub(-2000)))
+      local body = server.get("/call?path=" .. path, TIMEOUT + 2 * SLACK)
       local r = core.json_decode(body)
+      assert(type(r) == "table", ("%s: no answer from nginx (%s); error log:\n%s"):format(path, body,
+        server.error_log():sub(-2000)))
       worker = worker or r.worker
       assert.equals(worker, r.worker, "the nginx worker was replaced: it crashed")
       return r
@@ -148,7 +150,26 @@ describe("a misbehaving server", function()
       print(("# misbehaving server: nginx worker peak RSS %.1f MB"):format(peak_kb / 1024))
       -- max_body is 1 MiB: a worker that buffers what it is sent grows by hundreds of MB
       assert.is_true(peak_kb < 64 * 1024, peak_kb .. " kB")
-      assert.is_nil(nginx:error_log():find("exited on signal", 1, true), nginx:error_log():sub(-2000))
+      assert.is_nil(server.error_log():find("exited on signal", 1, true), server.error_log():sub(-2000))
     end)
+  end)
+end)
+
+describe("ngx_http.http options", function()
+  it("are checked as core.http checks them", function()
+    for _, case in ipairs({
+      { { timeout = 0 / 0 }, "option 'timeout' must be a positive number of seconds" },
+      { { timeout = -1 }, "option 'timeout' must be a positive number of seconds" },
+      { { connect_timeout = "5" }, "option 'connect_timeout' must be a number of seconds, got string" },
+      { { max_body = 1.5 }, "option 'max_body' must be a positive integer" },
+      { { max_body = 0 }, "option 'max_body' must be a positive integer" },
+      { { pool_size = 1 / 0 }, "option 'pool_size' must be a positive integer" },
+      { 5, "ngx_http.http: options table expected, got number" },
+    }) do
+      local ok, err = pcall(ngx_http.http, case[1])
+      assert.is_false(ok)
+      assert.matches(case[2], err, 1, true)
+    end
+    assert.equals(1024, ngx_http.http({ max_body = 1024, timeout = 0.5 }).max_body)
   end)
 end)
