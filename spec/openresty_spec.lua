@@ -375,3 +375,50 @@ describe("examples/openresty started badly", function()
     assert.matches("lua_package_cpath searched: " .. empty .. "/?.so;", log, 1, true)
   end)
 end)
+
+describe("openresty.poller on_error", function()
+  local nginx = require("nginx")
+  if not nginx.installed() then
+    pending(nginx.MISSING)
+    return
+  end
+
+  local server
+
+  -- Two pollers: one whose run ends with an error, one whose start raises.
+  local INIT = [[
+    local openresty = require("dynamodb_stream.openresty")
+    local d = ngx.shared.seen
+    local function note(key)
+      return function(what, err) d:set(key, what .. ": " .. tostring(err)) end
+    end
+    openresty.poller({ dict = "seen", key = "lock-run", retry = 0.1, on_error = note("run"), log = function() end,
+      start = function()
+        return { run = function() return nil, "run broke" end, stop = function() end }
+      end })
+    openresty.poller({ dict = "seen", key = "lock-start", retry = 0.1, on_error = note("start"), log = function() end,
+      start = function() error("start broke", 0) end })
+  ]]
+
+  setup(function()
+    server = nginx.start({ ready = "/ready",
+      http = { "lua_shared_dict seen 1m;", "init_worker_by_lua_block {" .. INIT .. "}" },
+      server = {
+        "location = /ready { return 200; }",
+        "location = /seen { content_by_lua_block { local d = ngx.shared.seen",
+        "  ngx.print(tostring(d:get('run')), '|', tostring(d:get('start'))) } }",
+      } })
+  end)
+
+  teardown(function()
+    if server then server.stop() end
+  end)
+
+  it("is called with what failed and the error, for run and for start", function()
+    local seen = wait_until(5, function()
+      local text = server.get("/seen")
+      return not text:find("nil", 1, true) and text
+    end)
+    assert.equals("run: run broke|start: start broke", seen)
+  end)
+end)
