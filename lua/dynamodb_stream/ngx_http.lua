@@ -247,7 +247,7 @@ end
 local Body = {}
 Body.__index = Body
 
-local function body()
+local function new_body()
   return setmetatable({ done = {}, batch = {} }, Body)
 end
 
@@ -349,7 +349,7 @@ local function exchange(self, sock, request, deadline)
     if not ok then return nil, herr, hcode end
   until status >= 200 or status == 101
 
-  local chunks = body()
+  local chunks = new_body()
   local keepalive = version == "1.1"
   local conn = (headers["connection"] or ""):lower()
   if conn:find("close", 1, true) then keepalive = false end
