@@ -41,6 +41,11 @@
 /* post_many: requests in flight at once, by default and at most. */
 #define HTTP_DEFAULT_IN_FLIGHT 16
 #define HTTP_MAX_IN_FLIGHT 1024
+/* Limits of an answer's head, as the cosocket transport's (HACKING.md, HTTP):
+ * header lines (1xx blocks included) and bytes of status and header lines. */
+#define HTTP_MAX_HEADERS 100
+#define HTTP_MAX_HEAD_BYTES 65536
+#define HTTP_HEAD_LIMITS "response headers over 100 lines or 65536 bytes"
 /* Response buffers are kept for the next call (no malloc per response) as
  * long as each is at most HTTP_KEEP_BUFFER_MAX and all of them together at
  * most HTTP_KEEP_TOTAL; the rest are released: one huge response, or one
@@ -65,6 +70,10 @@ typedef struct {
     CURLcode rc;
     const char *fixed_msg; /* error message when body could not hold one */
     int too_large;         /* set by the write callback when max_body is exceeded */
+    int head_too_large;    /* set by the header callback past the head limits */
+    int body_seen;         /* the write callback ran: the head was complete */
+    int head_lines;        /* header lines so far (1xx blocks included) */
+    size_t head_bytes;     /* bytes of status and header lines so far */
     int no_memory;         /* set by a callback when a buffer could not grow */
     int records;           /* post_many: a 200 answer may come back decoded (ds_decode_fast) */
 } ds_req;
@@ -107,6 +116,7 @@ static size_t http_on_body(char *ptr, size_t size, size_t nmemb, void *ud)
     size_t n = size * nmemb;
     if (r == NULL)
         return 0;
+    r->body_seen = 1;
     if (n > e->max_body - r->body.len) { /* body.len <= max_body always */
         r->too_large = 1;
         return 0;
@@ -129,6 +139,13 @@ static size_t http_on_header(char *ptr, size_t size, size_t nmemb, void *ud)
      * proxy's CONNECT answer, ...): only the last block is reported. */
     if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0)
         ds_buf_reset(&r->head);
+    else if (n > 2 || (n > 0 && ptr[0] != '\r' && ptr[0] != '\n')) /* not the blank line */
+        r->head_lines++;
+    r->head_bytes += n;
+    if (r->head_lines > HTTP_MAX_HEADERS || r->head_bytes > HTTP_MAX_HEAD_BYTES) {
+        r->head_too_large = 1;
+        return 0;
+    }
     if (ds_buf_append(&r->head, ptr, n) != 0) {
         r->no_memory = 1;
         return 0;
@@ -354,6 +371,8 @@ static void http_read_request(lua_State *L, ds_req *r, int iu, int ih, int ib, i
     r->rc = CURLE_OK;
     r->fixed_msg = NULL;
     r->too_large = r->no_memory = r->records = 0;
+    r->head_too_large = r->body_seen = r->head_lines = 0;
+    r->head_bytes = 0;
     ds_buf_reset(&r->body);
     ds_buf_reset(&r->head);
 }
@@ -393,7 +412,9 @@ static const char *http_error_code(const ds_req *r)
     case CURLE_FILESIZE_EXCEEDED:
         return "ResponseTooLarge";
     case CURLE_WRITE_ERROR:
-        return r->too_large ? "ResponseTooLarge" : "HttpError";
+        return r->too_large || r->head_too_large ? "ResponseTooLarge" : "HttpError";
+    case CURLE_OUT_OF_MEMORY: /* before the body: libcurl's limit on one header line */
+        return r->body_seen || r->no_memory ? "HttpError" : "ResponseTooLarge";
     default:
         return "HttpError";
     }
@@ -431,6 +452,10 @@ static void http_set_failure(ds_req *r, CURLcode rc, const char *what)
         what = curl_easy_strerror(rc);
     if (r->too_large || rc == CURLE_FILESIZE_EXCEEDED)
         what = "response body larger than max_body";
+    else if (r->head_too_large)
+        what = HTTP_HEAD_LIMITS;
+    else if (rc == CURLE_OUT_OF_MEMORY && !r->body_seen && !r->no_memory)
+        what = "a response header line over 100 KiB (libcurl's limit)";
     else if (r->no_memory)
         what = "out of memory while reading the response";
     http_url_host(r->url, host, sizeof host);

@@ -2,9 +2,11 @@
 -- OpenResty LuaJIT, with build-luajit/), against DynamoDB Local: the replica
 -- served over HTTP follows every change, another worker takes over when the
 -- polling one is killed, and a worker is never blocked while the poller waits
--- on a slow upstream. nginx runs with `daemon off; master_process on;
--- worker_processes 2;` in a temporary prefix, listening on 127.0.0.1 only, and
--- its master and workers are killed by pid in teardown whatever happened.
+-- on a slow upstream; keys that need URL-encoding are served. nginx is started
+-- by examples/openresty/run.sh (`daemon off; master_process on;
+-- worker_processes 2;`) in a temporary prefix, on a free port on 127.0.0.1
+-- only, and its master and workers are killed by pid in teardown whatever
+-- happened. Started badly (no DS_TABLE, no LuaJIT build) it says what is wrong.
 local ds = require("dynamodb_stream")
 local helper = require("helper")
 local socket = require("socket")
@@ -71,6 +73,34 @@ local function children(pid)
   return out
 end
 
+-- Starts examples/openresty/run.sh on 127.0.0.1:port with exactly the given
+-- environment (plus PATH, DS_PREFIX = prefix and the listen address), in a
+-- fresh prefix; returns the master's pid once /ping answers.
+local function start_example(prefix, port, env)
+  os.execute("chmod 755 " .. q(prefix))
+  local vars = { "PATH=/usr/sbin:/usr/bin:/bin", "NGINX=" .. NGINX, "DS_PREFIX=" .. prefix,
+    "DS_LISTEN=127.0.0.1:" .. port }
+  for _, v in ipairs(env) do vars[#vars + 1] = v end
+  for i, v in ipairs(vars) do vars[i] = q(v) end
+  local cmd = "env -i " .. table.concat(vars, " ") .. " " .. q(ROOT .. "/examples/openresty/run.sh")
+    .. " >" .. q(prefix .. "/stdout") .. " 2>&1 </dev/null & echo $!"
+  local master = tonumber(sh(cmd):match("%d+"))
+  assert(master, "run.sh did not start")
+  local up = wait_until(10, function() return get(port, "/ping") == 200 end)
+  assert(up, "nginx did not answer: " .. (helper.read_file(prefix .. "/stdout") or "")
+    .. (helper.read_file(prefix .. "/logs/error.log") or ""))
+  return master
+end
+
+-- Stops a master started by start_example and every worker it had.
+local function stop_example(master, workers_seen)
+  for _, w in ipairs(children(master)) do workers_seen[w] = true end
+  os.execute("kill -TERM " .. master .. " 2>/dev/null")
+  wait_until(5, function() return not helper.alive(master) end)
+  os.execute("kill -KILL " .. master .. " 2>/dev/null")
+  for w in pairs(workers_seen) do os.execute("kill -KILL " .. w .. " 2>/dev/null") end
+end
+
 describe("examples/openresty in nginx", function()
   if not nginx_installed() then
     pending("nginx with libnginx-mod-http-lua is not installed (scripts/install-deps installs it)")
@@ -131,44 +161,29 @@ describe("examples/openresty in nginx", function()
     proxy = fault_proxy.start({ upstream = helper.ddb_local_endpoint(), rate = 0 })
 
     tmp = helper.tmpdir()
-    os.execute("chmod 755 " .. q(tmp) .. " && mkdir -p " .. q(tmp .. "/conf") .. " " .. q(tmp .. "/logs") .. " "
-      .. q(tmp .. "/tmp"))
     port = free_port()
-    local conf = helper.read_file("examples/openresty/conf/nginx.conf")
-    conf = conf:gsub("%$prefix/%.%./%.%./", ROOT .. "/")
-      :gsub("%$prefix/lua/", ROOT .. "/examples/openresty/lua/")
-      :gsub("listen 127%.0%.0%.1:8080", "listen 127.0.0.1:" .. port)
-    assert.matches("listen 127.0.0.1:" .. port, conf, 1, true)
-    helper.write_file(tmp .. "/conf/nginx.conf", conf)
-
-    local env = {
-      "PATH=/usr/sbin:/usr/bin:/bin", "AWS_REGION=us-east-1",
+    master = start_example(tmp, port, {
+      "AWS_REGION=us-east-1",
       "AWS_ACCESS_KEY_ID=" .. NAMESPACE, "AWS_SECRET_ACCESS_KEY=local-secret",
       "AWS_ENDPOINT_URL_DYNAMODB=" .. helper.ddb_local_endpoint(),
       "AWS_ENDPOINT_URL_DYNAMODB_STREAMS=" .. proxy.endpoint,
       "DS_TABLE=" .. table_name,
-    }
-    for i, v in ipairs(env) do env[i] = q(v) end
-    local cmd = "env -i " .. table.concat(env, " ") .. " " .. NGINX .. " -p " .. q(tmp .. "/") .. " -c conf/nginx.conf -e "
-      .. q(tmp .. "/logs/error.log") .. " >" .. q(tmp .. "/logs/stdout") .. " 2>&1 </dev/null & echo $!"
-    master = tonumber(sh(cmd):match("%d+"))
-    assert(master, "nginx did not start")
-    local up = wait_until(10, function() return get(port, "/ping") == 200 end)
-    assert(up, "nginx did not answer: " .. (helper.read_file(tmp .. "/logs/stdout") or "") .. error_log())
+      "DS_RESOLVER=127.0.0.1", -- rendered into the configuration (the endpoints here are addresses)
+    })
     note_workers()
   end)
 
   teardown(function()
-    if master then
-      note_workers()
-      os.execute("kill -TERM " .. master .. " 2>/dev/null")
-      wait_until(5, function() return not helper.alive(master) end)
-      os.execute("kill -KILL " .. master .. " 2>/dev/null")
-      for w in pairs(workers_seen) do os.execute("kill -KILL " .. w .. " 2>/dev/null") end
-      for _, w in ipairs(children(master)) do os.execute("kill -KILL " .. w .. " 2>/dev/null") end
-    end
+    if master then stop_example(master, workers_seen) end
     if proxy then proxy:stop() end
     if tmp then helper.rmdir(tmp) end
+  end)
+
+  it("run.sh takes the address and the resolver from the environment", function()
+    local conf = helper.read_file(tmp .. "/tmp/nginx.conf")
+    assert.matches("\n    listen 127.0.0.1:" .. port .. " reuseport;\n", conf, 1, true)
+    assert.matches("\n  resolver 127.0.0.1 valid=30s ipv6=off;\n", conf, 1, true)
+    assert.is_nil(conf:find("listen 127.0.0.1:8080", 1, true))
   end)
 
   it("listens on the loopback address only", function()
@@ -205,6 +220,20 @@ describe("examples/openresty in nginx", function()
     local is_worker = false
     for _, w in ipairs(children(master)) do if w == s.poller_pid then is_worker = true end end
     assert.is_true(is_worker, "the poller is one of the master's workers")
+  end)
+
+  it("serves /items/<pk> for keys with %, a space, + and /, each URL-encoded once", function()
+    local keys = { { "%41", "%2541" }, { "100%", "100%25" }, { "a b", "a%20b" }, { "x+y", "x%2By" },
+      { "p/q", "p%2Fq" }, { "plus+", "plus+" } }
+    for _, k in ipairs(keys) do put(k[1], "value of " .. k[1]) end
+    assert(wait_until(30, replica_matches), "replica never matched; error log:\n" .. error_log())
+    for _, k in ipairs(keys) do
+      local pk, encoded = k[1], k[2]
+      local status, item = get_json(port, "/items/" .. encoded)
+      assert.equals(200, status, pk)
+      assert.same({ pk = pk, data = "value of " .. pk }, item)
+    end
+    assert.equals(404, (get(port, "/items/%2541x")))
   end)
 
   it("another worker takes over when the polling worker is killed, losing no change", function()
@@ -296,5 +325,100 @@ describe("examples/openresty in nginx", function()
     put("slow-1", "through the slow proxy")
     assert(wait_until(30, replica_matches), "replica never matched; error log:\n" .. error_log())
     proxy:configure({ rate = 0 })
+  end)
+end)
+
+describe("examples/openresty started badly", function()
+  if not nginx_installed() then
+    pending("nginx with libnginx-mod-http-lua is not installed (scripts/install-deps installs it)")
+    return
+  end
+
+  local tmp, master
+  local workers_seen = {}
+
+  before_each(function()
+    tmp = helper.tmpdir()
+    workers_seen = {}
+  end)
+
+  after_each(function()
+    if master then stop_example(master, workers_seen) end
+    master = nil
+    helper.rmdir(tmp)
+  end)
+
+  it("without DS_TABLE: /stats shows the start failure", function()
+    local port = free_port()
+    master = start_example(tmp, port, { "AWS_REGION=us-east-1" })
+    local s = wait_until(10, function()
+      local status, stats = get_json(port, "/stats")
+      return status == 200 and type(stats.last_error) == "string" and stats
+    end)
+    assert(s, "no error in /stats; error log:\n" .. (helper.read_file(tmp .. "/logs/error.log") or ""))
+    assert.matches("start failed: .*DS_TABLE is not set", s.last_error)
+    assert.is_true(s.errors >= 1)
+    assert.equals(0, s.records)
+  end)
+
+  it("without the LuaJIT build: the log names `make LUA=luajit` and the path searched", function()
+    local port = free_port()
+    local empty = tmp .. "/no-build"
+    os.execute("mkdir -p " .. q(empty))
+    master = start_example(tmp, port, { "AWS_REGION=us-east-1", "DS_TABLE=t", "DS_BUILD=" .. empty })
+    local log = wait_until(10, function()
+      local text = helper.read_file(tmp .. "/logs/error.log") or ""
+      return text:find("make LUA=luajit", 1, true) and text
+    end)
+    assert(log, "no hint in the error log:\n" .. (helper.read_file(tmp .. "/logs/error.log") or ""))
+    assert.matches("C core (dynamodb_stream/core.so) is missing", log, 1, true)
+    assert.matches("lua_package_cpath searched: " .. empty .. "/?.so;", log, 1, true)
+  end)
+end)
+
+describe("openresty.poller on_error", function()
+  local nginx = require("nginx")
+  if not nginx.installed() then
+    pending(nginx.MISSING)
+    return
+  end
+
+  local server
+
+  -- Two pollers: one whose run ends with an error, one whose start raises.
+  local INIT = [[
+    local openresty = require("dynamodb_stream.openresty")
+    local d = ngx.shared.seen
+    local function note(key)
+      return function(what, err) d:set(key, what .. ": " .. tostring(err)) end
+    end
+    openresty.poller({ dict = "seen", key = "lock-run", retry = 0.1, on_error = note("run"), log = function() end,
+      start = function()
+        return { run = function() return nil, "run broke" end, stop = function() end }
+      end })
+    openresty.poller({ dict = "seen", key = "lock-start", retry = 0.1, on_error = note("start"), log = function() end,
+      start = function() error("start broke", 0) end })
+  ]]
+
+  setup(function()
+    server = nginx.start({ ready = "/ready",
+      http = { "lua_shared_dict seen 1m;", "init_worker_by_lua_block {" .. INIT .. "}" },
+      server = {
+        "location = /ready { return 200; }",
+        "location = /seen { content_by_lua_block { local d = ngx.shared.seen",
+        "  ngx.print(tostring(d:get('run')), '|', tostring(d:get('start'))) } }",
+      } })
+  end)
+
+  teardown(function()
+    if server then server.stop() end
+  end)
+
+  it("is called with what failed and the error, for run and for start", function()
+    local seen = wait_until(5, function()
+      local text = server.get("/seen")
+      return not text:find("nil", 1, true) and text
+    end)
+    assert.equals("run: run broke|start: start broke", seen)
   end)
 end)

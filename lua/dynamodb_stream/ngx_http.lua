@@ -10,7 +10,10 @@
 --   t:close()
 --
 -- Codes as core.http: ConnectionRefused, UnknownHost, Timeout, ConnectionReset,
--- TlsError, ResponseTooLarge, HttpError. Connections are kept alive in nginx's
+-- TlsError, ResponseTooLarge, HttpError. As with core.http, `timeout` bounds the
+-- whole call (connect, send, every receive) and `max_body` the body however it
+-- is framed; the head is bounded too (100 header lines, 64 KiB: HACKING.md,
+-- HTTP). Answers are read in bounded pieces, never "until close" at once. Connections are kept alive in nginx's
 -- per-worker pool (setkeepalive); a kept-alive connection the server closed while
 -- idle is retried once on a fresh one. TLS is verified by default against
 -- nginx's `lua_ssl_trusted_certificate` (and `lua_ssl_verify_depth`); ca_file
@@ -59,16 +62,33 @@ function M.sleep(seconds)
   return core.sleep(seconds)
 end
 
+-- opts[name] as a positive number (an integer when integer is set), checked
+-- as core.http checks its options: a NaN or infinite timeout would make the
+-- deadline meaningless.
+local function positive(opts, name, default, integer)
+  local v = opts[name]
+  if v == nil then return default end
+  if type(v) ~= "number" then
+    error("option '" .. name .. "' must be a " .. (integer and "positive integer" or "number of seconds")
+      .. ", got " .. type(v), 3)
+  end
+  if not (v > 0 and v < 2 ^ 53) or (integer and v % 1 ~= 0) then
+    error("option '" .. name .. "' must be a positive " .. (integer and "integer" or "number of seconds"), 3)
+  end
+  return v
+end
+
 function M.http(opts)
   opts = opts or {}
+  if type(opts) ~= "table" then error("ngx_http.http: options table expected, got " .. type(opts), 2) end
   return setmetatable({
-    connect_timeout = opts.connect_timeout or 5,
-    timeout = opts.timeout or 30,
+    connect_timeout = positive(opts, "connect_timeout", 5),
+    timeout = positive(opts, "timeout", 30),
     verify_tls = opts.verify_tls ~= false,
     ca_file = opts.ca_file,
-    max_body = opts.max_body or 64 * 1024 * 1024,
-    keepalive_timeout = opts.keepalive_timeout or 60,
-    pool_size = opts.pool_size or 32,
+    max_body = positive(opts, "max_body", 64 * 1024 * 1024, true),
+    keepalive_timeout = positive(opts, "keepalive_timeout", 60),
+    pool_size = positive(opts, "pool_size", 32, true),
     _opts = opts,
   }, Transport)
 end
@@ -121,18 +141,192 @@ local function io_error(err, what)
   return fail("ConnectionReset", what .. ": " .. err)
 end
 
+-- Limits of an answer's head, as nginx's large_client_header_buffers: header
+-- lines (interim 1xx blocks and chunked trailers included), bytes of the status
+-- lines and header lines together, and the length of a chunk size line.
+local MAX_HEADERS = 100
+local MAX_HEAD_BYTES = 64 * 1024
+local MAX_CHUNK_LINE = 1024
+-- The most one receive asks for: every receive is a bounded piece, so max_body
+-- and the deadline are checked between pieces however the bytes come.
+local PIECE = 256 * 1024
+
+-- Reads an answer in bounded pieces; each receive waits no longer than what is
+-- left of the call's deadline. buf holds the last piece received, consumed up
+-- to pos: nothing is copied twice, however small the lines or chunks.
+local Reader = {}
+Reader.__index = Reader
+
+local function reader(self, sock, deadline)
+  return setmetatable({ sock = sock, deadline = deadline, connect_ms = self.connect_timeout * 1000,
+    buf = "", pos = 1, received = false }, Reader)
+end
+
+-- Milliseconds left before the deadline, or nil.
+function Reader:left_ms()
+  local ngx = ngx_table()
+  ngx.update_time()
+  local left = self.deadline - ngx.now()
+  if left <= 0 then return nil end
+  return math.max(1, math.floor(left * 1000))
+end
+
+-- Whether bytes received are not consumed yet.
+function Reader:buffered()
+  return self.pos <= #self.buf
+end
+
+-- One receive of at most PIECE bytes into buf. true, or nil, msg, code,
+-- socket error ("closed" at the end of the stream).
+function Reader:fill(what)
+  local ms = self:left_ms()
+  if not ms then return nil, "Timeout: " .. what .. ": timed out", "Timeout", "timeout" end
+  self.sock:settimeouts(self.connect_ms, ms, ms)
+  local data, err = self.sock:receiveany(PIECE)
+  if not data then
+    local a, b, c = io_error(err, what)
+    return a, b, c, err
+  end
+  self.received = true
+  self.buf, self.pos = data, 1
+  return true
+end
+
+-- At most max bytes: what is buffered, else what one receive brings.
+function Reader:take(max, what)
+  if not self:buffered() then
+    local ok, err, code, raw = self:fill(what)
+    if not ok then return nil, err, code, raw end
+  end
+  if self.pos == 1 and max >= #self.buf then -- the whole piece: no copy
+    self.pos = #self.buf + 1
+    return self.buf
+  end
+  local data = self.buf:sub(self.pos, self.pos + max - 1)
+  self.pos = self.pos + #data
+  return data
+end
+
+-- Exactly n bytes (n <= max_body, checked by the caller), appended to parts.
+function Reader:bytes(n, parts, what)
+  while n > 0 do
+    local data, err, code = self:take(math.min(n, PIECE), what)
+    if not data then return nil, err, code end
+    parts:add(data)
+    n = n - #data
+  end
+  return true
+end
+
+-- One line without its CRLF (or LF). false when it is longer than limit
+-- bytes; nil, msg, code, socket error on failure.
+function Reader:line(limit, what)
+  local parts, len = nil, 0
+  while true do
+    if not self:buffered() then
+      local ok, err, code, raw = self:fill(what)
+      if not ok then return nil, err, code, raw end
+    end
+    local lf = self.buf:find("\n", self.pos, true)
+    local stop = lf and lf - 1 or #self.buf
+    len = len + stop - self.pos + 1
+    if len > limit then return false end
+    local piece = self.buf:sub(self.pos, stop)
+    self.pos = stop + 2
+    if lf then
+      local line = parts and table.concat(parts) .. piece or piece
+      return (line:gsub("\r$", ""))
+    end
+    parts = parts or {}
+    parts[#parts + 1] = piece
+  end
+end
+
+-- A body as a list of pieces; small pieces (tiny chunks) are joined in
+-- batches, so the list stays short whatever the framing.
+local Body = {}
+Body.__index = Body
+
+local function new_body()
+  return setmetatable({ done = {}, batch = {} }, Body)
+end
+
+function Body:add(data)
+  local batch = self.batch
+  batch[#batch + 1] = data
+  if #batch >= 1024 then
+    self.done[#self.done + 1] = table.concat(batch)
+    self.batch = {}
+  end
+end
+
+function Body:text()
+  if #self.done == 0 then return table.concat(self.batch) end
+  self.done[#self.done + 1] = table.concat(self.batch)
+  return table.concat(self.done)
+end
+
+local function too_large(max_body)
+  return fail("ResponseTooLarge", "response body larger than max_body (" .. max_body .. " bytes)")
+end
+
+local function head_too_large()
+  return fail("ResponseTooLarge", "response headers over " .. MAX_HEADERS .. " lines or "
+    .. MAX_HEAD_BYTES .. " bytes")
+end
+
+-- Reads header lines up to the empty one into headers (lower-case name ->
+-- value, repeats joined with ", "), within the budget in head ({ lines, bytes }
+-- left).
+local function read_headers(r, head, headers, what)
+  while true do
+    local h, err, code = r:line(head.bytes, what)
+    if h == false then return head_too_large() end
+    if not h then return nil, err, code end
+    head.bytes = head.bytes - #h - 2
+    if h == "" then return true end
+    head.lines = head.lines - 1
+    if head.lines < 0 or head.bytes < 0 then return head_too_large() end
+    local name, value = h:match("^([^:%s]+)%s*:%s*(.-)%s*$")
+    if name then
+      name = name:lower()
+      headers[name] = headers[name] and (headers[name] .. ", " .. value) or value
+    end
+  end
+end
+
+-- A chunked body into chunks: nil, msg, code when it is malformed (as libcurl,
+-- ConnectionReset), too large or cut.
+local function read_chunked(self, r, head, chunks)
+  local size = 0
+  while true do
+    local line, err, code = r:line(MAX_CHUNK_LINE, "reading a chunk size")
+    if line == false then return fail("ConnectionReset", "chunk size line longer than " .. MAX_CHUNK_LINE .. " bytes") end
+    if not line then return nil, err, code end
+    local hex = line:match("^(%x+)%s*$") or line:match("^(%x+)%s*;")
+    hex = hex and hex:gsub("^0+(%x)", "%1")
+    if not hex or #hex > 13 then -- 13 hex digits: 2^52, exact in a double
+      return fail("ConnectionReset", "bad chunk size line: " .. line:sub(1, 40))
+    end
+    local n = tonumber(hex, 16)
+    if n == 0 then return read_headers(r, head, {}, "reading the trailer") end
+    size = size + n
+    if size > self.max_body then return too_large(self.max_body) end
+    local ok
+    ok, err, code = r:bytes(n, chunks, "reading the body")
+    if not ok then return nil, err, code end
+    line, err, code = r:line(2, "reading the body")
+    if line == nil then return nil, err, code end
+    if line ~= "" then return fail("ConnectionReset", "chunk of " .. n .. " bytes not followed by CRLF") end
+  end
+end
+
 -- One exchange on one connection. Returns status, body, headers, keepalive;
 -- or nil, msg, code, fresh (fresh: nothing of an answer was read, so the
 -- request may be retried on a new connection).
 local function exchange(self, sock, request, deadline)
-  local ngx = ngx_table()
-  local function left_ms()
-    ngx.update_time()
-    local left = deadline - ngx.now()
-    if left <= 0 then return nil end
-    return math.max(1, math.floor(left * 1000))
-  end
-  local ms = left_ms()
+  local r = reader(self, sock, deadline)
+  local ms = r:left_ms()
   if not ms then return fail("Timeout", "no time left to send") end
   sock:settimeouts(self.connect_timeout * 1000, ms, ms)
   local sent, serr = sock:send(request)
@@ -142,33 +336,20 @@ local function exchange(self, sock, request, deadline)
   end
 
   local status, headers, version
-  local first = true
+  local head = { lines = MAX_HEADERS, bytes = MAX_HEAD_BYTES }
   repeat
-    ms = left_ms()
-    if not ms then return fail("Timeout", "waiting for the status line") end
-    sock:settimeouts(self.connect_timeout * 1000, ms, ms)
-    local line, lerr = sock:receive("*l")
-    if not line then
-      local a, b, c = io_error(lerr, "reading the status line")
-      return a, b, c, first and lerr == "closed"
-    end
-    first = false
+    local line, lerr, lcode, raw = r:line(head.bytes, "reading the status line")
+    if line == false then return head_too_large() end
+    if not line then return nil, lerr, lcode, raw == "closed" and not r.received end
+    head.bytes = head.bytes - #line - 2
     local v, code = line:match("^HTTP/(%d%.%d) (%d%d%d)")
     if not v then return fail("HttpError", "bad status line: " .. line:sub(1, 80)) end
     version, status, headers = v, tonumber(code), {}
-    while true do
-      local h, herr = sock:receive("*l")
-      if not h then return io_error(herr, "reading the headers") end
-      if h == "" then break end
-      local name, value = h:match("^([^:%s]+)%s*:%s*(.-)%s*$")
-      if name then
-        name = name:lower()
-        headers[name] = headers[name] and (headers[name] .. ", " .. value) or value
-      end
-    end
+    local ok, herr, hcode = read_headers(r, head, headers, "reading the headers")
+    if not ok then return nil, herr, hcode end
   until status >= 200 or status == 101
 
-  local chunks, size = {}, 0
+  local chunks = new_body()
   local keepalive = version == "1.1"
   local conn = (headers["connection"] or ""):lower()
   if conn:find("close", 1, true) then keepalive = false end
@@ -177,47 +358,32 @@ local function exchange(self, sock, request, deadline)
   if status == 204 or status == 304 then -- luacheck: ignore 542
     -- no body
   elseif te:find("chunked", 1, true) then
-    while true do
-      ms = left_ms()
-      if not ms then return fail("Timeout", "reading the body") end
-      sock:settimeouts(self.connect_timeout * 1000, ms, ms)
-      local line, cerr = sock:receive("*l")
-      if not line then return io_error(cerr, "reading the body") end
-      local n = tonumber(line:match("^%s*(%x+)"), 16)
-      if not n then return fail("HttpError", "bad chunk size line") end
-      if n == 0 then
-        repeat
-          local t, terr = sock:receive("*l")
-          if not t then return io_error(terr, "reading the trailer") end
-        until t == ""
-        break
-      end
-      size = size + n
-      if size > self.max_body then return fail("ResponseTooLarge", "answer larger than " .. self.max_body .. " bytes") end
-      local data, derr = sock:receive(n)
-      if not data then return io_error(derr, "reading the body") end
-      chunks[#chunks + 1] = data
-      local crlf, rerr = sock:receive("*l")
-      if not crlf then return io_error(rerr, "reading the body") end
-    end
+    local ok, err, code = read_chunked(self, r, head, chunks)
+    if not ok then return nil, err, code end
   elseif headers["content-length"] then
     local n = tonumber(headers["content-length"]:match("^(%d+)$"))
     if not n then return fail("HttpError", "bad Content-Length") end
-    if n > self.max_body then return fail("ResponseTooLarge", "answer larger than " .. self.max_body .. " bytes") end
-    if n > 0 then
-      local data, derr = sock:receive(n)
-      if not data then return io_error(derr, "reading the body (" .. n .. " bytes announced)") end
-      chunks[1] = data
-    end
+    if n > self.max_body then return too_large(self.max_body) end
+    local ok, err, code = r:bytes(n, chunks, "reading the body (" .. n .. " bytes announced)")
+    if not ok then return nil, err, code end
   else
     -- Until the server closes the connection.
     keepalive = false
-    local data, derr, partial = sock:receive("*a")
-    if not data then return io_error(derr, "reading the body") end
-    if #data > self.max_body then return fail("ResponseTooLarge", "answer larger than " .. self.max_body .. " bytes") end
-    chunks[1] = data or partial
+    local size = 0
+    while true do
+      local data, err, code, raw = r:take(PIECE, "reading the body")
+      if not data then
+        if raw == "closed" then break end
+        return nil, err, code
+      end
+      size = size + #data
+      if size > self.max_body then return too_large(self.max_body) end
+      chunks:add(data)
+    end
   end
-  return status, table.concat(chunks), headers, keepalive
+  -- Bytes after the answer on a kept-alive connection: the next answer would be out of step.
+  if r:buffered() then keepalive = false end
+  return status, chunks:text(), headers, keepalive
 end
 
 -- One POST: status, body, headers or nil, "Code: message", "Code".
@@ -242,8 +408,12 @@ function Transport:_post(url, lines, body)
   local pool = scheme .. "://" .. host .. ":" .. port .. (self.verify_tls and "" or "#noverify")
 
   for try = 1, 2 do
+    -- connect and the TLS handshake count against the deadline too
+    ngx.update_time()
+    local left_ms = math.floor((deadline - ngx.now()) * 1000)
+    if left_ms < 1 then return fail("Timeout", "no time left to connect") end
     local sock = ngx.socket.tcp()
-    sock:settimeouts(self.connect_timeout * 1000, self.timeout * 1000, self.timeout * 1000)
+    sock:settimeouts(math.min(self.connect_timeout * 1000, left_ms), left_ms, left_ms)
     local ok, cerr = sock:connect(host, port, { pool = pool })
     if not ok then return connect_error(cerr) end
     local reused = (sock:getreusedtimes() or 0) > 0

@@ -110,10 +110,14 @@ end
 --   ttl (5)         lock lifetime; renewed every ttl/3 s by the holder
 --   retry (1)       seconds between two tries of a worker that does not hold it
 --   log             function(level, ...) (default ngx.log)
+--   on_error        function(what, err): called when start raises or returns nil
+--                   (what = "start") and when run returns nil, err (what = "run"),
+--                   after the error is logged; e.g. to show it on a status page
 -- Returns the lock object. Must be called where ngx.timer.at works
 -- (init_worker_by_lua*); the polling itself runs in a timer, where cosockets work.
 function M.poller(opts)
   assert(type(opts) == "table" and type(opts.start) == "function", "openresty.poller: opts.start expected")
+  assert(opts.on_error == nil or type(opts.on_error) == "function", "openresty.poller: opts.on_error must be a function")
   local lock = M.lock(opts.dict, opts.key, opts.ttl)
   local retry = opts.retry or 1
   local log = opts.log or ngx.log
@@ -141,9 +145,13 @@ function M.poller(opts)
         local ok, stream, run_opts = pcall(opts.start)
         if ok and stream then
           local done, err = hold(stream, run_opts or {})
-          if not done then log(ngx.ERR, "dynamodb_stream: run ended: ", tostring(err)) end
+          if not done then
+            log(ngx.ERR, "dynamodb_stream: run ended: ", tostring(err))
+            if opts.on_error then pcall(opts.on_error, "run", err) end
+          end
         else
           log(ngx.ERR, "dynamodb_stream: start failed: ", tostring(stream))
+          if opts.on_error then pcall(opts.on_error, "start", stream) end
         end
         lock:release()
         if not ngx.worker.exiting() then ngx.sleep(retry) end

@@ -7,8 +7,22 @@
 -- Shared dict "replica":
 --   item:<key>   the item as JSON           checkpoint   the stream position
 --   stat:*       counters and times          poller       the lock (holder's pid)
-local ds = require("dynamodb_stream")
-local openresty = require("dynamodb_stream.openresty")
+-- A missing or wrong build of the C core is the usual first error: say which
+-- build nginx needs and where it looked.
+local function require_module(name)
+  local ok, module = pcall(require, name)
+  if ok then return module end
+  local message = tostring(module)
+  if message:find("dynamodb_stream.core", 1, true) then
+    error("dynamodb_stream: the LuaJIT build of the C core (dynamodb_stream/core.so) is missing or"
+      .. " not for LuaJIT: run `make LUA=luajit` in the repository root (it builds build-luajit/)."
+      .. " lua_package_cpath searched: " .. package.cpath .. "\n" .. message, 0)
+  end
+  error(message, 0)
+end
+
+local ds = require_module("dynamodb_stream")
+local openresty = require_module("dynamodb_stream.openresty")
 
 local M = {}
 
@@ -16,11 +30,13 @@ local DICT = "replica"
 
 local function dict() return ngx.shared[DICT] end
 
-local function note_error(err)
+-- Counts an error and keeps the last one for /stats; start and run failures
+-- come here too (already logged by the poller).
+local function note_error(err, log)
   local d = dict()
   d:incr("stat:errors", 1, 0)
   d:set("stat:last_error", tostring(err))
-  ngx.log(ngx.WARN, "dynamodb_stream: ", tostring(err))
+  if log then ngx.log(ngx.WARN, "dynamodb_stream: ", tostring(err)) end
 end
 
 -- Makes the clients and the stream when this worker becomes the poller.
@@ -49,7 +65,7 @@ local function start()
       d:set("stat:lag", math.max(0, ngx.now() - created))
     end
   end)
-  stream:on("error", note_error)
+  stream:on("error", function(err) note_error(err, true) end)
 
   -- Saved after every fetch: also the moment to note the shards and the poll time.
   local store = openresty.checkpoint(DICT, "checkpoint")
@@ -71,7 +87,8 @@ local function start()
 end
 
 function M.start_poller()
-  M.lock = openresty.poller({ dict = DICT, key = "poller", start = start, ttl = 3, retry = 0.5 })
+  M.lock = openresty.poller({ dict = DICT, key = "poller", start = start, ttl = 3, retry = 0.5,
+    on_error = function(what, err) note_error(what .. " failed: " .. tostring(err)) end })
 end
 
 local function json(status, body)
@@ -95,8 +112,12 @@ function M.items()
   json(200, "[" .. table.concat(out, ",") .. "]")
 end
 
-function M.item(pk)
-  local v = dict():get("item:" .. ngx.unescape_uri(pk))
+-- GET /items/<pk>: the key is taken from the request line and decoded once
+-- ($uri is decoded already, with its slashes merged), so "100%25" is "100%".
+function M.item()
+  local raw = ngx.var.request_uri:match("^/items/([^?#]*)")
+  local pk = ngx.unescape_uri(((raw or ""):gsub("%+", "%%2B"))) -- "+" is a plus sign in a path
+  local v = dict():get("item:" .. pk)
   if not v then return json(404, '{"error":"not found"}') end
   json(200, v)
 end
