@@ -134,6 +134,7 @@ function Service.new(def, opts)
   }, Service)
   -- Kept in a closure, not a field, so that dumping the client shows no secret.
   self._redact = redactor({ cfg.credentials.secret_access_key, cfg.credentials.session_token })
+  errors.add_redactor(self, self._redact)
   return self
 end
 

@@ -4,6 +4,8 @@
 --
 --   echo_cases.CREDENTIALS          the credentials the clients sign with
 --   echo_cases.run(port) -> { { name =, code =, texts = { tostring(err), every string field } } ... }
+-- for each form: a call, GetRecords decoded in C, call_many, a DynamoDB call, a
+-- stream's fetch_stream_state, and tostring(client).
 local ds = require("dynamodb_stream")
 
 local echo_cases = {}
@@ -18,7 +20,7 @@ echo_cases.CREDENTIALS = {
 }
 
 echo_cases.FORMS = { "400-raw", "400-message", "400-type", "500-raw", "200-raw", "200-bare", "200-array",
-  "200-string", "200-bad-json", "bad-status" }
+  "200-string", "200-bad-json", "200-shards", "bad-status" }
 
 local function texts(err)
   local out = { tostring(err) }
@@ -43,6 +45,9 @@ function echo_cases.run(port)
     local answers, errs = streams:get_records_many({ { ShardIterator = "it-echo" } }, true)
     add(form .. " call_many", answers[1], errs[1])
     add(form .. " dynamodb", dynamodb:get_item({ TableName = "t", Key = { pk = { S = "k" } } }))
+    local stream = ds.new(streams, "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/echo")
+    stream:on("error", function() end)
+    add(form .. " stream", stream:fetch_stream_state())
     results[#results + 1] = { name = form .. " tostring(client)", code = "none", texts = { tostring(streams) } }
     streams:close()
     dynamodb:close()

@@ -19,6 +19,8 @@ its parent goes away (or --lifetime). The first step of the path picks the form:
   /200-array    200, [<echo>] (JSON, not an object)
   /200-string   200, "<echo>" (a JSON string, with "/" written "\\/")
   /200-bad-json 200, {"Records":[ + the echo: JSON cut short (a syntax error near the token)
+  /200-shards   200, a DescribeStream answer whose Shards is the X-Amz-Security-Token
+                sent, a space and the echo (the stream finds it malformed)
   /bad-status   "HTTP/1.1 OK " + the X-Amz-Security-Token sent as a status line, then closed
 """
 import argparse
@@ -75,6 +77,9 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, json.dumps(echo).replace("/", "\\/").encode())
         elif form == "200-bad-json":
             self._send(200, b'{"Records":[' + echo.encode())
+        elif form == "200-shards":
+            self._send(200, json.dumps({"StreamDescription": {
+                "StreamStatus": "ENABLED", "Shards": token + " " + echo}}).encode())
         elif form == "bad-status":
             self.close_connection = True
             self.wfile.write(("HTTP/1.1 OK " + token + "\r\n\r\n").encode())
