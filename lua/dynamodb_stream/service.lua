@@ -61,7 +61,8 @@ end
 
 -- A function(text[, limit]) -> text with every run of bytes that holds 8 bytes
 -- of a secret (as is, JSON-escaped or percent-encoded) and every header-like
--- credential replaced, then cut to limit bytes (MAX_MESSAGE by default).
+-- credential replaced, then, when text was longer than limit bytes
+-- (MAX_MESSAGE by default), cut to that length.
 -- Secrets shorter than 8 bytes (never real AWS ones) are left alone: they
 -- would mangle ordinary words.
 local function redactor(secrets)
@@ -99,7 +100,7 @@ local function redactor(secrets)
       out[#out + 1] = text:sub(last)
       text = table.concat(out)
     end
-    if cut or #text > limit then text = text:sub(1, limit) .. "..." end
+    if cut then text = text:sub(1, limit) .. "..." end
     return text
   end
 end
