@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "atomic_file.h"
 #include "ds.h"
@@ -112,11 +113,21 @@ static int core_monotime(lua_State *L)
     return 1;
 }
 
+/* A path argument as C sees it: a NUL inside would silently cut it. */
+static const char *check_path(lua_State *L, int arg)
+{
+    size_t len;
+    const char *path = luaL_checklstring(L, arg, &len);
+    luaL_argcheck(L, strlen(path) == len, arg, "path contains a NUL byte");
+    luaL_argcheck(L, len > 0, arg, "path is empty");
+    return path;
+}
+
 /* core.write_file_atomic(path, data[, mode]) -> true | nil, "FileError: ...", "FileError".
  * mode defaults to 0600: checkpoints hold stream positions, nobody else's business. */
 static int core_write_file_atomic(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = check_path(L, 1);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
     lua_Integer mode = luaL_optinteger(L, 3, 0600);
@@ -128,8 +139,52 @@ static int core_write_file_atomic(lua_State *L)
     return 1;
 }
 
+/* The lock of core.lock_file: the descriptor holding the flock, -1 once released. */
+#define FILE_LOCK_MT "dynamodb_stream.file_lock"
+
+static int file_lock_close(lua_State *L)
+{
+    int *fd = luaL_checkudata(L, 1, FILE_LOCK_MT);
+    if (*fd >= 0)
+        close(*fd); /* releases the flock */
+    *fd = -1;
+    return 0;
+}
+
+static int file_lock_tostring(lua_State *L)
+{
+    int *fd = luaL_checkudata(L, 1, FILE_LOCK_MT);
+    lua_pushstring(L, *fd >= 0 ? "dynamodb_stream.file_lock (held)" : "dynamodb_stream.file_lock (released)");
+    return 1;
+}
+
+/* core.lock_file(path) -> lock | nil, "Locked: ...", "Locked" | nil, "FileError: ...", "FileError".
+ * An exclusive flock on path .. ".lock", held until lock:close() or collection. */
+static int core_lock_file(lua_State *L)
+{
+    const char *path = check_path(L, 1);
+    int *fd = lua_newuserdatauv(L, sizeof *fd, 0);
+    *fd = -1;
+    luaL_setmetatable(L, FILE_LOCK_MT);
+    char err[512];
+    int busy;
+    *fd = atomic_file_lock(path, &busy, err, sizeof err);
+    if (*fd < 0)
+        return ds_fail(L, busy ? "Locked" : "FileError", err);
+    return 1;
+}
+
+static const luaL_Reg file_lock_methods[] = {
+    {"close", file_lock_close},
+    {"__gc", file_lock_close},
+    {"__close", file_lock_close},
+    {"__tostring", file_lock_tostring},
+    {NULL, NULL},
+};
+
 static const luaL_Reg core_funcs[] = {
     {"write_file_atomic", core_write_file_atomic},
+    {"lock_file", core_lock_file},
     {"sleep", core_sleep},
     {"monotime", core_monotime},
     {NULL, NULL},
@@ -138,6 +193,11 @@ static const luaL_Reg core_funcs[] = {
 DS_EXPORT int luaopen_dynamodb_stream_core(lua_State *L)
 {
     luaL_newlib(L, core_funcs);
+    luaL_newmetatable(L, FILE_LOCK_MT);
+    luaL_setfuncs(L, file_lock_methods, 0);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
     ds_open_markers(L);
     ds_open_sigv4(L);
     ds_open_http(L);

@@ -181,5 +181,90 @@ describe("config", function()
         assert.matches("endpoint", out)
       end
     end)
+
+    -- Each is refused when the client is made, with a message naming the problem.
+    local BAD = {
+      { "http://h:0", "port that is not a number from 1 to 65535" },
+      { "http://h:65536", "port that is not a number from 1 to 65535" },
+      { "http://h:99999", "port that is not a number from 1 to 65535" },
+      { "http://h:", "port that is not a number from 1 to 65535" },
+      { "http://h:8x", "port that is not a number from 1 to 65535" },
+      { "http://h :8000", "space, tab or control character" },
+      { "http://h\t:8000", "space, tab or control character" },
+      { "http://h/\r\nX-Injected: 1", "space, tab or control character" },
+      { "http://h/a\0", "space, tab or control character" },
+      { "http://h/./x", "path that is not canonical" },
+      { "http://h//a", "path that is not canonical" },
+      { "http://h/a/../b", "path that is not canonical" },
+      { "http://h/a/.", "path that is not canonical" },
+      { "http://h/a%zz", "'%%' not followed by two hex digits" },
+      { "http://h/a\"b", "must be percent%-encoded" },
+      { "http://user:pw@h/", "user information" },
+      { "http://h/#frag", "fragment" },
+      { "http://h/?x=1", "query" },
+      { "http://", "no host" },
+      { "http://:8000/", "no host" },
+      { "http://[zz]:8000/", "malformed IPv6 address" },
+      { "http://h%41/", "host with characters a host name cannot hold" },
+      { "ftp://h/", "must use http or https" },
+      { "localhost:8000", "is not an http%(s%) URL" },
+    }
+
+    it("refuses malformed endpoints when a client is made, saying what is wrong", function()
+      local ds = require("dynamodb_stream")
+      for _, case in ipairs(BAD) do
+        for _, make in ipairs({ ds.client, ds.dynamodb }) do
+          local ok, err = pcall(make, { region = "us-east-1", endpoint = case[1],
+            credentials = { access_key_id = "K", secret_access_key = "S" } })
+          assert.is_false(ok, case[1])
+          assert.matches("endpoint", err, 1, false, case[1])
+          assert.matches(case[2], err, 1, false, case[1])
+          assert.is_nil(err:find("[\r\n]"), case[1]) -- control bytes are shown escaped
+        end
+      end
+      local _, err = pcall(ds.client, { region = "us-east-1", endpoint = "http://user:secretpw@h/",
+        credentials = { access_key_id = "K", secret_access_key = "S" } })
+      assert.is_nil(err:find("secretpw", 1, true))
+    end)
+
+    local function with(extra)
+      local e = env(base)
+      for k, v in pairs(extra) do e[k] = v end
+      return e
+    end
+
+    it("refuses them from the environment and from the profile too, naming where they came from", function()
+      local r, out = resolve(with({ AWS_ENDPOINT_URL = "http://h:65536" }))
+      assert.is_nil(r)
+      assert.matches("port that is not a number from 1 to 65535 %(from AWS_ENDPOINT_URL%)", out)
+      r, out = resolve(with({ AWS_ENDPOINT_URL_DYNAMODB_STREAMS = "http://h//a" }))
+      assert.is_nil(r)
+      assert.matches("not canonical .* %(from AWS_ENDPOINT_URL_DYNAMODB_STREAMS%)", out)
+      helper.write_file(dir .. "/config", "[default]\nendpoint_url = http://h/./x\n")
+      r, out = resolve(with({ AWS_CONFIG_FILE = dir .. "/config" }))
+      assert.is_nil(r)
+      assert.matches("not canonical .* %(from endpoint_url of profile 'default'%)", out)
+    end)
+
+    it("still accepts http and https, ports, IPv6 literals and a path prefix", function()
+      local ds = require("dynamodb_stream")
+      local good = {
+        { "http://localhost:8000", "http://localhost:8000/", "localhost:8000" },
+        { "https://example.com", "https://example.com/", "example.com" },
+        { "HTTPS://example.com:8443/", "https://example.com:8443/", "example.com:8443" },
+        { "http://[::1]:8000", "http://[::1]:8000/", "[::1]:8000" },
+        { "http://[::1]", "http://[::1]/", "[::1]" },
+        { "http://127.0.0.1:65535/prefix/v1", "http://127.0.0.1:65535/prefix/v1", "127.0.0.1:65535" },
+        { "http://my_host.local:1/a%2Fb", "http://my_host.local:1/a%2Fb", "my_host.local:1" },
+      }
+      for _, case in ipairs(good) do
+        local client = ds.client({ region = "us-east-1", endpoint = case[1],
+          credentials = { access_key_id = "K", secret_access_key = "S" } })
+        assert.equals(case[2], client._endpoint.url)
+        assert.equals(case[3], client._endpoint.host)
+        assert.equals("dynamodb_stream.client (" .. case[2] .. ", us-east-1)", tostring(client))
+        client:close()
+      end
+    end)
   end)
 end)

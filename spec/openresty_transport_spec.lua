@@ -7,13 +7,7 @@
 -- and the blocking libcurl fallback in init_worker, where cosockets cannot run.
 local ds = require("dynamodb_stream")
 local helper = require("helper")
-local socket = require("socket")
-
-local NGINX = "/usr/sbin/nginx"
-local MODULES = { "/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modules/ngx_http_lua_module.so" }
-local q = helper.shell_quote
-
-local exists = helper.exists
+local nginx = require("nginx")
 
 local sh = helper.capture
 
@@ -83,20 +77,15 @@ ds_init_worker.status, ds_init_worker.body = status, body
 ]]
 
 describe("dynamodb_stream.ngx_http in nginx", function()
-  if not (exists(NGINX) and exists(MODULES[1]) and exists(MODULES[2])) then
-    pending("nginx with libnginx-mod-http-lua is not installed (scripts/install-deps installs it)")
+  if not nginx.installed() then
+    pending(nginx.MISSING)
     return
   end
 
-  local tmp, master, srv, other, port
+  local tmp, server, srv, other, port
 
   setup(function()
-    local root = sh("pwd"):gsub("%s+$", "")
-    if not exists("build-luajit/dynamodb_stream/core.so") then
-      assert(helper.execute("make -s luajit-build >/dev/null"))
-    end
     tmp = helper.tmpdir()
-    os.execute("chmod 755 " .. q(tmp) .. " && mkdir -p " .. q(tmp .. "/conf") .. " " .. q(tmp .. "/logs"))
     local trusted_cert, trusted_key = helper.make_cert(tmp, "trusted")
     local other_cert, other_key = helper.make_cert(tmp, "other")
     srv = helper.http_server(trusted_cert, trusted_key)
@@ -104,49 +93,27 @@ describe("dynamodb_stream.ngx_http in nginx", function()
     if other_cert then other = helper.http_server(other_cert, other_key) end
     helper.write_file(tmp .. "/cases.lua", CASES)
     helper.write_file(tmp .. "/init_worker.lua", INIT_WORKER:format(srv.http))
-    local s = assert(socket.bind("127.0.0.1", 0))
-    local _, p = s:getsockname()
-    s:close()
-    port = tonumber(p)
-    helper.write_file(tmp .. "/conf/nginx.conf", table.concat({
-      "load_module " .. MODULES[1] .. ";", "load_module " .. MODULES[2] .. ";",
-      "daemon off;", "master_process on;", "worker_processes 1;", "pid logs/nginx.pid;",
-      "error_log logs/error.log notice;", "events { worker_connections 64; }",
-      "http {", "  access_log off;", "  client_body_temp_path " .. tmp .. "/body;",
-      '  lua_package_path "' .. root .. '/lua/?.lua;' .. root .. '/lua/?/init.lua;;";',
-      '  lua_package_cpath "' .. root .. '/build-luajit/?.so;;";',
-      trusted_cert and "  lua_ssl_trusted_certificate " .. trusted_cert .. ";" or "",
-      "  server {", "    listen 127.0.0.1:" .. port .. ";",
-      "    location = /cases { content_by_lua_file " .. tmp .. "/cases.lua; }",
-      "    location = /phase { content_by_lua_block {",
-      "      local t = require('dynamodb_stream.ngx_http')",
-      "      local w = ds_init_worker",
-      "      ngx.say(tostring(t.can_yield()), ' ', tostring(w.can_yield), ' ', tostring(w.status))",
-      "      ngx.print(w.body) } }",
-      "  }",
-      "  init_worker_by_lua_file " .. tmp .. "/init_worker.lua;",
-      "}", "" }, "\n"))
-    master = tonumber(sh("env -i PATH=/usr/sbin:/usr/bin:/bin " .. NGINX .. " -p " .. q(tmp .. "/") .. " -c conf/nginx.conf -e "
-      .. q(tmp .. "/logs/error.log") .. " >" .. q(tmp .. "/logs/stdout") .. " 2>&1 </dev/null & echo $!"):match("%d+"))
-    local deadline = socket.gettime() + 10
-    while socket.gettime() < deadline do
-      if sh("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:" .. port .. "/phase") == "200" then return end
-      socket.sleep(0.1)
-    end
-    error("nginx did not answer: " .. (helper.read_file(tmp .. "/logs/error.log") or ""))
+    server = nginx.start({
+      tmp = tmp,
+      ready = "/phase",
+      http = {
+        trusted_cert and "lua_ssl_trusted_certificate " .. trusted_cert .. ";" or "",
+        "init_worker_by_lua_file " .. tmp .. "/init_worker.lua;",
+      },
+      server = {
+        "location = /cases { content_by_lua_file " .. tmp .. "/cases.lua; }",
+        "location = /phase { content_by_lua_block {",
+        "  local t = require('dynamodb_stream.ngx_http')",
+        "  local w = ds_init_worker",
+        "  ngx.say(tostring(t.can_yield()), ' ', tostring(w.can_yield), ' ', tostring(w.status))",
+        "  ngx.print(w.body) } }",
+      },
+    })
+    port = server.port
   end)
 
   teardown(function()
-    if master then
-      local workers = sh("ps -o pid= --ppid " .. master .. " 2>/dev/null")
-      os.execute("kill -TERM " .. master .. " 2>/dev/null")
-      for _ = 1, 50 do
-        if not helper.alive(master) then break end
-        socket.sleep(0.1)
-      end
-      os.execute("kill -KILL " .. master .. " 2>/dev/null")
-      for w in workers:gmatch("%d+") do os.execute("kill -KILL " .. w .. " 2>/dev/null") end
-    end
+    if server then server.stop() end
     if srv then helper.stop_http_server(srv) end
     if other then helper.stop_http_server(other) end
     if tmp then helper.rmdir(tmp) end
@@ -165,7 +132,7 @@ describe("dynamodb_stream.ngx_http in nginx", function()
     local text = sh("curl -s --max-time 20 'http://127.0.0.1:" .. port .. "/cases?http=" .. srv.http
       .. "&refused=" .. srv.refused .. "'")
     local r = ds.json_decode(text)
-    assert(type(r) == "table", text .. (helper.read_file(tmp .. "/logs/error.log") or ""))
+    assert(type(r) == "table", text .. server.error_log())
     assert.is_true(r.can_yield)
     local echo = helper.parse_echo(r.echo.text)
     assert.equals(200, r.echo.status)
@@ -193,7 +160,7 @@ describe("dynamodb_stream.ngx_http in nginx", function()
     local text = sh("curl -s --max-time 20 'http://127.0.0.1:" .. port .. "/cases?set=tls&http=" .. srv.http
       .. "&https=" .. srv.https .. "&other=" .. other.https .. "'")
     local r = ds.json_decode(text)
-    assert(type(r) == "table", text .. (helper.read_file(tmp .. "/logs/error.log") or ""))
+    assert(type(r) == "table", text .. server.error_log())
     assert.equals(200, r.echo.status)
     local echo = helper.parse_echo(r.echo.text)
     assert.equals("tls", echo.headers["x-test"])

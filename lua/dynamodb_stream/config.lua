@@ -82,29 +82,70 @@ local function profile_credentials(profile, name)
   return nil, "profile '" .. name .. "' has no aws_access_key_id/aws_secret_access_key"
 end
 
+-- The endpoint as it may be shown in a message: control bytes escaped.
+local function shown(url)
+  return "'" .. url:gsub("%c", function(c) return ("\\x%02X"):format(c:byte()) end) .. "'"
+end
+
 -- Splits "https://host:port/path" into its parts; nil, why for anything else.
+-- Only what every call could send as it is gets through: a bad endpoint is a
+-- configuration mistake, better refused when the client is made than on
+-- every call.
 function config.parse_endpoint(url)
   if type(url) ~= "string" then return nil, "endpoint must be a string" end
-  local scheme, authority, path = url:match("^(%a[%w+.-]*)://([^/?#]+)([^?#]*)$")
-  if not scheme then return nil, "endpoint '" .. url .. "' is not an http(s) URL" end
+  local function bad(why) return nil, "endpoint " .. shown(url) .. " " .. why end
+  if url:find("[%c%s]") then return bad("contains a space, tab or control character (CR, LF, ...)") end
+  local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
+  if not scheme then return bad("is not an http(s) URL") end
   scheme = scheme:lower()
-  if scheme ~= "http" and scheme ~= "https" then
-    return nil, "endpoint '" .. url .. "' must use http or https"
+  if scheme ~= "http" and scheme ~= "https" then return bad("must use http or https") end
+  if rest:find("#", 1, true) then return bad("must not have a fragment (#...)") end
+  if rest:find("?", 1, true) then return bad("must not have a query (?...)") end
+  local authority, path = rest:match("^([^/]*)(.*)$")
+  if authority:find("@", 1, true) then -- not shown: it may hold a password
+    return nil, "endpoint must not carry user information (user:password@)"
   end
-  if authority:find("@", 1, true) then
-    return nil, "endpoint must not carry user information"
+  local host, port = authority:match("^(%[[^%]]*%])(.*)$")
+  if host then
+    if not host:match("^%[[%x:.]+%]$") or not host:find(":", 1, true) then
+      return bad("has a malformed IPv6 address " .. host)
+    end
+  else
+    host, port = authority:match("^([^:]*)(.*)$")
   end
-  local host, port = authority:match("^(.-):(%d+)$")
-  host = host or authority
-  if host == "" then return nil, "endpoint '" .. url .. "' has no host" end
+  if host == "" then return bad("has no host") end
+  if not host:match("^%[") and not host:match("^[%w._-]+$") then
+    return bad("has a host with characters a host name cannot hold")
+  end
   local default_port = scheme == "https" and 443 or 80
-  port = tonumber(port) or default_port
+  if port ~= "" then
+    local digits = port:match("^:(%d+)$")
+    local number = tonumber(digits)
+    if not number or number < 1 or number > 65535 then
+      return bad("has a port that is not a number from 1 to 65535")
+    end
+    port = number
+  else
+    port = default_port
+  end
+  if path ~= "" then
+    if path:find("//", 1, true) or ("/" .. path .. "/"):find("/%.%.?/") then
+      return bad("has a path that is not canonical (//, /./ or /../)")
+    end
+    if path:find("[^%w%-._~/!$&'()*+,;=:@%%]") then
+      return bad("has a path with characters that must be percent-encoded")
+    end
+    if path:gsub("%%%x%x", ""):find("%", 1, true) then
+      return bad("has a path with a '%' not followed by two hex digits")
+    end
+  end
+  path = path == "" and "/" or path
   return {
-    url = scheme .. "://" .. authority .. (path == "" and "/" or path),
+    url = scheme .. "://" .. authority .. path,
     scheme = scheme,
     -- The Host header (and so the signature) omits the scheme's default port.
     host = port == default_port and host or (host .. ":" .. port),
-    path = path == "" and "/" or path,
+    path = path,
   }
 end
 
@@ -154,13 +195,20 @@ function config.resolve(service, opts, caller)
     end
   end
 
-  local endpoint = opts.endpoint
+  local endpoint, source = opts.endpoint, nil
   if endpoint == nil and os.getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS") ~= "true" then
-    endpoint = env(service.env_endpoint) or env("AWS_ENDPOINT_URL") or explicit_profile_endpoint(profile)
+    for _, name in ipairs({ service.env_endpoint, "AWS_ENDPOINT_URL" }) do
+      endpoint = env(name)
+      if endpoint then source = name break end
+    end
+    if not endpoint then
+      endpoint = explicit_profile_endpoint(profile)
+      source = "endpoint_url of profile '" .. profile_name .. "'"
+    end
   end
   endpoint = endpoint or ("https://" .. service.endpoint_prefix .. "." .. region .. ".amazonaws.com")
   local parsed, why = config.parse_endpoint(endpoint)
-  if not parsed then error(caller .. ": " .. why, 3) end
+  if not parsed then error(caller .. ": " .. why .. (source and (" (from " .. source .. ")") or ""), 3) end
 
   for _, key in ipairs({ "connect_timeout", "timeout" }) do
     local v = opts[key]

@@ -29,10 +29,22 @@ local RETRYABLE = {
   InvalidResponse = true,
 }
 
+-- The redactors of the live clients (service.lua), weakly keyed by client:
+-- every error message goes through all of them, so that no error made anywhere
+-- (the stream's own InvalidResponse quoting an answer included) shows a
+-- credential that a server sent back.
+local redactors = setmetatable({}, { __mode = "k" })
+
+function errors.add_redactor(owner, redact)
+  redactors[owner] = redact
+end
+
 function errors.new(fields)
+  local message = fields.message or ""
+  for _, redact in pairs(redactors) do message = redact(message, #message) end
   local err = setmetatable({
     code = fields.code,
-    message = fields.message or "",
+    message = message,
     status = fields.status,
     operation = fields.operation,
   }, Error)

@@ -17,6 +17,94 @@ function Service.__tostring(self)
   return "dynamodb_stream." .. self._def.name .. " (" .. self._endpoint.url .. ", " .. self.region .. ")"
 end
 
+-- Error text shown to users must never carry a credential, whatever a server
+-- echoes back: these are cut out before any text is shortened for display.
+local MAX_MESSAGE = 2000
+local REDACTED = "<redacted>"
+local WINDOW = 8 -- any 8 bytes of a secret are redacted, so a cut one is too
+
+-- A Lua pattern matching word case-insensitively.
+local function caseless(word)
+  return (word:gsub("%a", function(c) return "[" .. c:upper() .. c:lower() .. "]" end))
+end
+
+-- Header-like text, as sent or echoed ("Authorization: v", "authorization=v",
+-- a JSON `"X-Amz-Security-Token":"v"`, escaped or not): the value goes, up to
+-- the end of its line or string (a control byte, a quote, or a JSON \r \n
+-- \t \" escape).
+local HEADERS = {}
+for i, name in ipairs({ "authorization", "x-amz-security-token" }) do
+  HEADERS[i] = caseless(name):gsub("%-", "%%-") .. '[\\"]*%s*[:=][%s\\"]*'
+end
+-- Parts of a signature that are sent outside a header too (a presigned query).
+local PARAMS = { caseless("credential") .. "=", caseless("signature") .. "=" }
+
+local function redact_headers(text)
+  for _, pattern in ipairs(HEADERS) do
+    local from = 1
+    while true do
+      local _, value_start = text:find(pattern, from)
+      if not value_start then break end
+      value_start = value_start + 1
+      local stop = text:find('[%c"]', value_start) or #text + 1
+      local escape = text:find('\\[rnt"]', value_start)
+      if escape and escape < stop then stop = escape end
+      text = text:sub(1, value_start - 1) .. REDACTED .. text:sub(stop)
+      from = value_start + #REDACTED
+    end
+  end
+  for _, pattern in ipairs(PARAMS) do
+    text = text:gsub("(" .. pattern .. ")[%w+/=_.%%%-]+", "%1" .. REDACTED)
+  end
+  return text
+end
+
+-- A function(text[, limit]) -> text with every run of bytes that holds 8 bytes
+-- of a secret (as is, JSON-escaped or percent-encoded) and every header-like
+-- credential replaced, then, when text was longer than limit bytes
+-- (MAX_MESSAGE by default), cut to that length.
+-- Secrets shorter than 8 bytes (never real AWS ones) are left alone: they
+-- would mangle ordinary words.
+local function redactor(secrets)
+  local pieces, longest = {}, 0
+  for _, secret in pairs(secrets) do
+    if #secret >= WINDOW then
+      local forms = { secret, (secret:gsub("/", "\\/")),
+        (secret:gsub("[^%w%-_.~]", function(c) return ("%%%02X"):format(c:byte()) end)) }
+      for _, form in ipairs(forms) do
+        longest = math.max(longest, #form)
+        for i = 1, #form - WINDOW + 1 do pieces[form:sub(i, i + WINDOW - 1)] = true end
+      end
+    end
+  end
+  return function(text, limit)
+    limit = limit or MAX_MESSAGE
+    -- Only the part that can show (and what may belong to a secret crossing
+    -- its end) is looked at, so a huge body costs no more than a short one.
+    local cut = #text > limit
+    text = redact_headers(text:sub(1, limit + longest + 64))
+    if longest > 0 then
+      local out, i, last, n = {}, 1, 1, #text
+      while i <= n - WINDOW + 1 do
+        if pieces[text:sub(i, i + WINDOW - 1)] then
+          local j = i + 1
+          while j <= n - WINDOW + 1 and pieces[text:sub(j, j + WINDOW - 1)] do j = j + 1 end
+          out[#out + 1] = text:sub(last, i - 1)
+          out[#out + 1] = REDACTED
+          last = j + WINDOW - 1
+          i = last
+        else
+          i = i + 1
+        end
+      end
+      out[#out + 1] = text:sub(last)
+      text = table.concat(out)
+    end
+    if cut then text = text:sub(1, limit) .. "..." end
+    return text
+  end
+end
+
 -- def: { name, target_prefix, endpoint_prefix, env_endpoint }; every AWS JSON
 -- service here signs with the scope "dynamodb" (DynamoDB Streams included).
 function Service.new(def, opts)
@@ -46,29 +134,20 @@ function Service.new(def, opts)
     }),
   }, Service)
   -- Kept in a closure, not a field, so that dumping the client shows no secret.
-  -- Secrets shorter than 8 bytes (never real AWS ones) would mangle ordinary words.
-  local secrets = {}
-  for _, secret in ipairs({ cfg.credentials.secret_access_key, cfg.credentials.session_token or "" }) do
-    if #secret >= 8 then secrets[#secrets + 1] = secret end
-  end
-  self._redact = function(text)
-    for _, secret in ipairs(secrets) do
-      local from, to = text:find(secret, 1, true)
-      while from do
-        text = text:sub(1, from - 1) .. "<redacted>" .. text:sub(to + 1)
-        from, to = text:find(secret, from + 10, true)
-      end
-    end
-    return text
-  end
+  self._redact = redactor({ cfg.credentials.secret_access_key, cfg.credentials.session_token })
+  errors.add_redactor(self, self._redact)
   return self
 end
 
--- A short printable excerpt of a body for error messages.
-local function snippet(body)
-  local s = body:sub(1, MAX_SNIPPET):gsub("[%c\128-\255]+", " ")
-  if #body > MAX_SNIPPET then s = s .. "..." end
-  return s
+-- A short printable excerpt of a body for error messages, redacted.
+local function snippet(self, body)
+  return (self._redact(body, MAX_SNIPPET):gsub("[%c\128-\255]+", " "))
+end
+
+-- Any other text from the other end (a message, a code, a transport error),
+-- redacted and on one line.
+local function clean(self, text, limit)
+  return (self._redact(text, limit):gsub("%c+", " "))
 end
 
 local function field(tbl, ...)
@@ -90,11 +169,11 @@ local function service_error(self, operation, status, body, headers)
     code = status == 503 and "ServiceUnavailable" or status >= 500 and "InternalServerError"
       or "UnexpectedResponse"
     message = "HTTP " .. status .. " without an AWS error body"
-      .. (body ~= "" and (": " .. snippet(body)) or "")
+      .. (body ~= "" and (": " .. snippet(self, body)) or "")
   end
   return errors.new({
-    code = errors.sanitize_code(code),
-    message = self._redact(message or ""),
+    code = clean(self, errors.sanitize_code(code), MAX_SNIPPET),
+    message = clean(self, message or ""),
     status = status,
     operation = operation,
   })
@@ -149,7 +228,7 @@ function Service:_answer(operation, decode, status, answer, answer_headers)
   if not status then
     local code = answer_headers
     local message = answer:gsub("^%w+: ", "", 1)
-    return nil, errors.new({ code = code, message = self._redact(message), operation = operation })
+    return nil, errors.new({ code = code, message = clean(self, message), operation = operation })
   end
   if status < 200 or status > 299 then
     return nil, service_error(self, operation, status, answer, answer_headers)
@@ -158,7 +237,7 @@ function Service:_answer(operation, decode, status, answer, answer_headers)
   if not decoded then
     return nil, errors.new({
       code = "InvalidResponse",
-      message = why .. " (" .. #answer .. " bytes: " .. snippet(answer) .. ")",
+      message = clean(self, why) .. " (" .. #answer .. " bytes: " .. snippet(self, answer) .. ")",
       status = status,
       operation = operation,
     })

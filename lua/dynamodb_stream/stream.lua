@@ -1144,13 +1144,21 @@ function Stream:run(opts)
   end
 
   local store = opts.checkpoint
-  if type(store) == "string" then store = require("dynamodb_stream.checkpoint").file(store) end
+  -- a store made here from a path is closed here (its file lock released)
+  local own_store = type(store) == "string"
+  if own_store then store = require("dynamodb_stream.checkpoint").file(store) end
   if store ~= nil then
     local state, err = store:load()
-    if err then return self:_fail(err) end
+    if err then
+      if own_store then store:close() end
+      return self:_fail(err)
+    end
     if state then
       local ok, bad = pcall(self.set_shard_state, self, state)
-      if not ok then return self:_fail(new_error("BadCheckpoint", tostring(bad))) end
+      if not ok then
+        if own_store then store:close() end
+        return self:_fail(new_error("BadCheckpoint", tostring(bad)))
+      end
     end
   end
 
@@ -1208,6 +1216,7 @@ function Stream:run(opts)
   end
   self._running, self._stop_requested = false, false
   self._clock = clock
+  if own_store then store:close() end
   return result, fatal
 end
 
