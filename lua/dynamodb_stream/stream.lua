@@ -225,7 +225,8 @@ end
 
 -- One line on stderr, or in nginx's error log.
 local function write_report(line)
-  if rawget(_G, "ngx") and require("dynamodb_stream.ngx_http").in_nginx() then
+  local ngx = rawget(_G, "ngx")
+  if ngx and require("dynamodb_stream.ngx_http").in_nginx() then
     ngx.log(ngx.ERR, line)
   else
     io.stderr:write(line, "\n")
@@ -239,30 +240,35 @@ local function report_line(err)
   return "dynamodb_stream: " .. text
 end
 
--- run() with no 'error' listener is never silent, and never floods the log:
--- an error is written once; the same again (same operation, code and shard:
--- messages may hold an iterator) is counted, and the count is written when
--- another error comes, every REPORT_EVERY seconds, and when run returns.
-function Stream:_report(err)
-  local key = tostring(err.operation) .. "|" .. tostring(err.code) .. "|" .. tostring(err.shard_id)
-  local last, t = self._reported, self._clock()
-  if last and last.key == key then
-    last.count = last.count + 1
-    if t - last.at < REPORT_EVERY then return end
-  end
-  self:_report_repeats()
-  local line = report_line(err)
-  write_report(line .. " (no 'error' listener)")
-  self._reported = { key = key, line = line, count = 0, at = t }
+local function write_repeats(seen)
+  write_report(seen.line .. " repeated " .. seen.count .. (seen.count == 1 and " time" or " times"))
+  seen.count = 0
 end
 
--- Writes how often the last reported error came again since it was written.
-function Stream:_report_repeats()
-  local last = self._reported
-  if last and last.count > 0 then
-    write_report(last.line .. " repeated " .. last.count .. (last.count == 1 and " time" or " times"))
-    last.count = 0
+-- run() with no 'error' listener is never silent, and never floods the log:
+-- an error is written once; the same again (same operation, code and shard:
+-- messages may hold an iterator) is counted, and the count is written at most
+-- every REPORT_EVERY seconds, and when run returns.
+function Stream:_report(err)
+  local key = tostring(err.operation) .. "|" .. tostring(err.code) .. "|" .. tostring(err.shard_id)
+  local reported, t = self._reported, self._clock()
+  local seen = reported[key]
+  if seen then
+    seen.count = seen.count + 1
+    if t - seen.at >= REPORT_EVERY then write_repeats(seen) seen.at = t end
+    return
   end
+  seen = { line = report_line(err), count = 0, at = t }
+  reported[key], reported[#reported + 1] = seen, seen
+  write_report(seen.line .. " (no 'error' listener)")
+end
+
+-- At the end of run: the counts not written yet, in the order the errors came.
+function Stream:_report_repeats()
+  for _, seen in ipairs(self._reported) do
+    if seen.count > 0 then write_repeats(seen) end
+  end
+  self._reported = {}
 end
 
 -- Emits a shard event; a raising listener is reported, not fatal.
@@ -726,7 +732,7 @@ function Stream:_read_serially(out, t)
           local ok, err = self:_read_shard(sh, out)
           if not ok then
             if not err.backoff then return nil, err end
-            throttled = throttled or err
+            if throttled then self:_fail(err) else throttled = err end -- the fetch returns the first
           end
           if self._running and self._stop_requested then return true end
         end
@@ -753,7 +759,8 @@ function Stream:_read_in_rounds(out, t)
   local function settle(sh, state, err)
     if state == nil then
       if not err.backoff then return nil, err end
-      throttled, finished[sh] = throttled or err, true
+      if throttled then self:_fail(err) else throttled = err end -- the fetch returns the first
+      finished[sh] = true
     elseif state == "done" then
       finished[sh] = true
     end
@@ -1034,7 +1041,7 @@ function Stream:run(opts)
   local duration = opt_seconds(opts, "duration", nil, 0)
   local sleep = opts.sleep or require("dynamodb_stream.ngx_http").sleep
   if type(sleep) ~= "function" then error("run: opts.sleep must be a function", 2) end
-  if self._running or self:_fetch_held() then
+  if self:_fetch_held() or self._running then
     return self:_fail(new_error("FetchInProgress", "run: the stream is already being read"))
   end
 
@@ -1058,7 +1065,7 @@ function Stream:run(opts)
   self._clock = function() return math.max(clock(), start + slept) end
   local deadline = duration and now() + duration
   self._running, self._stop_requested = true, false
-  self._run_holder, self._run_clock, self._reported = holder(), clock, nil
+  self._run_holder, self._run_clock, self._reported = holder(), clock, {}
   local wait, last_describe = interval, nil
   local result, fatal = true, nil
   while not self._stop_requested do

@@ -65,17 +65,40 @@ for _, parallel in ipairs({ false, true }) do
       assert.equals(fake:count("describe_stream") - 1, n)
     end)
 
-    it("writes a new line when the error changes, with the count of the one before", function()
+    it("writes each different error once, then the counts", function()
       fake:add_shard("A")
       fake:fail("describe_stream", "ConnectionRefused", { until_time = 1 })
       fake:fail("describe_stream", "InternalServerError", { until_time = 1e9 })
       local s = new_stream(fake)
       local lines = stderr_lines(function() assert.is_true(run_for(s, fake, 3)) end)
-      assert.equals(4, #lines, table.concat(lines, "\n"))
-      assert.matches("ConnectionRefused", lines[1])
-      assert.matches("ConnectionRefused.* repeated %d+ times?$", lines[2])
-      assert.matches("InternalServerError", lines[3])
-      assert.matches("InternalServerError repeated 1 time$", lines[4])
+      -- fetches at 0, 0.1, 0.3, 0.7 refused, at 1.5 and 2.5 a server error
+      assert.same({
+        "dynamodb_stream: ConnectionRefused: ConnectionRefused (no 'error' listener)",
+        "dynamodb_stream: InternalServerError: InternalServerError (no 'error' listener)",
+        "dynamodb_stream: ConnectionRefused: ConnectionRefused repeated 3 times",
+        "dynamodb_stream: InternalServerError: InternalServerError repeated 1 time",
+      }, lines)
+    end)
+
+    it("counts errors of shards that fail in turn, and writes the counts at most once a minute", function()
+      fake:add_shard("A")
+      fake:add_shard("B")
+      fake:fail("get_records", "InternalServerError", { until_time = 1e9 })
+      local s = new_stream(fake)
+      local lines = stderr_lines(function() assert.is_true(run_for(s, fake, 150, { max_interval = 10 })) end)
+      local first, counts, total = {}, { A = 0, B = 0 }, 0
+      for _, line in ipairs(lines) do
+        local shard = line:match("%[shard (%a)%] %(no 'error' listener%)$")
+        if shard then first[#first + 1] = shard end
+        local counted, n = line:match("%[shard (%a)%] repeated (%d+) times?$")
+        if counted then counts[counted], total = counts[counted] + 1, total + tonumber(n) end
+      end
+      table.sort(first)
+      assert.same({ "A", "B" }, first)
+      -- per shard: a count at most once a minute (at 60 and 120 s), and at the end
+      assert.is_true(counts.A <= 3 and counts.B <= 3, table.concat(lines, "\n"))
+      assert.equals(#lines, 2 + counts.A + counts.B)
+      assert.equals(fake:count("get_records"), 2 + total) -- every error written or counted
     end)
 
     it("writes nothing to stderr when 'error' has a listener", function()
@@ -313,10 +336,10 @@ describe("the fetch guard and a coroutine that dies in a listener", function()
     co = nil -- luacheck: ignore 311
     collectgarbage()
     collectgarbage()
+    assert.is_true(s:run({ sleep = function() s:stop() end }))
     fake:insert("A", { pk = "2" })
     local records = assert(s:fetch_stream_records()) -- not run's: the records are kept
     assert.equals(1, #records)
-    assert.is_true(s:run({ sleep = function() s:stop() end }))
   end)
 end)
 
