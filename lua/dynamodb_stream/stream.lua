@@ -1019,7 +1019,7 @@ end
 -- Polls until stop(): fetches again at once while records flow, backs off when
 -- idle or failing. The fetches inside run count the records they deliver but
 -- do not keep them, so memory does not grow with the page size. opts:
---   interval (s, default 0.1): first idle sleep, doubling while idle up to
+--   interval (s, > 0, default 0.1): first idle sleep, doubling while idle up to
 --   max_interval (s, default 1), so an idle shard costs about one GetRecords a
 --   second while a change that follows activity is seen within ~0.1 s
 --   describe_interval (s, default 10): DescribeStream at least this often (and

@@ -265,6 +265,29 @@ for _, parallel in ipairs({ false, true }) do
   end)
 end
 
+describe("run() errors inside nginx", function()
+  it("go to ngx.log(ngx.ERR, ...) with no 'error' listener, not to stderr", function()
+    local logged = {}
+    local fake_ngx = {
+      ERR = 4, socket = { tcp = function() end }, get_phase = function() return "timer" end,
+      log = function(level, ...) logged[#logged + 1] = { level, table.concat({ ... }) } end,
+    }
+    local fake = Fake.new()
+    fake:add_shard("A")
+    fake:fail("describe_stream", "ConnectionRefused", { until_time = 1e9 })
+    local s = new_stream(fake)
+    rawset(_G, "ngx", fake_ngx)
+    local ok, lines = pcall(stderr_lines, function() assert.is_true(run_for(s, fake, 3)) end)
+    rawset(_G, "ngx", nil)
+    assert(ok, lines)
+    assert.same({}, lines)
+    assert.same({
+      { 4, "dynamodb_stream: ConnectionRefused: ConnectionRefused (no 'error' listener)" },
+      { 4, "dynamodb_stream: ConnectionRefused: ConnectionRefused repeated 5 times" },
+    }, logged)
+  end)
+end)
+
 describe("the fetch guard and a coroutine that dies in a listener", function()
   local fake, s
   local yielding
