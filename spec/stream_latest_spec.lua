@@ -96,6 +96,23 @@ for _, parallel in ipairs({ false, true }) do
       assert.same({ "new new" }, log)
     end)
 
+    it("reads through records it skips at once, not at the idle rate", function()
+      for i = 1, 250 do fake:insert("A", { pk = "old" .. i }) end
+      fake:advance(10 * MINUTE)
+      local log = {}
+      run_once(quick_start(log))                   -- opens at LATEST, saves
+      fake:advance(20 * MINUTE)                    -- down: the saved iterator expires
+      fake:insert("A", { pk = "new" })
+      local stream = ds.new(fake, fake.stream_arn, { unmarshall = ds.unmarshall, limit = 10,
+        max_pages_per_shard = 5, wall_clock = function() return fake:wall() end })
+      stream:on("insert record", function(item) log[#log + 1] = item.pk; stream:stop() end)
+      local slept = 0
+      assert(stream:run({ checkpoint = path, sleep = function(s) slept = slept + s; fake:advance(s) end }))
+      assert.same({ "new" }, log)
+      assert.equals(250, stream:stats().skipped)
+      assert.equals(0, slept)                      -- 26 pages of skipped records, no idle pause
+    end)
+
     it("delivers a record without ApproximateCreationDateTime (never skipped)", function()
       fake:insert("A", { pk = "dated" })
       fake:insert("A", { pk = "undated" })

@@ -12,21 +12,59 @@ function Error.__tostring(err)
   return where .. err.code .. ": " .. err.message .. status
 end
 
--- Error codes a later attempt may clear: throttling, server faults, transport trouble.
-local RETRYABLE = {
-  ThrottlingException = true,
-  Throttling = true,
-  LimitExceededException = true,
-  ProvisionedThroughputExceededException = true,
-  RequestLimitExceeded = true,
-  TooManyRequestsException = true,
-  InternalServerError = true,
-  InternalFailure = true,
-  ServiceUnavailable = true,
-  ConnectionRefused = true,
-  ConnectionReset = true,
-  Timeout = true,
-  InvalidResponse = true,
+-- The one table that says what an error means; the error objects
+-- (retryable), the client's retries (retry.lua) and the stream's per-shard
+-- backoff and run() (stream.lua) all ask errors.class:
+--   throttling  the service asks us to slow down: retried, the shard backs off
+--   transient   network trouble, server faults: retried, the shard backs off
+--   position    the iterator is no good (expired, trimmed, invalid): the shard
+--               re-opens from its last delivered record
+--   fatal       nothing will change without the user: wrong credentials, no
+--               permission, no such stream; run() returns nil, err
+--   failed      anything else (a listener raised, a malformed answer, another
+--               4xx): not retried by the client, reported, tried at the next fetch
+local CLASS = {
+  ThrottlingException = "throttling",
+  Throttling = "throttling",
+  ThrottledException = "throttling",
+  LimitExceededException = "throttling",
+  ProvisionedThroughputExceededException = "throttling",
+  RequestLimitExceeded = "throttling",
+  RequestThrottled = "throttling",
+  RequestThrottledException = "throttling",
+  TooManyRequestsException = "throttling",
+  SlowDown = "throttling",
+  BandwidthLimitExceeded = "throttling",
+
+  InternalServerError = "transient",
+  InternalFailure = "transient",
+  ServiceUnavailable = "transient",
+  ConnectionRefused = "transient",
+  ConnectionReset = "transient",
+  Timeout = "transient",
+  UnknownHost = "transient",
+  InvalidResponse = "transient",
+
+  ExpiredIteratorException = "position",
+  TrimmedDataAccessException = "position",
+
+  UnrecognizedClientException = "fatal",
+  InvalidClientTokenId = "fatal",
+  InvalidSignatureException = "fatal",
+  SignatureDoesNotMatch = "fatal",
+  IncompleteSignature = "fatal",
+  IncompleteSignatureException = "fatal",
+  MissingAuthenticationToken = "fatal",
+  MissingAuthenticationTokenException = "fatal",
+  AccessDeniedException = "fatal",
+  AccessDenied = "fatal",
+  NotAuthorized = "fatal",
+  -- The credentials are fixed when the client is made: nothing renews them.
+  ExpiredTokenException = "fatal",
+  ExpiredToken = "fatal",
+  -- The stream, or a shard: the consumer retires a shard that is not found
+  -- before it asks, so what reaches run() is the stream.
+  ResourceNotFoundException = "fatal",
 }
 
 -- The redactors of the live clients (service.lua), weakly keyed by client:
@@ -37,6 +75,33 @@ local redactors = setmetatable({}, { __mode = "k" })
 
 function errors.add_redactor(owner, redact)
   redactors[owner] = redact
+end
+
+-- A ValidationException is about the iterator (GetRecords: "Invalid
+-- ShardIterator", a constraint on 'shardIterator'), the stream ARN (a
+-- constraint on 'streamArn', "Invalid StreamArn") or something else.
+local function validation_class(message)
+  local m = message:lower()
+  if m:find("shard ?iterator") and not m:find("iteratortype") then return "position" end
+  if m:find("stream ?arn") then return "fatal" end
+  return "failed"
+end
+
+-- err (a table with code, and maybe status and message) ->
+-- "throttling" | "transient" | "position" | "fatal" | "failed".
+function errors.class(err)
+  local class = CLASS[err.code]
+  if class then return class end
+  if err.code == "ValidationException" then return validation_class(tostring(err.message or "")) end
+  if err.status == 429 then return "throttling" end
+  if err.status ~= nil and err.status >= 500 then return "transient" end
+  return "failed"
+end
+
+-- Whether another attempt of the same request may succeed.
+function errors.retryable(err)
+  local class = errors.class(err)
+  return class == "throttling" or class == "transient"
 end
 
 function errors.new(fields)
@@ -51,7 +116,7 @@ function errors.new(fields)
   if fields.retryable ~= nil then
     err.retryable = fields.retryable
   else
-    err.retryable = RETRYABLE[err.code] == true or (err.status ~= nil and err.status >= 500)
+    err.retryable = errors.retryable(err)
   end
   return err
 end

@@ -2,46 +2,24 @@
 -- wait (exponential backoff with full jitter, capped), and a retry quota that
 -- stops retry storms when a service is down.
 
+local errors = require("dynamodb_stream.errors")
+
 local retry = {}
-
-local THROTTLING = {
-  ThrottlingException = true,
-  Throttling = true,
-  ThrottledException = true,
-  LimitExceededException = true,
-  ProvisionedThroughputExceededException = true,
-  RequestLimitExceeded = true,
-  RequestThrottled = true,
-  RequestThrottledException = true,
-  TooManyRequestsException = true,
-  SlowDown = true,
-  BandwidthLimitExceeded = true,
-}
-
--- Failures where the request may not have arrived or the answer was lost.
-local TRANSIENT_TRANSPORT = {
-  ConnectionRefused = true,
-  ConnectionReset = true,
-  Timeout = true,
-  InvalidResponse = true,
-}
 
 local QUOTA = 500           -- retry tokens of a fresh client
 local RETRY_COST = 5
 local TIMEOUT_RETRY_COST = 10
 local MAX_BACKOFF = 20      -- seconds
 
+-- What to retry is errors.class's table, shared with the error objects and
+-- the stream.
 function retry.is_throttling(err)
-  return THROTTLING[err.code] == true or err.status == 429
+  return errors.class(err) == "throttling"
 end
 
 -- Whether err is worth another attempt: throttling, server faults, transport
 -- trouble. Never validation errors or bad signatures (4xx that are not throttling).
-function retry.is_retryable(err)
-  return retry.is_throttling(err) or TRANSIENT_TRANSPORT[err.code] == true
-    or err.code == "InternalServerError" or err.code == "ServiceUnavailable"
-    or (err.status ~= nil and err.status >= 500)
-end
+retry.is_retryable = errors.retryable
 
 local Policy = {}
 Policy.__index = Policy

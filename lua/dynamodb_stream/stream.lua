@@ -38,15 +38,17 @@ local CLIENT_METHODS = {
 }
 local MAX_DESCRIBE_PAGES = 10000
 
--- Per-shard backoff after a throttled GetShardIterator/GetRecords (the
--- client has already retried): the first throttle is retried at the next
--- fetch, then BASE, 2*BASE, ... up to CAP seconds, each scaled by a random
+-- Per-shard backoff after a throttled (or transient: errors.class) call, the
+-- client having already retried, and after position errors that re-opening
+-- did not cure: BASE, 2*BASE, ... up to CAP seconds, each scaled by a random
 -- factor in [0.5, 1).
-local THROTTLE_CODES = {
-  ThrottlingException = true, LimitExceededException = true,
-  ProvisionedThroughputExceededException = true, RequestLimitExceeded = true,
-}
+local BACK_OFF = { throttling = true, transient = true }
 local THROTTLE_BASE, THROTTLE_CAP = 0.5, 30
+-- Pages with nothing new read through at once in a closed shard (one has
+-- more ahead until GetRecords drops NextShardIterator); then one per fetch.
+local MAX_EMPTY_READ_THROUGH = 3
+-- Seconds between two lines about the same error repeating (see _report).
+local REPORT_EVERY = 60
 -- Calls per shard and fetch that only recover its position (see _budget_left).
 local MAX_RECOVERIES = 3
 
@@ -230,6 +232,7 @@ function Stream.new(client, stream_arn, opts)
   self._initial = true                -- next describe is the first since new/set_shard_state
   self._start_type = "LATEST"
   self._clock = opts.clock or now
+  self._advanced = 0                  -- records the last fetch moved past (see _guarded)
   self._wall_clock = opts.wall_clock or os.time
   self._max_attempts = opt_integer(opts, "max_record_attempts", 1, 1000000000)
   self._max_age = max_age
@@ -271,11 +274,64 @@ end
 
 ---------------------------------------------------------------------- reporting
 
--- Emits 'error' when someone listens (a raising error listener is ignored), and
--- returns nil, err for the caller.
+-- Emits 'error' when someone listens (a raising error listener is ignored);
+-- inside run, with no listener, reports it (see _report). Returns nil, err
+-- for the caller.
 function Stream:_fail(err)
-  if self:listener_count("error") > 0 then pcall(self.emit, self, "error", err) end
+  if self:listener_count("error") > 0 then
+    pcall(self.emit, self, "error", err)
+  elseif self._running then
+    self:_report(err)
+  end
   return nil, err
+end
+
+-- One line on stderr, or in nginx's error log.
+local function write_report(line)
+  local ngx = rawget(_G, "ngx")
+  if ngx and require("dynamodb_stream.ngx_http").in_nginx() then
+    ngx.log(ngx.ERR, line)
+  else
+    io.stderr:write(line, "\n")
+  end
+end
+
+local function report_line(err)
+  local text = tostring(err)
+  if text:find("^table: ") then text = tostring(err.code) .. ": " .. tostring(err.message) end
+  if err.shard_id then text = text .. " [shard " .. tostring(err.shard_id) .. "]" end
+  return "dynamodb_stream: " .. text
+end
+
+local function write_repeats(seen)
+  write_report(seen.line .. " repeated " .. seen.count .. (seen.count == 1 and " time" or " times"))
+  seen.count = 0
+end
+
+-- run() with no 'error' listener is never silent, and never floods the log:
+-- an error is written once; the same again (same operation, code and shard:
+-- messages may hold an iterator) is counted, and the count is written at most
+-- every REPORT_EVERY seconds, and when run returns.
+function Stream:_report(err)
+  local key = tostring(err.operation) .. "|" .. tostring(err.code) .. "|" .. tostring(err.shard_id)
+  local reported, t = self._reported, self._clock()
+  local seen = reported[key]
+  if seen then
+    seen.count = seen.count + 1
+    if t - seen.at >= REPORT_EVERY then write_repeats(seen) seen.at = t end
+    return
+  end
+  seen = { line = report_line(err), count = 0, at = t }
+  reported[key], reported[#reported + 1] = seen, seen
+  write_report(seen.line .. " (no 'error' listener)")
+end
+
+-- At the end of run: the counts not written yet, in the order the errors came.
+function Stream:_report_repeats()
+  for _, seen in ipairs(self._reported) do
+    if seen.count > 0 then write_repeats(seen) end
+  end
+  self._reported = {}
 end
 
 -- Emits a shard event; a raising listener is reported, not fatal.
@@ -606,6 +662,7 @@ function Stream:_take(sh, record, seq, unmarshalled, out)
     if created ~= nil and created < pos.opened_at - LATEST_MARGIN then
       sh.position = keeping_start(pos, "AFTER_SEQUENCE_NUMBER", seq)
       stats.skipped = stats.skipped + 1
+      self._advanced = self._advanced + 1
       return true
     end
   end
@@ -625,7 +682,7 @@ function Stream:_take(sh, record, seq, unmarshalled, out)
   if ok then
     passed(sh, seq)
     stats.delivered = stats.delivered + 1
-    self._delivered_count = self._delivered_count + 1
+    self._advanced = self._advanced + 1
     if not self._running then out[#out + 1] = record end
     return true
   end
@@ -658,24 +715,44 @@ function Stream:_fail_over(sh, record, seq, err)
   end
   passed(sh, seq)
   self._stats.failed_over = self._stats.failed_over + 1
+  self._advanced = self._advanced + 1
   return true
 end
 
--- A throttled call on a shard: the shard is skipped until sh.not_before.
--- The first throttle in a row waits for nothing more than the next fetch (the
--- client's own retries have just backed off); the n-th waits
+-- Seconds of the k-th backoff in a row (k >= 1).
+local function backoff_delay(k)
+  return math.min(THROTTLE_CAP, THROTTLE_BASE * 2 ^ math.min(k - 1, 16)) * (0.5 + 0.5 * math.random())
+end
+
+-- A throttled (or transient) failure on a shard: the shard is skipped until
+-- sh.not_before. The first in a row waits for nothing more than the next
+-- fetch (the client's own retries have just backed off); the n-th waits
 -- THROTTLE_BASE * 2^(n-2) seconds, at most THROTTLE_CAP, times [0.5, 1).
+-- err.backoff says the shard backs off (the fetch reads the others).
 function Stream:_throttled(sh, err)
   local n = (sh.throttles or 0) + 1
   sh.throttles = n
-  local delay = 0
-  if n > 1 then
-    delay = math.min(THROTTLE_CAP, THROTTLE_BASE * 2 ^ math.min(n - 2, 16)) * (0.5 + 0.5 * math.random())
-  end
+  local delay = n > 1 and backoff_delay(n - 1) or 0
   sh.not_before = self._clock() + delay
   err.shard_id = err.shard_id or sh.shard_id
-  err.throttled, err.backoff = true, delay
+  err.throttled, err.backoff = errors.class(err) == "throttling", delay
   return nil, err
+end
+
+-- A position error on sh (its iterator expired, was trimmed, or the service
+-- calls it invalid); the caller has moved sh back to where it re-opens. The
+-- first in a row re-opens at once; when they go on (re-opening does not cure
+-- them) the shard backs off as after throttling, so it costs no more than an
+-- idle shard. Reported once a row: at once for an invalid iterator, else
+-- when they repeat. The row ends when a page is answered.
+function Stream:_lost_position(sh, err)
+  local n = (sh.position_errors or 0) + 1
+  sh.position_errors = n
+  err.shard_id = err.shard_id or sh.shard_id
+  if n == (err.code == "ValidationException" and 1 or 2) then self:_fail(err) end
+  if n == 1 then return "more" end
+  sh.not_before = self._clock() + backoff_delay(n - 1)
+  return "done"
 end
 
 -- The shard answered: no backoff.
@@ -699,7 +776,7 @@ function Stream:_open(sh)
   })
   if not res then
     if err.code == "ResourceNotFoundException" then self:_retire(sh, true) return "done" end
-    if THROTTLE_CODES[err.code] then return self:_throttled(sh, err) end
+    if BACK_OFF[errors.class(err)] then return self:_throttled(sh, err) end
     if err.code ~= "TrimmedDataAccessException" or pos.type == "TRIM_HORIZON" then
       err.shard_id = err.shard_id or sh.shard_id
       return nil, err
@@ -735,15 +812,19 @@ function Stream:_page(sh, res, err, out)
     elseif err.code == "ResourceNotFoundException" then
       self:_retire(sh, true)
       return "done"
-    elseif THROTTLE_CODES[err.code] then
+    elseif errors.class(err) == "position" then  -- an iterator the service calls invalid
+      sh.iterator = nil
+    elseif BACK_OFF[errors.class(err)] then
       return self:_throttled(sh, err)            -- the iterator stays good
     else
       err.shard_id = err.shard_id or sh.shard_id
       return nil, err
     end
-    return "more"
+    return self:_lost_position(sh, err)
   end
   answered(sh)
+  sh.position_errors = nil
+  local advanced_before = self._advanced
 
   -- The page's shape first: a bad page delivers nothing and re-opens at
   -- sh.position next time.
@@ -756,7 +837,11 @@ function Stream:_page(sh, res, err, out)
   else
     local why
     next_it, why = good_name(next_it)
-    if not next_it then bad = "bad NextShardIterator " .. why end
+    if not next_it then
+      bad = "bad NextShardIterator " .. why
+    elseif next_it == sh.iterator and #records == 0 then
+      bad = "NextShardIterator is the ShardIterator sent, with no records" -- it would never advance
+    end
   end
   if bad then
     sh.iterator = nil
@@ -797,10 +882,14 @@ function Stream:_page(sh, res, err, out)
     -- still to be judged is judged from the read before)
     pos.read_at = math.max(self._read_since, pos.opened_at)
   end
-  -- An open shard that returns an empty page is caught up. A closed one has
-  -- more ahead until GetRecords drops NextShardIterator.
-  if #records == 0 and not sh.closed then return "done" end
-  return "more"
+  -- A page with nothing new: an open shard is caught up; a closed one is read
+  -- through a few such pages at once, then one a fetch (see
+  -- MAX_EMPTY_READ_THROUGH), so a shard that never advances costs no more
+  -- than an idle one.
+  if self._advanced > advanced_before then sh.empty_pages = nil return "more" end
+  if not sh.closed then return "done" end
+  sh.empty_pages = (sh.empty_pages or 0) + 1
+  return sh.empty_pages <= MAX_EMPTY_READ_THROUGH and "more" or "done"
 end
 
 -- Whether sh may be read now: its parent is read to its end and it is not
@@ -833,8 +922,7 @@ function Stream:_read_shard(sh, out)
     if state == "done" then return true end
     if answered then count.pages = count.pages + 1 else count.recoveries = count.recoveries + 1 end
   end
-  self._more = true -- stopped by the budget with more to read
-  return true
+  return true -- stopped by the budget: the next fetch goes on
 end
 
 -- The serial reader: each ready shard in turn, drained before the next; a
@@ -852,8 +940,8 @@ function Stream:_read_serially(out, t)
         if self:_readable(sh, t) then
           local ok, err = self:_read_shard(sh, out)
           if not ok then
-            if not err.throttled then return nil, err end
-            throttled = throttled or err
+            if not err.backoff then return nil, err end
+            if throttled then self:_fail(err) else throttled = err end -- the fetch returns the first
           end
           if self._running and self._stop_requested then return true end
         end
@@ -879,8 +967,9 @@ function Stream:_read_in_rounds(out, t)
   end
   local function settle(sh, state, err)
     if state == nil then
-      if not err.throttled then return nil, err end
-      throttled, finished[sh] = throttled or err, true
+      if not err.backoff then return nil, err end
+      if throttled then self:_fail(err) else throttled = err end -- the fetch returns the first
+      finished[sh] = true
     elseif state == "done" then
       finished[sh] = true
     end
@@ -920,9 +1009,6 @@ function Stream:_read_in_rounds(out, t)
       reopened = true
     end
   end
-  for sh, c in pairs(counts) do
-    if not finished[sh] and not self:_budget_left(c) then self._more = true end
-  end
   if throttled then return nil, throttled end
   return true
 end
@@ -957,7 +1043,6 @@ end
 function Stream:_read_all()
   local out = {}
   self._read_since = self._wall_clock() -- the pages it gets were asked for after this (see _page)
-  self._more = false
   local read = self._call.get_records_many and self._read_in_rounds or self._read_serially
   local ok, err = read(self, out, self._clock())
   local compact = {}
@@ -971,14 +1056,42 @@ end
 
 ---------------------------------------------------------------------- public API
 
+local WEAK_VALUES = { __mode = "v" }
+
+-- The holder of a fetch or of run: the running coroutine, kept weakly so that
+-- a coroutine dropped while suspended in a listener or a sleep can be
+-- collected. The main thread never dies.
+local function holder()
+  local co, main = coroutine.running()
+  if co == nil or main then return { main = true } end
+  return setmetatable({ co = co }, WEAK_VALUES)
+end
+
+local function holder_alive(h)
+  return h.main or (h.co ~= nil and coroutine.status(h.co) ~= "dead")
+end
+
+-- Releases what a dead coroutine held (it was closed, or dropped and
+-- collected, while suspended in a listener or a sleep: the fetch never
+-- finished), then tells whether a fetch is running.
+function Stream:_fetch_held()
+  if self._running and not holder_alive(self._run_holder) then
+    self._running, self._stop_requested, self._clock = false, false, self._run_clock
+  end
+  if self._fetching and not holder_alive(self._fetching) then self._fetching = false end
+  return self._fetching ~= false and self._fetching ~= nil
+end
+
 function Stream:_guarded(fn, ...)
-  if self._fetching then
+  if self:_fetch_held() then
     return self:_fail(new_error("FetchInProgress",
       "a fetch is already running on this stream (called from a listener or a timer?)"))
   end
-  self._fetching, self._delivered_count = true, 0
+  local hold = holder()
+  -- records this fetch moved past: delivered, handed to on_failure or skipped
+  self._fetching, self._advanced = hold, 0
   local ok, res, err = pcall(fn, self, ...)
-  self._fetching = false
+  if self._fetching == hold then self._fetching = false end
   if not ok then return self:_fail(new_error("InternalError", tostring(res))) end
   if res == nil then return self:_fail(err) end
   return res
@@ -1058,7 +1171,7 @@ local function str(v) return type(v) == "string" and v ~= "" and v or nil end
 -- reference to the caller's tables. Raises on a malformed state.
 function Stream:set_shard_state(state)
   if type(state) ~= "table" then error("shard state table expected", 2) end
-  if self._fetching then
+  if self:_fetch_held() then
     return self:_fail(new_error("FetchInProgress", "cannot set the shard state during a fetch"))
   end
   local shards, retired, order = {}, {}, {}
@@ -1113,10 +1226,33 @@ end
 
 ---------------------------------------------------------------------- poll loop
 
+-- A run option that is a finite number of seconds, at least lo (above lo
+-- when open), or its default.
+local function opt_seconds(opts, name, default, lo, open)
+  local v = opts[name]
+  if v == nil then return default end
+  if type(v) ~= "number" or v ~= v or v == math.huge or v < lo or (open and v == lo) then
+    error(string.format("run: opts.%s must be a finite number of seconds %s %s", name, open and ">" or ">=", lo), 3)
+  end
+  return v
+end
+
+-- The checkpoint option: a file path, or a store with load and save methods.
+local function checkpoint_store(store)
+  if store == nil then return nil end
+  if type(store) == "string" and store ~= "" then return require("dynamodb_stream.checkpoint").file(store) end
+  local ok = (type(store) == "table" or type(store) == "userdata")
+    and type(store.load) == "function" and type(store.save) == "function"
+  if not ok then
+    error("run: opts.checkpoint must be a file path or a store with load() and save(state) methods", 3)
+  end
+  return store
+end
+
 -- Polls until stop(): fetches again at once while records flow, backs off when
 -- idle or failing. The fetches inside run count the records they deliver but
 -- do not keep them, so memory does not grow with the page size. opts:
---   interval (s, default 0.1): first idle sleep, doubling while idle up to
+--   interval (s, > 0, default 0.1): first idle sleep, doubling while idle up to
 --   max_interval (s, default 1), so an idle shard costs about one GetRecords a
 --   second while a change that follows activity is seen within ~0.1 s
 --   describe_interval (s, default 10): DescribeStream at least this often (and
@@ -1125,28 +1261,26 @@ end
 --     the start, saved after every fetch
 --   duration (s): stop after this long;  sleep: function(seconds) (default ds.sleep:
 --     ngx.sleep inside nginx, else core.sleep)
--- Returns true when stopped, or nil, err on a fatal error (the stream is gone,
--- the checkpoint cannot be read).
+-- Returns true when stopped (or at the end of duration), or nil, err on a
+-- fatal error (errors.class: wrong credentials, no permission, the stream is
+-- gone; the checkpoint cannot be read). Errors are emitted as 'error', or with
+-- no listener written to stderr (see _report). Bad options raise.
 function Stream:run(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("run: options table expected", 2) end
-  if self._running or self._fetching then
+  local interval = opt_seconds(opts, "interval", 0.1, 0, true) -- 0 would poll without a pause
+  local max_interval = opt_seconds(opts, "max_interval", math.max(1, interval), interval)
+  local describe_interval = opt_seconds(opts, "describe_interval", 10, 0)
+  local duration = opt_seconds(opts, "duration", nil, 0)
+  local sleep = opts.sleep or require("dynamodb_stream.ngx_http").sleep
+  if type(sleep) ~= "function" then error("run: opts.sleep must be a function", 2) end
+  if self:_fetch_held() or self._running then
     return self:_fail(new_error("FetchInProgress", "run: the stream is already being read"))
   end
-  local interval = opts.interval or 0.1
-  local max_interval = opts.max_interval or 1
-  local describe_interval = opts.describe_interval or 10
-  local sleep = opts.sleep or require("dynamodb_stream.ngx_http").sleep
-  if type(sleep) ~= "function" then error("run: sleep must be a function", 2) end
-  if type(interval) ~= "number" or interval < 0 then error("run: interval must be >= 0", 2) end
-  if type(max_interval) ~= "number" or max_interval < interval then
-    error("run: max_interval must be >= interval", 2)
-  end
 
-  local store = opts.checkpoint
   -- a store made here from a path is closed here (its file lock released)
-  local own_store = type(store) == "string"
-  if own_store then store = require("dynamodb_stream.checkpoint").file(store) end
+  local own_store = type(opts.checkpoint) == "string"
+  local store = checkpoint_store(opts.checkpoint)
   if store ~= nil then
     local state, err = store:load()
     if err then
@@ -1170,8 +1304,9 @@ function Stream:run(opts)
   local now = clock
   local start, slept = clock(), 0
   self._clock = function() return math.max(clock(), start + slept) end
-  local deadline = opts.duration and now() + opts.duration
+  local deadline = duration and now() + duration
   self._running, self._stop_requested = true, false
+  self._run_holder, self._run_clock, self._reported = holder(), clock, {}
   local wait, last_describe = interval, nil
   local result, fatal = true, nil
   while not self._stop_requested do
@@ -1189,16 +1324,17 @@ function Stream:run(opts)
       local ok, serr = store:save(self:get_shard_state())
       if not ok then self:_fail(serr) end
     end
-    if not records and err.code == "ResourceNotFoundException" then
-      result, fatal = nil, err  -- the stream itself is gone
+    if not records and errors.class(err) == "fatal" then
+      result, fatal = nil, err  -- wrong credentials, no permission, the stream is gone
       break
     end
     if self._stop_requested then break end
     local pause
-    -- A fetch that only failed because some shards were throttled counts by
-    -- the records the other shards delivered (the throttled ones back off on
-    -- their own).
-    if (records or err.throttled) and (self._delivered_count > 0 or self._more) then
+    -- Again at once only after a fetch that moved past records: one that
+    -- took nothing (idle, or a shard that never advances) pauses. A fetch
+    -- that only failed because some shards back off counts by the records the
+    -- other shards took.
+    if (records or err.backoff) and self._advanced > 0 then
       wait, pause = interval, 0
     else
       pause, wait = wait, math.min(wait * 2, max_interval)
@@ -1214,6 +1350,7 @@ function Stream:run(opts)
     end
     if deadline and now() >= deadline then break end -- no extra poll at the deadline
   end
+  self:_report_repeats()
   self._running, self._stop_requested = false, false
   self._clock = clock
   if own_store then store:close() end
