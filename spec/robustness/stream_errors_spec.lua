@@ -209,20 +209,37 @@ for _, parallel in ipairs({ false, true }) do
       assert.equals(IDLE_FETCHES, fake:count("get_records"))
     end)
 
-    it("NextShardIterator repeating the ShardIterator sent, with no records, is an InvalidResponse", function()
-      fake:add_shard("A")
+    local function repeat_iterator()
       fake:tamper("get_records", function(res, params)
         res.NextShardIterator = params.ShardIterator
         return res
       end, { times = math.huge })
+    end
+
+    it("an open shard whose NextShardIterator repeats the one sent, with no records, is caught up", function()
+      -- as DynamoDB Local answers at the tip of a shard
+      fake:add_shard("A")
+      repeat_iterator()
       local s = new_stream(fake)
+      local errs = {}
+      s:on("error", function(e) errs[#errs + 1] = e end)
+      assert.is_true(run_for(s, fake, 3))
+      assert.equals(IDLE_FETCHES, fake:count("get_records"))
+      assert.same({}, errs)
+    end)
+
+    it("a closed shard whose NextShardIterator repeats the one sent, with no records, is an InvalidResponse", function()
+      fake:add_shard("A")
+      fake:close("A")
+      repeat_iterator()
+      local s = new_stream(fake, { start_at = "TRIM_HORIZON" })
       local errs = {}
       s:on("error", function(e) errs[#errs + 1] = e end)
       assert.is_true(run_for(s, fake, 3))
       assert.is_true(fake:count("get_records") <= IDLE_FETCHES, fake:count("get_records") .. " GetRecords")
       assert.equals(fake:count("get_records"), #errs)
       assert.equals("InvalidResponse", errs[1].code)
-      assert.matches("NextShardIterator is the ShardIterator sent", errs[1].message)
+      assert.matches("NextShardIterator of a closed shard is the ShardIterator sent", errs[1].message)
     end)
 
     it("a closed shard answering empty pages forever", function()
