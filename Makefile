@@ -48,6 +48,7 @@ export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
 .PHONY: all deps test demo valgrind asan fuzz fuzz-build cppcheck install uninstall clean bench luajit-build compat-builds
+.PHONY: check check-deps unit
 
 all: $(TARGET)
 
@@ -63,16 +64,33 @@ $(BUILD)/obj/%.o: csrc/%.c $(wildcard csrc/*.h)
 deps:
 	scripts/install-deps
 
-# Every phase: the specs, the specs again under LuaJIT, Lua 5.3 and Lua 5.1
-# with their builds, the specs with the ASan+UBSan build, the specs under
-# valgrind (each against a fresh DynamoDB Local), a short fuzz pass
-# (CI_FUZZ_SECONDS per harness) and cppcheck. Ends with ONE line
-# "N passed, N failed" over all phases.
-CI_FUZZ_SECONDS ?= 30
+# Says what is missing of the same list (and how to install it), installing nothing.
+check-deps:
+	scripts/check-deps
+
+# The newcomer's command: installs what is missing, then make check.
 test: deps
-	$(MAKE) all asan-build fuzz-build luajit-build compat-builds
+	$(MAKE) check
+
+# Every phase, installing nothing: the specs, the specs again under LuaJIT,
+# Lua 5.3 and Lua 5.1 with their builds, the specs with the ASan+UBSan build,
+# the specs under valgrind (each against a fresh DynamoDB Local), a short fuzz
+# pass (CI_FUZZ_SECONDS per harness) and cppcheck. Ends with ONE line
+# "N passed, N failed" over all phases. PHASES="specs luajit" runs only those
+# phases of scripts/run-specs, with only the builds they use.
+CI_FUZZ_SECONDS ?= 30
+PHASES ?=
+check: check-deps
+	$(MAKE) all $(if $(PHASES),$(if $(filter luajit,$(PHASES)),luajit-build) \
+	  $(if $(filter lua5.3 lua5.1,$(PHASES)),compat-builds) $(if $(filter asan,$(PHASES)),asan-build) \
+	  $(if $(filter fuzz,$(PHASES)),fuzz-build),asan-build fuzz-build luajit-build compat-builds)
 	FUZZ_SECONDS=$(CI_FUZZ_SECONDS) FUZZ_TARGETS="$(FUZZ_TARGETS)" FUZZ_BUILD=$(FUZZ_BUILD) ASAN_BUILD=$(ASAN_BUILD) \
-	  LUAJIT_BUILD=$(LUAJIT_BUILD) scripts/run-specs --all $(LUA)
+	  LUAJIT_BUILD=$(LUAJIT_BUILD) scripts/run-specs $(if $(PHASES),$(PHASES:%=--phase %),--all) $(LUA)
+
+# The unit specs only (spec/unit: no network, no service, no server; seconds),
+# with this make's interpreter and build.
+unit: all
+	env -u DDB_LOCAL_ENDPOINT $(LUA) $$(command -v busted) --cpath='$(BUILD)/?.so' spec/unit
 
 # The other interpreters' builds, whatever this make was told about LUA.
 LUAJIT_BUILD  ?= build-luajit

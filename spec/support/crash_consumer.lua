@@ -1,4 +1,4 @@
--- The consumer process spec/crash_spec.lua kills with SIGKILL and restarts:
+-- The consumer process spec/robustness/crash_spec.lua kills with SIGKILL and restarts:
 -- stream:run with a file checkpoint, starting at TRIM_HORIZON when there is
 -- no checkpoint yet.
 --

@@ -102,7 +102,7 @@ end
 -- The endpoint of the DynamoDB Local that scripts/with-ddb-local started.
 function helper.ddb_local_endpoint()
   local endpoint = os.getenv("DDB_LOCAL_ENDPOINT")
-  assert(endpoint, "DDB_LOCAL_ENDPOINT is not set: run the specs through `make test`")
+  assert(endpoint, "DDB_LOCAL_ENDPOINT is not set: run the specs through `make check` or scripts/with-ddb-local")
   return endpoint
 end
 

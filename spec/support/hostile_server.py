@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Loopback server answering the DynamoDB Streams API with crafted bodies, for
-spec/hostile_http_spec.lua (stdlib only).
+spec/robustness/hostile_http_spec.lua (stdlib only).
 
     hostile_server.py [--lifetime SECONDS]
 

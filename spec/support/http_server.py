@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Loopback HTTP(S) server for spec/core/http_spec.lua (stdlib only).
+"""Loopback HTTP(S) server for spec/integration/core/http_spec.lua (stdlib only).
 
     http_server.py [--tls-cert CERT --tls-key KEY]
 

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Independent SigV4 reference for spec/core/sigv4_spec.lua: signs requests
-with botocore's SigV4Auth (Debian's python3-botocore) at a frozen clock.
+"""Independent SigV4 reference for spec/integration/core/sigv4_reference_spec.lua:
+signs requests with botocore's SigV4Auth (Debian's python3-botocore) at a frozen clock.
 
 Run with Debian's /usr/bin/python3 (the one that has botocore). Reads
 requests from stdin, one field per line, every value hex-encoded so any

@@ -1,7 +1,8 @@
--- A writer process for spec/soak_spec.lua and spec/crash_spec.lua: makes
--- changes (inserts, updates, deletes) to a table in DynamoDB Local, straight
--- to it (never through the fault proxy: a reset after a write would leave it
--- unknown whether the write happened), and records each one.
+-- A writer process for spec/robustness/soak_spec.lua and
+-- spec/robustness/crash_spec.lua: makes changes (inserts, updates, deletes) to
+-- a table in DynamoDB Local, straight to it (never through the fault proxy: a
+-- reset after a write would leave it unknown whether the write happened), and
+-- records each one.
 --
 --   lua5.4|luajit spec/support/soak_writer.lua endpoint=URL namespace=NS table=NAME \
 --     journal=PATH done=PATH [keys=600] [changes=6000] [batch=25] [pause=0] \

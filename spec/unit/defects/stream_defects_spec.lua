@@ -1,5 +1,8 @@
--- One spec per defect of dynamodb-stream 1.1.4 (shared/reference/original-behaviour.md §5),
--- against the scripted fake Streams service.
+-- Defect history: the proof that the defects of the original (the npm package
+-- dynamodb-stream 1.1.4) are fixed. Keep it: a failure here is a regression to
+-- the original's behaviour. One spec per defect (shared/reference/original-behaviour.md §5),
+-- against the scripted fake Streams service; spec/integration/defects/original_test_spec.lua
+-- runs the original's own test.
 local Stream = require("dynamodb_stream.stream")
 local Fake = require("fake_streams")
 

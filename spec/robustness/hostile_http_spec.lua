@@ -37,7 +37,7 @@ describe("hostile bodies over HTTP", function()
     local t0 = core.monotime()
     fails("/bytes/" .. (64 * 1024 * 1024 + 1), "ResponseTooLarge", "response body larger than max_body")
     assert.is_true(core.monotime() - t0 < 1)
-    -- (a body of exactly max_body is accepted: spec/core/http_spec.lua)
+    -- (a body of exactly max_body is accepted: spec/integration/core/http_spec.lua)
   end)
 
   it("a 50 MB GetRecords page is delivered in full by the consumer", function()

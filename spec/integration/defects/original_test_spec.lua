@@ -1,3 +1,6 @@
+-- Defect history: the original's own test passes here, so what the npm package
+-- promised still holds. Keep it beside spec/unit/defects/stream_defects_spec.lua,
+-- the proof that each of the original's defects is fixed.
 -- The npm package's own test (test.js of dynamodb-stream 1.1.4, "reports the
 -- correct stream of changes"), ported unchanged in substance, against DynamoDB
 -- Local instead of a real AWS account.
