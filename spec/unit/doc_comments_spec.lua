@@ -16,7 +16,8 @@ local LUA_DIR = ROOT .. "lua/dynamodb_stream"
 -- The name a line defines as a table's function, or nil.
 local function defined_function(line)
   local name = line:match("^%s*function%s+[%w_]+[%.:]([%w_%.:]*)%s*%(")
-      or line:match("^%s*[%w_]+%.([%w_%.]+)%s*=%s*function[%s%(]")
+      or line:match("^%s*[%w_]+%.([%w_%.]+)%s*=%s*function%s*%(")
+      or line:match("^%s*[%w_]+%.([%w_%.]+)%s*=%s*function%s*$")
   return name and name:match("([%w_]+)$")
 end
 
