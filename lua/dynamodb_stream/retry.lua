@@ -12,7 +12,8 @@ local RETRY_COST = 5
 local TIMEOUT_RETRY_COST = 10
 local MAX_BACKOFF = 20      -- seconds
 
---- What to retry is errors.class's table, shared with the error objects and
+--- Whether err is throttling: the service asks the client to slow down.
+-- What to retry is errors.class's table, shared with the error objects and
 -- the stream.
 -- @tparam table err an error
 -- @treturn boolean whether its class is `throttling`
@@ -27,7 +28,8 @@ retry.is_retryable = errors.retryable
 local Policy = {}
 Policy.__index = Policy
 
---- opts: max_attempts (>= 1), base (seconds, the first backoff's ceiling),
+--- A retry policy for one client, with a full retry quota.
+-- opts: max_attempts (>= 1), base (seconds, the first backoff's ceiling),
 -- sleep (function), random (function returning [0, 1)).
 -- @tparam table opts `max_attempts`, `base` (default 0.05), `sleep`, `random`
 -- @treturn Policy a policy with a full retry quota

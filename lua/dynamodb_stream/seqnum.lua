@@ -26,7 +26,7 @@ local function compare_valid(a, b)
   return a < b and -1 or 1
 end
 
---- -1, 0 or 1 as a < b, a == b, a > b. Raises on anything but digit strings.
+--- -1, 0 or 1 as `a < b`, `a == b`, `a > b`. Raises on anything but digit strings.
 -- @tparam string a a sequence number
 -- @tparam string b a sequence number
 -- @treturn integer
@@ -36,17 +36,17 @@ function seqnum.compare(a, b)
   return compare_valid(a, b)
 end
 
---- a < b for two sequence numbers already checked with valid() (the
+--- `a < b` for two sequence numbers already checked with valid() (the
 -- consumer's per-record test: no second check of each).
 -- @treturn boolean
 function seqnum.lt_valid(a, b) return compare_valid(a, b) < 0 end
 
---- a < b for two sequence numbers; raises on anything but digit strings.
+--- `a < b` for two sequence numbers; raises on anything but digit strings.
 -- @tparam string a
 -- @tparam string b
 -- @treturn boolean
 function seqnum.lt(a, b) return seqnum.compare(a, b) < 0 end
---- a <= b for two sequence numbers; raises on anything but digit strings.
+--- `a <= b` for two sequence numbers; raises on anything but digit strings.
 -- @tparam string a
 -- @tparam string b
 -- @treturn boolean
