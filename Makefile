@@ -47,7 +47,7 @@ LUA_SRC := $(wildcard lua/dynamodb_stream/*.lua)
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
-.PHONY: all deps test demo valgrind asan fuzz fuzz-build cppcheck install uninstall clean bench luajit-build compat-builds doc
+.PHONY: all deps test demo valgrind asan fuzz fuzz-build cppcheck install uninstall clean bench luajit-build compat-builds
 
 all: $(TARGET)
 
@@ -148,6 +148,7 @@ bench: deps
 
 # The API reference (LDoc, Debian's lua-ldoc) from the comments in
 # lua/dynamodb_stream/: build/doc/index.html. See config.ld.
+.PHONY: doc
 doc:
 	@command -v ldoc >/dev/null || { echo "make doc: ldoc is missing (apt-get install lua-ldoc)" >&2; exit 1; }
 	ldoc .
