@@ -164,6 +164,13 @@ bench: deps
 	$(MAKE) all
 	bench/run.sh
 
+# The API reference (LDoc, Debian's lua-ldoc) from the comments in
+# lua/dynamodb_stream/: build/doc/index.html. See config.ld.
+.PHONY: doc
+doc:
+	@command -v ldoc >/dev/null || { echo "make doc: ldoc is missing (apt-get install lua-ldoc)" >&2; exit 1; }
+	ldoc .
+
 demo: deps
 	$(MAKE) all
 	scripts/with-ddb-local scripts/demo $(LUA)

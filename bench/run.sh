@@ -14,8 +14,9 @@
 #   BENCH_MEM_RECORDS   records of the memory run, section 6 (default 200000)
 #   BENCH_VG_RECORDS    records of the valgrind run, section 6 (default 5000)
 #   LUA            Lua 5.4 interpreter (default lua5.4)
-# Output: the table on stdout (also bench/out/table.txt); raw results in
-# bench/out/results.txt. Progress goes to stderr.
+# Output: the table on stdout (also bench/out/table.txt, and in bench/README.md
+# between its <!-- bench:table --> lines); raw results in bench/out/results.txt.
+# Progress goes to stderr.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -104,3 +105,8 @@ fi
 
 echo "META load_end $(cut -d' ' -f1-3 /proc/loadavg)" >>"$results"
 "$LUA" bench/report.lua "$results" | tee "$out/table.txt"
+# The table in bench/README.md is this run's, never one pasted by hand.
+commit=$(git rev-parse --short HEAD 2>/dev/null || true)
+if [ -n "$commit" ] && [ -n "$(git status --porcelain --untracked-files=no -- . ':!bench/README.md' 2>/dev/null)" ]; then commit="$commit (with uncommitted changes)"; fi
+"$LUA" bench/put_table.lua "$out/table.txt" bench/README.md "$commit"
+say "table written into bench/README.md"

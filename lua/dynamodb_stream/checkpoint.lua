@@ -1,4 +1,4 @@
--- A file checkpoint store for stream:run{ checkpoint = path } (or use it by hand:
+--- A file checkpoint store for stream:run{ checkpoint = path } (or use it by hand:
 -- stream:set_shard_state(store:load() or {}) ... store:save(stream:get_shard_state())).
 --
 --   local store = checkpoint.file(path[, { encode =, decode = }])
@@ -14,6 +14,7 @@
 -- (mode 0600) beside the checkpoint, fsync, rename over it, fsync of the
 -- directory. A crash at any moment leaves the old or the new state, never a
 -- torn file.
+-- @module dynamodb_stream.checkpoint
 local core = require("dynamodb_stream.core")
 local errors = require("dynamodb_stream.errors")
 
@@ -31,6 +32,13 @@ local function fail(path, message, code)
     retryable = false })
 end
 
+--- A checkpoint store on a file: pass it as `stream:run{ checkpoint = store }` (a path
+-- given there makes one), or use `load` and `save` by hand.
+-- @tparam string path the checkpoint file (its lock is `path .. ".lock"`); raises when
+-- empty or holding a NUL byte
+-- @tparam[opt] table opts `encode` and `decode`: the JSON functions (default
+-- `core.json_encode` and `core.json_decode`)
+-- @treturn File the store
 function checkpoint.file(path, opts)
   if type(path) ~= "string" or path == "" then error("checkpoint.file: path expected", 2) end
   if path:find("\0", 1, true) then error("checkpoint.file: path contains a NUL byte", 2) end
@@ -42,6 +50,10 @@ function checkpoint.file(path, opts)
   end
   return setmetatable({ path = path, encode = encode, decode = decode }, File)
 end
+
+--- A checkpoint store made by `checkpoint.file`; it holds the file's lock from its
+-- first `load` or `save` until `close` (also `<close>`, and when collected).
+-- @type File
 
 -- Takes the lock on first use: true, or nil, err.
 function File:_lock()
@@ -64,6 +76,10 @@ function File:_lock()
   return true
 end
 
+--- Reads the saved state (taking the lock first).
+-- @treturn table|nil the state, or nil when there is no file yet; or `nil, err`
+-- (`err.code` `CheckpointLocked`, or `CheckpointError` for a file that cannot be read
+-- or is not a JSON object)
 function File:load()
   local locked, lerr = self:_lock()
   if not locked then return nil, lerr end
@@ -81,6 +97,10 @@ function File:load()
   return state
 end
 
+--- Writes the state atomically (temporary file of mode 0600, fsync, rename, fsync
+-- of the directory): a crash leaves the old or the new state, never a torn file.
+-- @tparam table state what `stream:get_shard_state()` returns
+-- @return true, or `nil, err` (`CheckpointLocked`, `CheckpointError`)
 function File:save(state)
   local locked, lerr = self:_lock()
   if not locked then return nil, lerr end
@@ -91,6 +111,7 @@ function File:save(state)
   return true
 end
 
+--- Releases the lock; the store can take it again on its next `load` or `save`.
 function File:close()
   if self._held then
     self._held:close()

@@ -1,4 +1,11 @@
--- The DynamoDB Streams client: ds.client(opts).
+--- The DynamoDB Streams client: ds.client(opts).
+--
+-- Made by `ds.client(opts)`. Every operation is a method under its snake_case and
+-- camelCase names (`describe_stream`/`describeStream`, `get_shard_iterator`,
+-- `get_records`, `list_streams`), taking a table with AWS's field names and returning
+-- the decoded answer or `nil, err`; `call`, `call_many`, `stats` and `close` come from
+-- `dynamodb_stream.service`.
+-- @module dynamodb_stream.client
 
 local Service = require("dynamodb_stream.service")
 
@@ -9,15 +16,22 @@ local Client = Service.class({
   env_endpoint = "AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
 }, { "DescribeStream", "GetShardIterator", "GetRecords", "ListStreams" })
 
--- GetRecords with the images already unmarshalled (as ds.unmarshall would),
+--- GetRecords with the images already unmarshalled (as ds.unmarshall would),
 -- parsed in one pass in C; the stream uses it when its unmarshall is ds.unmarshall.
+-- @tparam table params GetRecords parameters (`ShardIterator`, `Limit`)
+-- @return the answer (`Records`, `NextShardIterator`), or `nil, err`
 function Client:get_records_unmarshalled(params)
   return self:call("GetRecords", params, Service.unmarshalled_records)
 end
 
--- GetRecords on many shards at once: list of params -> answers, errs (see
+--- GetRecords on many shards at once: list of params -> answers, errs (see
 -- Service:call_many); pages unmarshalled in C like get_records_unmarshalled
 -- when unmarshalled is true.
+-- @tparam {table,...} list GetRecords parameters, one table per shard
+-- @tparam[opt] boolean unmarshalled unmarshall the images in C
+-- @tparam[opt=16] integer max_in_flight requests sent at once
+-- @treturn table answers, by position in list (with holes)
+-- @treturn table errs, by position in list (with holes)
 function Client:get_records_many(list, unmarshalled, max_in_flight)
   return self:call_many("GetRecords", list, unmarshalled and Service.unmarshalled_records or nil, max_in_flight)
 end

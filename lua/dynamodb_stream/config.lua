@@ -1,6 +1,7 @@
--- Region, credentials and endpoint, resolved the way AWS SDKs do:
+--- Region, credentials and endpoint, resolved the way AWS SDKs do:
 -- explicit options, then environment variables, then the shared credentials
 -- and config files of the selected profile.
+-- @module dynamodb_stream.config
 
 local compat = require("dynamodb_stream.compat")
 
@@ -87,10 +88,12 @@ local function shown(url)
   return "'" .. url:gsub("%c", function(c) return ("\\x%02X"):format(c:byte()) end) .. "'"
 end
 
--- Splits "https://host:port/path" into its parts; nil, why for anything else.
+--- Splits "https://host:port/path" into its parts; nil, why for anything else.
 -- Only what every call could send as it is gets through: a bad endpoint is a
 -- configuration mistake, better refused when the client is made than on
 -- every call.
+-- @tparam string url an endpoint URL
+-- @treturn table `{ url, scheme, host, port, path }`, or `nil, why`
 function config.parse_endpoint(url)
   if type(url) ~= "string" then return nil, "endpoint must be a string" end
   local function bad(why) return nil, "endpoint " .. shown(url) .. " " .. why end
@@ -153,10 +156,17 @@ local function explicit_profile_endpoint(profile)
   return nonempty(profile.endpoint_url)
 end
 
--- Resolves the settings of one service.
+--- Resolves the settings of one service.
 -- service: { endpoint_prefix = "streams.dynamodb", env_endpoint = "AWS_ENDPOINT_URL_DYNAMODB_STREAMS" }
 -- opts: region, endpoint, credentials, profile, connect_timeout, timeout, verify_tls,
 -- ca_file, max_attempts, retry_mode, retry_base, sleep.
+-- @tparam table service `endpoint_prefix` and `env_endpoint` of the service
+-- @tparam[opt] table opts `region`, `credentials` (`{ access_key_id, secret_access_key,
+-- session_token }`), `profile`, `endpoint`, `connect_timeout`, `timeout`, `verify_tls`,
+-- `ca_file`, `max_attempts`, `retry_mode`, `retry_base`, `sleep`
+-- @tparam[opt] string caller the name errors are raised under
+-- @treturn table `{ region, credentials, endpoint, connect_timeout, timeout, verify_tls,
+-- ca_file, max_attempts, retry_base, sleep }`; raises on a bad or missing setting
 function config.resolve(service, opts, caller)
   caller = caller or "dynamodb_stream"
   if opts ~= nil and type(opts) ~= "table" then error(caller .. ": options must be a table", 3) end

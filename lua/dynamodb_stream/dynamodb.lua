@@ -1,4 +1,11 @@
--- The DynamoDB client: ds.dynamodb(opts).
+--- The DynamoDB client: ds.dynamodb(opts).
+--
+-- Made by `ds.dynamodb(opts)`. Methods `create_table`, `describe_table`, `delete_table`,
+-- `put_item`, `get_item`, `update_item`, `delete_item`, `query`, `scan`,
+-- `batch_write_item` (and camelCase names), each taking a table with AWS's field names
+-- and returning the decoded answer or `nil, err`; `call(operation, params)` for any
+-- other operation, `call_many`, `stats` and `close` come from `dynamodb_stream.service`.
+-- @module dynamodb_stream.dynamodb
 
 local Service = require("dynamodb_stream.service")
 
@@ -12,8 +19,10 @@ local DynamoDB = Service.class({
   "DeleteItem", "Query", "Scan", "BatchWriteItem",
 })
 
--- Scans the whole table, following LastEvaluatedKey; returns a Scan-shaped
+--- Scans the whole table, following LastEvaluatedKey; returns a Scan-shaped
 -- answer whose Items hold every item, or nil, err.
+-- @tparam table params Scan parameters (`TableName`, ...); raises when not a table
+-- @treturn table `{ Items = every item, Count = n, ScannedCount = n }`, or `nil, err`
 function DynamoDB:scan_all(params)
   if type(params) ~= "table" then error("scan_all: params must be a table", 2) end
   local page = {}

@@ -1,4 +1,4 @@
--- A small event emitter in the shape of Node's EventEmitter.
+--- A small event emitter in the shape of Node's EventEmitter.
 --
 --   emitter:on(event, fn)          -> emitter (chainable); alias add_listener
 --   emitter:once(event, fn)        -> emitter; fn runs at most once
@@ -11,9 +11,13 @@
 -- listeners from inside a listener is safe: an emit calls the listeners that were
 -- registered when it started, minus those removed since. Emitting 'error' with no
 -- listener raises the error (Node does the same), so errors are never silent.
+-- @module dynamodb_stream.emitter
 local Emitter = {}
 Emitter.__index = Emitter
 
+--- Makes self (or a new table) an emitter with no listeners.
+-- @tparam[opt] table self the object to turn into an emitter
+-- @return the emitter
 function Emitter.new(self)
   self = self or {}
   self._listeners = {}
@@ -44,17 +48,29 @@ local function add(self, event, fn, once)
   return self
 end
 
+--- Adds a listener (alias `add_listener`).
+-- @param event the event name
+-- @tparam function fn the listener
+-- @return the emitter, for chaining
 function Emitter:on(event, fn)
   check(event, fn)
   return add(self, event, fn, false)
 end
 
+--- Adds a listener that runs at most once.
+-- @param event the event name
+-- @tparam function fn the listener
+-- @return the emitter
 function Emitter:once(event, fn)
   check(event, fn)
   return add(self, event, fn, true)
 end
 
--- Removes the most recently added registration of fn for event.
+--- Removes the most recently added registration of fn for event.
+-- (also when it was added with `once`; alias `remove_listener`).
+-- @param event the event name
+-- @tparam function fn the listener
+-- @return the emitter
 function Emitter:off(event, fn)
   check(event, fn)
   local list = self._listeners[event]
@@ -70,6 +86,9 @@ function Emitter:off(event, fn)
   return self
 end
 
+--- Removes every listener of event, or of every event when event is nil.
+-- @param[opt] event the event name
+-- @return the emitter
 function Emitter:remove_all_listeners(event)
   local function mark(list)
     for _, entry in ipairs(list) do entry.removed = true end
@@ -84,11 +103,19 @@ function Emitter:remove_all_listeners(event)
   return self
 end
 
+--- How many listeners event has.
+-- @param event the event name
+-- @treturn integer
 function Emitter:listener_count(event)
   local list = self._listeners[event]
   return list and #list or 0
 end
 
+--- Calls the listeners of event with the arguments, in the order they were added.
+-- Emitting `'error'` with no listener raises the error.
+-- @param event the event name
+-- @param ... the listeners' arguments
+-- @treturn boolean whether a listener ran
 function Emitter:emit(event, ...)
   local list = self._listeners[event]
   if not list or #list == 0 then

@@ -1,5 +1,6 @@
--- Error values returned as the second result of a failed call.
+--- Error values returned as the second result of a failed call.
 -- Fields: code, message, status (HTTP status or nil), retryable, operation.
+-- @module dynamodb_stream.errors
 
 local errors = {}
 
@@ -73,6 +74,9 @@ local CLASS = {
 -- credential that a server sent back.
 local redactors = setmetatable({}, { __mode = "k" })
 
+--- Registers a client's redactor, which every error message made from now on goes through.
+-- @param owner the client (weak key: the redactor goes with it)
+-- @tparam function redact `function(text, limit) -> text`
 function errors.add_redactor(owner, redact)
   redactors[owner] = redact
 end
@@ -87,6 +91,10 @@ local function validation_class(message)
   return "failed"
 end
 
+--- What an error means: `throttling`, `transient`, `position`, `fatal` or `failed`
+-- (the table is documented in the README, Errors).
+-- @tparam table err an error (`code`, and maybe `status` and `message`)
+-- @treturn string the class
 -- err (a table with code, and maybe status and message) ->
 -- "throttling" | "transient" | "position" | "fatal" | "failed".
 function errors.class(err)
@@ -98,12 +106,19 @@ function errors.class(err)
   return "failed"
 end
 
+--- Whether another attempt of the same request may succeed: throttling or transient.
+-- @tparam table err an error
+-- @treturn boolean
 -- Whether another attempt of the same request may succeed.
 function errors.retryable(err)
   local class = errors.class(err)
   return class == "throttling" or class == "transient"
 end
 
+--- Makes an error value; its message is redacted by every live client's redactor.
+-- @tparam table fields `code`, `message`, `status`, `operation`, and `retryable`
+-- (default: from `errors.class`)
+-- @treturn table the error, with `tostring(err)` giving one line
 function errors.new(fields)
   local message = fields.message or ""
   for _, redact in pairs(redactors) do message = redact(message, #message) end
@@ -121,10 +136,16 @@ function errors.new(fields)
   return err
 end
 
+--- Whether value was made by `errors.new`.
+-- @param value any value
+-- @treturn boolean
 function errors.is_error(value)
   return getmetatable(value) == Error
 end
 
+--- The bare AWS error code of an error type as a service sends it.
+-- @tparam string code e.g. `com.amazon.coral.validate#ValidationException`
+-- @treturn string e.g. `ValidationException`
 -- The AWS code from an error type such as "com.amazon.coral.validate#ValidationException"
 -- or "ThrottlingException:http://internal.amazon.com/...": drop the namespace and any suffix.
 function errors.sanitize_code(code)

@@ -1,4 +1,13 @@
--- require 'dynamodb_stream': the public entry point.
+--- require 'dynamodb_stream': the public entry point.
+--
+-- `local ds = require("dynamodb_stream")` gives the two clients, the stream
+-- consumer and, re-exported from `dynamodb_stream.core`, the AttributeValue and
+-- JSON functions: `ds.unmarshall`, `ds.unmarshall_value`, `ds.marshall`,
+-- `ds.marshall_value`, `ds.decimal`, `ds.binary`, `ds.set`, `ds.json_encode`,
+-- `ds.json_decode`, `ds.decode_records`, `ds.null`, `ds.list_mt`, `ds._VERSION`
+-- (see `dynamodb_stream.core`); `ds.sleep(seconds)` is `ngx.sleep` inside nginx
+-- where it can yield, a blocking sleep elsewhere.
+-- @module dynamodb_stream
 
 local core = require("dynamodb_stream.core")
 
@@ -19,19 +28,39 @@ local ds = {
   sleep = require("dynamodb_stream.ngx_http").sleep, -- ngx.sleep inside nginx where it can yield
 }
 
--- An empty table that marshalls to an empty L and encodes as a JSON [].
+--- An empty table that marshalls to an empty L and encodes as a JSON [].
+-- @treturn table an empty table with the metatable `ds.list_mt`
 function ds.empty_list()
   return setmetatable({}, core.list_mt)
 end
 
+--- A DynamoDB Streams client (`dynamodb_stream.client`).
+-- Operations `describe_stream`, `get_shard_iterator`, `get_records`, `list_streams`
+-- (and camelCase names), plus `call`, `call_many`, `stats`, `close`.
+-- @tparam[opt] table opts `region`, `credentials` (`{ access_key_id, secret_access_key,
+-- session_token }`), `profile`, `endpoint`, `connect_timeout`, `timeout`, `verify_tls`,
+-- `ca_file`, `max_attempts`, `retry_mode`, `sleep` (see `dynamodb_stream.config.resolve`)
+-- @return the client; raises on a bad option or a missing region or credentials
 function ds.client(opts)
   return require("dynamodb_stream.client").new(opts)
 end
 
+--- A DynamoDB client (`dynamodb_stream.dynamodb`).
+-- `call(operation, params)` for any operation, methods for the common ones and `scan_all`.
+-- @tparam[opt] table opts the same options as `client`
+-- @return the client; raises on a bad option
 function ds.dynamodb(opts)
   return require("dynamodb_stream.dynamodb").new(opts)
 end
 
+--- A stream consumer (`dynamodb_stream.stream`): an event emitter that reads every shard.
+-- @param client anything with `describe_stream`, `get_shard_iterator` and `get_records`
+-- (or their camelCase names), normally `ds.client()`
+-- @tparam string stream_arn the stream's ARN (`LatestStreamArn` of DescribeTable)
+-- @param[opt] unmarshall_or_opts the unmarshall function (`ds.unmarshall`), or a table of
+-- options: `unmarshall`, `start_at`, `limit`, `max_pages_per_shard`, `max_in_flight`, `clock`,
+-- `wall_clock`, `max_record_attempts`, `max_record_age`, `on_failure`
+-- @return the stream; raises on bad arguments
 function ds.new(client, stream_arn, unmarshall_or_opts)
   return require("dynamodb_stream.stream").new(client, stream_arn, unmarshall_or_opts)
 end

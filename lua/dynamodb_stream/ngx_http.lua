@@ -1,3 +1,4 @@
+--- The cosocket transport and the runtime facts (in nginx? can it yield? which sleep).
 -- HTTP/1.1 POST over nginx cosockets (ngx.socket.tcp), for the clients when
 -- they run inside OpenResty / lua-nginx-module: the same calls and answers as
 -- core.http, but the I/O yields to nginx's event loop instead of blocking the
@@ -22,6 +23,7 @@
 -- In a phase without cosockets (init, init_worker, set, header/body filter,
 -- log) post and post_many fall back to a blocking core.http handle made with the
 -- same options, so a client made and used there still works.
+-- @module dynamodb_stream.ngx_http
 local core = require("dynamodb_stream.core")
 
 local M = {}
@@ -43,11 +45,15 @@ local function ngx_table()
   return nil
 end
 
+--- Whether the code runs inside nginx.
+-- @treturn boolean
 -- True when running inside nginx (the ngx API is there), whatever the phase.
 function M.in_nginx()
   return ngx_table() ~= nil
 end
 
+--- Whether cosockets and `ngx.sleep` work here.
+-- @treturn boolean
 -- True when cosockets (and ngx.sleep) can be used in the current phase.
 function M.can_yield()
   local ngx = ngx_table()
@@ -56,6 +62,8 @@ function M.can_yield()
   return ok and YIELDING_PHASES[phase] == true
 end
 
+--- Sleeps: `ngx.sleep` where it can yield, a blocking sleep elsewhere.
+-- @tparam number seconds
 -- ngx.sleep where it can yield, core.sleep (blocking) elsewhere.
 function M.sleep(seconds)
   if M.can_yield() then return ngx.sleep(seconds) end -- luacheck: globals ngx
@@ -78,6 +86,11 @@ local function positive(opts, name, default, integer)
   return v
 end
 
+--- A cosocket transport with the calls of `core.http`: `post`, `post_many`, `close`.
+-- @tparam[opt] table opts `connect_timeout` (5 s), `timeout` (30 s, the whole call),
+-- `verify_tls` (true), `ca_file` (for the blocking fallback), `max_body` (64 MiB),
+-- `keepalive_timeout` (60 s), `pool_size` (32); raises on a value that is not positive
+-- @treturn Transport
 function M.http(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("ngx_http.http: options table expected, got " .. type(opts), 2) end
@@ -162,6 +175,8 @@ local function reader(self, sock, deadline)
     buf = "", pos = 1, received = false }, Reader)
 end
 
+--- Milliseconds left.
+-- @local
 -- Milliseconds left before the deadline, or nil.
 function Reader:left_ms()
   local ngx = ngx_table()
@@ -171,11 +186,15 @@ function Reader:left_ms()
   return math.max(1, math.floor(left * 1000))
 end
 
+--- Bytes waiting.
+-- @local
 -- Whether bytes received are not consumed yet.
 function Reader:buffered()
   return self.pos <= #self.buf
 end
 
+--- One receive.
+-- @local
 -- One receive of at most PIECE bytes into buf. true, or nil, msg, code,
 -- socket error ("closed" at the end of the stream).
 function Reader:fill(what)
@@ -192,6 +211,8 @@ function Reader:fill(what)
   return true
 end
 
+--- At most max bytes.
+-- @local
 -- At most max bytes: what is buffered, else what one receive brings.
 function Reader:take(max, what)
   if not self:buffered() then
@@ -207,6 +228,8 @@ function Reader:take(max, what)
   return data
 end
 
+--- Exactly n bytes.
+-- @local
 -- Exactly n bytes (n <= max_body, checked by the caller), appended to parts.
 function Reader:bytes(n, parts, what)
   while n > 0 do
@@ -218,6 +241,8 @@ function Reader:bytes(n, parts, what)
   return true
 end
 
+--- One line.
+-- @local
 -- One line without its CRLF (or LF). false when it is longer than limit
 -- bytes; nil, msg, code, socket error on failure.
 function Reader:line(limit, what)
@@ -251,6 +276,8 @@ local function new_body()
   return setmetatable({ done = {}, batch = {} }, Body)
 end
 
+--- Appends a piece.
+-- @local
 function Body:add(data)
   local batch = self.batch
   batch[#batch + 1] = data
@@ -260,6 +287,8 @@ function Body:add(data)
   end
 end
 
+--- The whole body.
+-- @local
 function Body:text()
   if #self.done == 0 then return table.concat(self.batch) end
   self.done[#self.done + 1] = table.concat(self.batch)
@@ -438,11 +467,23 @@ function Transport:_post(url, lines, body)
   end
 end
 
+--- A transport made by `ngx_http.http`.
+-- @type Transport
+
+--- One POST (blocking libcurl in a phase without cosockets).
+-- @tparam string url
+-- @tparam {string,...} lines header lines
+-- @tparam string body
+-- @return `status, body, headers`, or `nil, "Code: message", "Code"`
 function Transport:post(url, lines, body)
   if not M.can_yield() then return self:_fallback():post(url, lines, body) end
   return self:_post(url, lines, body)
 end
 
+--- Several POSTs at once, each in its own light thread.
+-- @tparam {table,...} requests `{ url, lines, body }` each
+-- @tparam[opt=16] integer max_in_flight
+-- @treturn table `{ status, body, headers }` or `{ nil, msg, code }` per request, in order
 -- Every request at once, at most max_in_flight (default 16) in flight, each in
 -- its own light thread; results in order.
 function Transport:post_many(requests, max_in_flight)
@@ -478,6 +519,7 @@ function Transport:post_many(requests, max_in_flight)
   return results
 end
 
+--- Closes the blocking fallback handle, if one was made.
 function Transport:close()
   if self._curl then self._curl:close() end
   self._curl = nil

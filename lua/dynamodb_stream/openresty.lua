@@ -1,4 +1,4 @@
--- Helpers for running the consumer inside OpenResty / lua-nginx-module:
+--- Helpers for running the consumer inside OpenResty / lua-nginx-module:
 --
 --   openresty.checkpoint(dict, key)  a checkpoint store (load/save) in a lua_shared_dict
 --   openresty.lock(dict, key[, ttl]) a node-wide lock in a lua_shared_dict
@@ -8,6 +8,7 @@
 --                                    take over within ttl + retry seconds when it exits
 --
 -- dict is an ngx.shared.DICT or the name of one.
+-- @module dynamodb_stream.openresty
 local core = require("dynamodb_stream.core")
 local errors = require("dynamodb_stream.errors")
 
@@ -23,16 +24,22 @@ local function shared(dict, who)
   return dict
 end
 
----------------------------------------------------------------- checkpoint store
+-- checkpoint store ------------------------------------------------------------
 
 local Store = {}
 Store.__index = Store
 
+--- A checkpoint store in a `lua_shared_dict`, for `stream:run{ checkpoint = ... }`.
+-- @param dict an `ngx.shared.DICT` or its name
+-- @tparam string key
+-- @return the store, with `load()` and `save(state)`
 function M.checkpoint(dict, key)
   if type(key) ~= "string" or key == "" then error("openresty.checkpoint: key expected", 2) end
   return setmetatable({ dict = shared(dict, "openresty.checkpoint"), key = key }, Store)
 end
 
+--- The saved state.
+-- @return the state, nil when none, or `nil, err`
 function Store:load()
   local text = self.dict:get(self.key)
   if text == nil then return nil end
@@ -44,6 +51,9 @@ function Store:load()
   return state
 end
 
+--- Saves the state (logs a warning when the dict evicts entries).
+-- @tparam table state
+-- @return true, or `nil, err`
 function Store:save(state)
   local ok, text = pcall(core.json_encode, state)
   if not ok then return nil, errors.new({ code = "CheckpointError", message = tostring(text), retryable = false }) end
@@ -56,12 +66,16 @@ function Store:save(state)
   return true
 end
 
----------------------------------------------------------------------------- lock
+-- lock ------------------------------------------------------------------------
 
 local Lock = {}
 Lock.__index = Lock
 
--- ttl (s, default 5): a holder that stops renewing loses the lock after this long.
+--- A node-wide lock in a `lua_shared_dict`.
+-- @param dict an `ngx.shared.DICT` or its name
+-- @tparam string key
+-- @tparam[opt=5] number ttl seconds: a holder that stops renewing loses the lock after this long
+-- @return the lock, with `acquire`, `renew`, `release`, `holder`
 function M.lock(dict, key, ttl)
   if type(key) ~= "string" or key == "" then error("openresty.lock: key expected", 2) end
   return setmetatable({ dict = shared(dict, "openresty.lock"), key = key, ttl = ttl or 5 }, Lock)
@@ -71,7 +85,8 @@ local function token()
   return string.format("%d %.6f %d", ngx.worker.pid(), ngx.now(), math.random(1, 1e9))
 end
 
--- Takes the lock when it is free: true, or false (held by someone else).
+--- Takes the lock when it is free: true, or false (held by someone else).
+-- @treturn boolean
 function Lock:acquire()
   local value = token()
   local ok = self.dict:add(self.key, value, self.ttl)
@@ -79,7 +94,8 @@ function Lock:acquire()
   return ok and true or false
 end
 
--- Extends the lock when this object still holds it: true, or false (lost).
+--- Extends the lock when this object still holds it: true, or false (lost).
+-- @treturn boolean
 function Lock:renew()
   if not self.value or self.dict:get(self.key) ~= self.value then
     self.value = nil
@@ -89,19 +105,22 @@ function Lock:renew()
   return true
 end
 
+--- Releases the lock if this object still holds it.
 function Lock:release()
   if self.value and self.dict:get(self.key) == self.value then self.dict:delete(self.key) end
   self.value = nil
 end
 
--- The pid of the worker holding the lock, or nil.
+--- The pid of the worker holding the lock, or nil.
+-- @treturn integer|nil
 function Lock:holder()
   local v = self.dict:get(self.key)
   return v and tonumber(v:match("^(%d+)")) or nil
 end
 
--------------------------------------------------------------------------- poller
+-- poller ----------------------------------------------------------------------
 
+--- Runs one poller per stream per node: the worker that holds the lock polls.
 -- opts:
 --   dict, key       the lock (lua_shared_dict and key; one key per stream)
 --   start()         -> stream, run_opts: makes the stream (clients, listeners) when
@@ -115,6 +134,8 @@ end
 --                   after the error is logged; e.g. to show it on a status page
 -- Returns the lock object. Must be called where ngx.timer.at works
 -- (init_worker_by_lua*); the polling itself runs in a timer, where cosockets work.
+-- @tparam table opts `dict`, `key`, `start`, `ttl`, `retry`, `log`, `on_error`
+-- @return the lock
 function M.poller(opts)
   assert(type(opts) == "table" and type(opts.start) == "function", "openresty.poller: opts.start expected")
   assert(opts.on_error == nil or type(opts.on_error) == "function", "openresty.poller: opts.on_error must be a function")

@@ -1,5 +1,7 @@
+--- What both clients are: `call`, `call_many`, `stats`, `close`.
 -- A client for an AWS JSON 1.0 service (DynamoDB, DynamoDB Streams):
 -- builds and signs the request, posts it, decodes the answer or the error.
+-- @module dynamodb_stream.service
 
 local core = require("dynamodb_stream.core")
 local config = require("dynamodb_stream.config")
@@ -105,6 +107,10 @@ local function redactor(secrets)
   end
 end
 
+--- Makes a client of one service (use `ds.client` or `ds.dynamodb`).
+-- @tparam table def the service
+-- @tparam[opt] table opts the options of `dynamodb_stream.config.resolve`
+-- @return the client; raises on a bad option
 -- def: { name, target_prefix, endpoint_prefix, env_endpoint }; every AWS JSON
 -- service here signs with the scope "dynamodb" (DynamoDB Streams included).
 function Service.new(def, opts)
@@ -283,6 +289,11 @@ local function retry_cost(self, err, attempt)
   return cost
 end
 
+--- Calls one operation, with retries.
+-- @tparam string operation e.g. `"GetRecords"`
+-- @tparam[opt] table params the request in AWS shape
+-- @tparam[opt] function decode `function(body) -> answer | nil, why`
+-- @return the decoded answer, or `nil, err` (`err.attempts` set)
 -- Calls one operation: params (a table in AWS shape, or nil) -> decoded answer,
 -- or nil, err. Throttling, server faults and transport failures are retried
 -- (AWS's standard mode); err.attempts says how many attempts were made.
@@ -307,6 +318,13 @@ function Service:call(operation, params, decode)
   end
 end
 
+--- Calls one operation for each params table of a list, in parallel.
+-- @tparam string operation e.g. `"GetRecords"`
+-- @tparam {table,...} list one params table per call
+-- @tparam[opt] function decode as for `call`
+-- @tparam[opt=16] integer max_in_flight calls sent at once
+-- @treturn table answers, by position in list (with holes)
+-- @treturn table errs, by position in list (with holes)
 -- Calls one operation once per params table in list, in parallel over the
 -- client's connections (at most max_in_flight at once, default 16; see
 -- core.http post_many) -> answers, errs: for each i in 1..#list, answers[i]
@@ -360,6 +378,9 @@ function Service:call_many(operation, list, decode, max_in_flight)
   return answers, errs
 end
 
+--- Decodes a GetRecords body with its images unmarshalled (a `decode` for `call`).
+-- @tparam string body the answer body
+-- @return the answer, or `nil, why`
 -- A GetRecords answer with Keys, NewImage and OldImage unmarshalled in C as
 -- the body is parsed (core.decode_records), marked _unmarshalled = true. A
 -- page holding an AttributeValue that does not unmarshall comes back as plain
@@ -373,6 +394,8 @@ function Service.unmarshalled_records(body)
   return nil, (next_iterator:gsub("^%w+: ", "", 1))
 end
 
+--- The client's counters.
+-- @treturn table `{ calls, attempts, retries, throttles, failures, retry_tokens }`
 -- Counters since the client was made: calls, attempts, retries, throttles
 -- (throttling answers seen) and failures (calls that returned an error).
 function Service:stats()
@@ -382,10 +405,14 @@ function Service:stats()
   return copy
 end
 
+--- Closes the client's connections; a later call opens new ones.
 function Service:close()
   self._http:close()
 end
 
+--- Adds the methods of some operations to a class.
+-- @tparam table class the class
+-- @tparam {string,...} operations e.g. `{ "GetRecords" }`
 -- Adds a method per operation, snake_case and camelCase ("GetRecords" ->
 -- get_records, getRecords), to a client class.
 function Service.define_operations(class, operations)
@@ -398,12 +425,19 @@ function Service.define_operations(class, operations)
   end
 end
 
+--- Makes a client class (as `dynamodb_stream.client` and `dynamodb_stream.dynamodb` are).
+-- @tparam table def `{ name, target_prefix, endpoint_prefix, env_endpoint }`
+-- @tparam {string,...} operations the operations that get a method
+-- @treturn table the class, with `class.new(opts)`
 -- A class whose instances are Service objects with the given operations.
 function Service.class(def, operations)
   local class = setmetatable({}, { __index = Service })
   class.__index = class
   class.__tostring = Service.__tostring
   Service.define_operations(class, operations)
+  --- A client of this class.
+  -- @tparam[opt] table opts the options of `dynamodb_stream.config.resolve`
+  -- @local
   function class.new(opts)
     return setmetatable(Service.new(def, opts), class)
   end
