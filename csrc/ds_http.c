@@ -49,10 +49,10 @@
 /* Response buffers are kept for the next call (no malloc per response) as
  * long as each is at most HTTP_KEEP_BUFFER_MAX and all of them together at
  * most HTTP_KEEP_TOTAL; the rest are released: one huge response, or one
- * wide call, should not pin its memory. The limits keep a poller's pages
- * (up to about 2 MB of JSON for 1,000 records, one per shard in flight):
- * released and grown again on every poll, they made glibc's heap step up
- * over a long run (RSS wandering by 10%) and faulted their pages in anew. */
+ * wide call, should not pin its memory. The limits keep a poller's answers
+ * (up to about 2 MB each, one per request in flight): released and grown
+ * again on every poll, they made glibc's heap step up over a long run (RSS
+ * wandering by 10%) and faulted their pages in anew. */
 #define HTTP_KEEP_BUFFER_MAX (4 * 1024 * 1024)
 #define HTTP_KEEP_TOTAL (16 * 1024 * 1024)
 /* Request slots kept after a call; a wider call frees its slots at the end. */
