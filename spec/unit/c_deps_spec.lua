@@ -1,7 +1,7 @@
 -- The C core's files call one another in one direction only (issue 12):
 -- scripts/c-deps reads the call graph from the object files of the build
 -- that package.cpath points at (make keeps them in <build>/obj/) and fails on
--- a cycle.
+-- a cycle, or on an engine file (a name without ds_) that calls Lua.
 local helper = require("helper")
 local q = helper.shell_quote
 
@@ -47,5 +47,19 @@ describe("scripts/c-deps", function()
     assert.is_falsy(ok)
     assert.matches("call cycle: a.c -> b.c -> c.c -> a.c", out, 1, true)
     assert.is_nil(out:find("d.c", 1, true))
+  end)
+
+  it("fails on an engine file that calls Lua", function()
+    local dir = helper.tmpdir()
+    helper.write_file(dir .. "/engine.c", "int lua_gettop(void *L); int engine(void *L) { return lua_gettop(L); }\n")
+    helper.write_file(dir .. "/ds_binding.c", "int lua_gettop(void *L); int engine(void *L);\n"
+      .. "int binding(void *L) { return lua_gettop(L) + engine(L); }\n")
+    local built = helper.execute("cd " .. q(dir) .. " && cc -c engine.c ds_binding.c")
+    local ok, out = c_deps(q(dir .. "/engine.o") .. " " .. q(dir .. "/ds_binding.o"))
+    helper.rmdir(dir)
+    assert.is_true(built)
+    assert.is_falsy(ok)
+    assert.matches("Lua in an engine file: engine.c calls lua_gettop", out, 1, true)
+    assert.is_nil(out:find("ds_binding.c calls", 1, true))
   end)
 end)
