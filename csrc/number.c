@@ -258,60 +258,18 @@ static double decimal_scale(double m, long scale, const ds_decimal *d)
     return strtod(text, NULL); /* no decimal point: no locale issue */
 }
 
-/* ds_number_classify_fast below for the texts most N values are, without ds_decimal:
- * -?d*.?d* of at most 15 digits in all. Integral (with no fraction or a zero
- * one) is an integer; else its digits m scaled by its f fraction digits, the
- * value ds_number_classify_fast gives for the same text. 0: not such a text. */
-static int classify_short(const char *s, size_t n, ds_number *out)
-{
-    static const long long p10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000,
-                                    1000000000, 10000000000, 100000000000, 1000000000000,
-                                    10000000000000, 100000000000000, 1000000000000000};
-    size_t i, digits = 0, frac = 0;
-    int dot = 0;
-    long long m = 0;
-    if (n == 0 || n > 17)
-        return 0;
-    for (i = s[0] == '-'; i < n; i++) {
-        if (s[i] >= '0' && s[i] <= '9') {
-            m = m * 10 + (s[i] - '0');
-            digits++;
-            frac += (size_t)dot;
-        } else if (s[i] == '.' && !dot) {
-            dot = 1;
-        } else {
-            return 0;
-        }
-    }
-    if (digits == 0 || digits > 15)
-        return 0;
-    if (s[0] == '-')
-        m = -m;
-    if (m % p10[frac] == 0) {
-        out->kind = DS_NUM_INTEGER;
-        out->i = m / p10[frac];
-    } else {
-        out->kind = DS_NUM_DOUBLE;
-        out->d = decimal_scale((double)m, -(long)frac, NULL); /* frac <= 15: d is not read */
-    }
-    return 1;
-}
-
 /* ds_number_classify, with a shortcut that gives the same answer: a decimal
  * of at most 15 significant digits (DBL_DIG) inside DynamoDB's range (all
  * normal doubles) is always a double, because 15-digit decimals survive the
  * trip through a double, so no shorter text can denote the nearest double and
  * the shortest text of it has exactly these digits. Its value is then
  * digits * 10^scale, computed exactly rounded without strtod when |scale| <= 22. */
-int ds_number_classify_fast(const char *s, size_t n, ds_number *out)
+int ds_number_classify_decimal(const char *s, size_t n, ds_number *out)
 {
     ds_decimal d;
     long i;
     double m = 0;
-    int st;
-    if (classify_short(s, n, out))
-        return DS_NUM_OK;
-    st = ds_decimal_parse(s, n, &d);
+    int st = ds_decimal_parse(s, n, &d);
     if (st == DS_NUM_OK)
         st = ds_decimal_check(&d);
     if (st != DS_NUM_OK)
