@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#pragma GCC visibility push(hidden)
+
 /* Writes data to a temporary file of its own beside path (path.tmp.<pid>.<n>,
  * created with O_EXCL and the given mode, so concurrent writers never share
  * one), fsyncs it, renames it over path and fsyncs the directory. Returns 0,
@@ -20,5 +22,7 @@ int atomic_file_write(const char *path, const char *data, size_t len, mode_t mod
  * in err; *busy is set when another open file holds the lock. A path that
  * names a directory is refused ("is a directory"). */
 int atomic_file_lock(const char *path, int *busy, char *err, size_t errlen);
+
+#pragma GCC visibility pop
 
 #endif

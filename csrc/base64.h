@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#pragma GCC visibility push(hidden)
+
 /* Encoded length of n bytes: 4 * ceil(n / 3). */
 #define DS_BASE64_ENCODED_LEN(n) ((((n) + 2) / 3) * 4)
 /* Upper bound of the decoded length of n base64 characters. */
@@ -19,5 +21,7 @@ void ds_base64_encode(const unsigned char *in, size_t n, char *out);
  * accepted input is the canonical encoding of its bytes). "" decodes to "".
  * Returns 0, or -1 with *outlen set to the offset of the first bad character. */
 int ds_base64_decode(const char *in, size_t n, unsigned char *out, size_t *outlen);
+
+#pragma GCC visibility pop
 
 #endif

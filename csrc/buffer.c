@@ -5,23 +5,31 @@
 
 #include "buffer.h"
 
-int ds_buf_append(ds_buf *b, const void *p, size_t n)
+char *ds_buf_reserve(ds_buf *b, size_t n)
 {
-    if (n == 0)
-        return 0;
     if (n > SIZE_MAX - b->len)
-        return -1;
-    if (b->len + n > b->cap) {
+        return NULL;
+    if (b->data == NULL || b->len + n > b->cap) { /* never NULL on success, even for n == 0 */
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->len + n)
             cap = cap > SIZE_MAX / 2 ? b->len + n : cap * 2;
         char *d = realloc(b->data, cap);
         if (d == NULL)
-            return -1;
+            return NULL;
         b->data = d;
         b->cap = cap;
     }
-    memcpy(b->data + b->len, p, n);
+    return b->data + b->len;
+}
+
+int ds_buf_append(ds_buf *b, const void *p, size_t n)
+{
+    char *room;
+    if (n == 0)
+        return 0;
+    if ((room = ds_buf_reserve(b, n)) == NULL)
+        return -1;
+    memcpy(room, p, n);
     b->len += n;
     return 0;
 }

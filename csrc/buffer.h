@@ -1,11 +1,14 @@
-/* A growable byte buffer. Lua-free (no lua.h), so it can be used from
- * contexts that must never raise, such as libcurl callbacks. */
+/* The growable byte buffer of the module: response bodies and headers
+ * (ds_http.c), json_encode's output (ds_json.c), the records decoder's
+ * scratch (ds_decode.c). Lua-free (no lua.h) and never raises, so it can be
+ * used from libcurl callbacks; a binding that owns one in a userdata raises
+ * itself when it cannot grow. */
 #ifndef DS_BUFFER_H
 #define DS_BUFFER_H
 
 #include <stddef.h>
 
-#define DS_BUF_HIDDEN __attribute__((visibility("hidden")))
+#pragma GCC visibility push(hidden)
 
 typedef struct {
     char *data; /* NULL until the first append; not NUL-terminated */
@@ -13,14 +16,22 @@ typedef struct {
     size_t cap;
 } ds_buf;
 
+/* Room for n more bytes after the contents: where they go (count them in
+ * with b->len += n once written), or NULL on allocation failure or size
+ * overflow (the buffer is then unchanged). Moves the contents when it grows:
+ * a pointer into them is stale afterwards. */
+char *ds_buf_reserve(ds_buf *b, size_t n);
+
 /* Appends n bytes. 0 on success, -1 on allocation failure or size overflow
  * (the buffer is then unchanged). */
-DS_BUF_HIDDEN int ds_buf_append(ds_buf *b, const void *p, size_t n);
+int ds_buf_append(ds_buf *b, const void *p, size_t n);
 
 /* Forgets the contents but keeps the allocation for reuse. */
-DS_BUF_HIDDEN void ds_buf_reset(ds_buf *b);
+void ds_buf_reset(ds_buf *b);
 
 /* Releases the allocation; the buffer is empty and reusable afterwards. */
-DS_BUF_HIDDEN void ds_buf_free(ds_buf *b);
+void ds_buf_free(ds_buf *b);
+
+#pragma GCC visibility pop
 
 #endif

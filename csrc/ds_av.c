@@ -17,11 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ds.h"
 #include "base64.h"
+#include "ds_av.h"
+#include "ds_lua.h"
 #include "number.h"
-
-#define AV_SNIPPET_MAX 40 /* bytes of a bad value or key quoted in a message */
 
 typedef struct {
     const char *fn;      /* "unmarshall", "marshall", ... for messages */
@@ -30,16 +29,6 @@ typedef struct {
     ds_keys *keys;       /* cache for the names unm_finish pushes, or NULL */
 } av_ctx;
 
-static const char *const av_mt_names[] = {DS_LIST_MT, DS_STRING_SET_MT, DS_NUMBER_SET_MT, DS_BINARY_SET_MT,
-                                          DS_DECIMAL_MT};
-
-void ds_push_markers(lua_State *L)
-{
-    int i;
-    for (i = 0; i < 5; i++)
-        luaL_getmetatable(L, av_mt_names[i]);
-}
-
 /* Gives the table at the top the marker metatable `which`. */
 static void av_setmt(lua_State *L, const av_ctx *c, int which)
 {
@@ -47,7 +36,7 @@ static void av_setmt(lua_State *L, const av_ctx *c, int which)
         lua_pushvalue(L, c->mt + which);
         lua_setmetatable(L, -2);
     } else {
-        luaL_setmetatable(L, av_mt_names[which]);
+        luaL_setmetatable(L, ds_marker_names[which]);
     }
 }
 
@@ -93,83 +82,6 @@ static void av_push_key(lua_State *L, const av_ctx *c, const char *s, size_t n)
         lua_pushlstring(L, s, n);
 }
 
-/* ---- messages -------------------------------------------------------- */
-
-static void add_escaped(luaL_Buffer *b, const char *s, size_t n)
-{
-    size_t i, lim = n > AV_SNIPPET_MAX ? AV_SNIPPET_MAX : n;
-    for (i = 0; i < lim; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\') {
-            luaL_addchar(b, (char)ch);
-        } else {
-            char esc[8];
-            snprintf(esc, sizeof esc, "\\%u", ch);
-            luaL_addstring(b, esc);
-        }
-    }
-    if (n > lim)
-        luaL_addstring(b, "...");
-}
-
-/* Pushes a printable, bounded excerpt of s and returns it. [-0, +1] */
-static const char *av_snippet(lua_State *L, const char *s, size_t n)
-{
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    add_escaped(&b, s, n);
-    luaL_pushresult(&b);
-    return lua_tostring(L, -1);
-}
-
-static int path_is_ident(const char *s, size_t n)
-{
-    size_t i;
-    if (n == 0 || n > AV_SNIPPET_MAX || (s[0] >= '0' && s[0] <= '9'))
-        return 0;
-    for (i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
-            return 0;
-    }
-    return 1;
-}
-
-#define AV_PATH_MAX_FRAMES 32 /* deeper paths show their innermost frames */
-
-static void path_add(luaL_Buffer *b, const ds_path *p, int left)
-{
-    if (p->up && left > 1)
-        path_add(b, p->up, left - 1);
-    else if (p->up)
-        luaL_addstring(b, "...");
-    if (p->key == NULL) {
-        char idx[32];
-        snprintf(idx, sizeof idx, "[%lld]", (long long)p->index);
-        luaL_addstring(b, idx);
-    } else if (path_is_ident(p->key, p->keylen)) {
-        if (p->up && left > 1)
-            luaL_addchar(b, '.');
-        luaL_addlstring(b, p->key, p->keylen);
-    } else {
-        luaL_addstring(b, "[\"");
-        add_escaped(b, p->key, p->keylen);
-        luaL_addstring(b, "\"]");
-    }
-}
-
-void ds_path_push(lua_State *L, const ds_path *p)
-{
-    luaL_Buffer b;
-    if (p == NULL) {
-        lua_pushliteral(L, "top level");
-        return;
-    }
-    luaL_buffinit(L, &b);
-    path_add(&b, p, AV_PATH_MAX_FRAMES);
-    luaL_pushresult(&b);
-}
-
 /* Raises "<fn>: <message> at <path>". Never returns. */
 static int av_error(lua_State *L, const av_ctx *c, const ds_path *p, const char *fmt, ...)
 {
@@ -201,7 +113,7 @@ static void av_check_number(lua_State *L, const char *s, size_t n, const char *w
     if (st == DS_NUM_OK)
         st = ds_decimal_check(&d);
     if (st != DS_NUM_OK)
-        av_error(L, c, p, "invalid number '%s' in %s (%s)", av_snippet(L, s, n), where, ds_number_strerror(st));
+        av_error(L, c, p, "invalid number '%s' in %s (%s)", ds_snippet_push(L, s, n), where, ds_number_strerror(st));
 }
 
 /* The decoded digits of a decimal box at idx (a table marked "N"), or 0. */
@@ -296,93 +208,6 @@ static void unm_binary(lua_State *L, const char *s, size_t n, const char *where,
     luaL_pushresultsize(&b, outlen);
 }
 
-/* m * 10^scale for an integer m < 2^53, correctly rounded. */
-static double decimal_scale(double m, long scale, const ds_decimal *d)
-{
-    static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-    char text[DS_NUM_MAX_DIGITS + 24];
-    if (scale >= 0 && scale <= 22)
-        return m * p10[scale]; /* both exact: one rounding (Clinger's fast path) */
-    if (scale < 0 && scale >= -22)
-        return m / p10[-scale];
-    snprintf(text, sizeof text, "%se%ld", d->dig, scale);
-    return strtod(text, NULL); /* no decimal point: no locale issue */
-}
-
-/* av_classify below for the texts most N values are, without ds_decimal:
- * -?d*.?d* of at most 15 digits in all. Integral (with no fraction or a zero
- * one) is an integer; else its digits m scaled by its f fraction digits, the
- * value av_classify gives for the same text. 0: not such a text. */
-static int av_classify_short(const char *s, size_t n, ds_number *out)
-{
-    static const long long p10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000,
-                                    1000000000, 10000000000, 100000000000, 1000000000000,
-                                    10000000000000, 100000000000000, 1000000000000000};
-    size_t i, digits = 0, frac = 0;
-    int dot = 0;
-    long long m = 0;
-    if (n == 0 || n > 17)
-        return 0;
-    for (i = s[0] == '-'; i < n; i++) {
-        if (s[i] >= '0' && s[i] <= '9') {
-            m = m * 10 + (s[i] - '0');
-            digits++;
-            frac += (size_t)dot;
-        } else if (s[i] == '.' && !dot) {
-            dot = 1;
-        } else {
-            return 0;
-        }
-    }
-    if (digits == 0 || digits > 15)
-        return 0;
-    if (s[0] == '-')
-        m = -m;
-    if (m % p10[frac] == 0) {
-        out->kind = DS_NUM_INTEGER;
-        out->i = m / p10[frac];
-    } else {
-        out->kind = DS_NUM_DOUBLE;
-        out->d = decimal_scale((double)m, -(long)frac, NULL); /* frac <= 15: d is not read */
-    }
-    return 1;
-}
-
-/* ds_number_classify, with a shortcut that gives the same answer: a decimal
- * of at most 15 significant digits (DBL_DIG) inside DynamoDB's range (all
- * normal doubles) is always a double, because 15-digit decimals survive the
- * trip through a double, so no shorter text can denote the nearest double and
- * the shortest text of it has exactly these digits. Its value is then
- * digits * 10^scale, computed exactly rounded without strtod when |scale| <= 22. */
-static int av_classify(const char *s, size_t n, ds_number *out)
-{
-    ds_decimal d;
-    long i;
-    double m = 0;
-    int st;
-    if (av_classify_short(s, n, out))
-        return DS_NUM_OK;
-    st = ds_decimal_parse(s, n, &d);
-    if (st == DS_NUM_OK)
-        st = ds_decimal_check(&d);
-    if (st != DS_NUM_OK)
-        return st;
-    if (ds_decimal_to_int64(&d, &out->i)) {
-        out->kind = DS_NUM_INTEGER;
-        return DS_NUM_OK;
-    }
-    if (d.ndig > 15)
-        return ds_number_classify(s, n, out); /* the full rule: strtod and shortest text */
-    for (i = 0; i < d.ndig; i++)
-        m = m * 10 + (d.dig[i] - '0'); /* < 10^15 < 2^53: exact */
-    m = decimal_scale(m, d.exp - (d.ndig - 1), &d);
-    out->kind = DS_NUM_DOUBLE;
-    out->d = d.neg ? -m : m;
-    return DS_NUM_OK;
-}
-
-
 /* Pushes the Lua value of the N string s[0..n). */
 static void unm_number(lua_State *L, const char *s, size_t n, const char *where, const av_ctx *c, const ds_path *p)
 {
@@ -394,9 +219,9 @@ static void unm_number(lua_State *L, const char *s, size_t n, const char *where,
         lua_pushlstring(L, s, n);
         return;
     }
-    st = av_classify(s, n, &num);
+    st = ds_number_classify_fast(s, n, &num);
     if (st != DS_NUM_OK)
-        av_error(L, c, p, "invalid number '%s' in %s (%s)", av_snippet(L, s, n), where, ds_number_strerror(st));
+        av_error(L, c, p, "invalid number '%s' in %s (%s)", ds_snippet_push(L, s, n), where, ds_number_strerror(st));
     /* Under 5.1/LuaJIT integers beyond 2^53 take the box (see ds.h). */
     if (num.kind == DS_NUM_INTEGER && DS_INT_EXACT(num.i)) {
         lua_pushinteger(L, (lua_Integer)num.i);
@@ -622,7 +447,7 @@ static void unm_value(lua_State *L, int av, const ds_path *path, int level, cons
         unm_expect_sequence(L, v, tag, c, path);
         unm_set(L, v, tag, path, c);
     } else {
-        av_error(L, c, path, "unknown AttributeValue type '%s'", av_snippet(L, tag, tlen));
+        av_error(L, c, path, "unknown AttributeValue type '%s'", ds_snippet_push(L, tag, tlen));
     }
     lua_replace(L, top + 1); /* k v below the result */
     lua_settop(L, top + 1);
@@ -986,7 +811,7 @@ static int av_decimal(lua_State *L)
     if (st == DS_NUM_OK)
         st = ds_decimal_check(&d);
     if (st != DS_NUM_OK)
-        return luaL_argerror(L, 1, lua_pushfstring(L, "invalid number '%s' (%s)", av_snippet(L, s, n),
+        return luaL_argerror(L, 1, lua_pushfstring(L, "invalid number '%s' (%s)", ds_snippet_push(L, s, n),
                                                    ds_number_strerror(st)));
     lua_createtable(L, 1, 0);
     lua_pushvalue(L, 1);

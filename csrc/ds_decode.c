@@ -20,7 +20,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ds.h"
+#include "buffer.h"
+#include "ds_av.h"
+#include "ds_decode.h"
+#include "ds_json.h"
+#include "ds_lua.h"
+#include "json_lex.h"
 #include "number.h"
 
 #define DECODE_STATE_MT "dynamodb_stream.decode_state"
@@ -29,8 +34,7 @@
 #define DECODE_KEEP_SCRATCH ((size_t)1 << 20)
 
 typedef struct {
-    char *scratch; /* decoded strings with escapes */
-    size_t scratch_cap;
+    ds_buf scratch; /* decoded strings with escapes */
     int busy;     /* inside a fast build (a finalizer may call us meanwhile) */
     /* Size of the last object read under a key of each hash (hint_slot): the
      * next one under that key is made that size, then filled as it is read.
@@ -41,24 +45,17 @@ typedef struct {
     ds_keys keys; /* names seen in earlier pages; its strings are the user value */
 } decode_state;
 
-static void state_free_scratch(decode_state *st)
-{
-    free(st->scratch);
-    st->scratch = NULL;
-    st->scratch_cap = 0;
-}
-
 static int state_gc(lua_State *L)
 {
-    state_free_scratch(luaL_checkudata(L, 1, DECODE_STATE_MT));
+    decode_state *st = luaL_checkudata(L, 1, DECODE_STATE_MT);
+    ds_buf_free(&st->scratch);
     return 0;
 }
 
 static decode_state *state_new(lua_State *L)
 {
     decode_state *st = lua_newuserdatauv(L, sizeof *st, 1);
-    st->scratch = NULL;
-    st->scratch_cap = 0;
+    memset(&st->scratch, 0, sizeof st->scratch);
     st->busy = 0;
     st->fast = st->exact = 0;
     memset(st->map_hint, 0, sizeof st->map_hint);
@@ -249,22 +246,10 @@ static inline int scan_more(lua_State *L, scan *s, char close)
     return 0;
 }
 
-static void scratch_put(lua_State *L, decode_state *st, size_t *len, const char *b, size_t n)
+static void scratch_put(lua_State *L, decode_state *st, const char *b, size_t n)
 {
-    if (n == 0)
-        return;
-    if (st->scratch_cap - *len < n) {
-        size_t cap = st->scratch_cap ? st->scratch_cap : 256;
-        char *grown;
-        while (cap - *len < n)
-            cap *= 2;
-        if ((grown = realloc(st->scratch, cap)) == NULL)
-            scan_giveup(L);
-        st->scratch = grown;
-        st->scratch_cap = cap;
-    }
-    memcpy(st->scratch + *len, b, n);
-    *len += n;
+    if (ds_buf_append(&st->scratch, b, n) != 0)
+        scan_giveup(L);
 }
 
 /* The rest of a string with escapes, from p (at a backslash); start is after
@@ -276,8 +261,8 @@ static const char *scan_escaped(lua_State *L, scan *s, const unsigned char *star
                                 size_t *len)
 {
     const unsigned char *end = (const unsigned char *)s->end;
-    size_t n = 0;
-    scratch_put(L, s->st, &n, (const char *)start, (size_t)(p - start));
+    ds_buf_reset(&s->st->scratch);
+    scratch_put(L, s->st, (const char *)start, (size_t)(p - start));
     for (;;) {
         const unsigned char *run = p;
         char utf8[4];
@@ -285,7 +270,7 @@ static const char *scan_escaped(lua_State *L, scan *s, const unsigned char *star
         int k;
         while (p < end && plain_byte[*p])
             p++;
-        scratch_put(L, s->st, &n, (const char *)run, (size_t)(p - run));
+        scratch_put(L, s->st, (const char *)run, (size_t)(p - run));
         if (p >= end || *p < 0x20)
             scan_giveup(L);
         if (*p == '"')
@@ -303,7 +288,7 @@ static const char *scan_escaped(lua_State *L, scan *s, const unsigned char *star
         default: scan_giveup(L);
         }
         if (p[1] != 'u') {
-            scratch_put(L, s->st, &n, utf8, 1);
+            scratch_put(L, s->st, utf8, 1);
             p += 2;
             continue;
         }
@@ -319,11 +304,11 @@ static const char *scan_escaped(lua_State *L, scan *s, const unsigned char *star
             p += 6;
         }
         k = ds_utf8_encode(cp, utf8);
-        scratch_put(L, s->st, &n, utf8, (size_t)k);
+        scratch_put(L, s->st, utf8, (size_t)k);
     }
     s->p = (const char *)p + 1;
-    *len = n;
-    return s->st->scratch;
+    *len = s->st->scratch.len;
+    return s->st->scratch.data;
 }
 
 /* Reads a string; returns its decoded bytes (in the text, or in the scratch
@@ -781,7 +766,10 @@ static int scan_build(lua_State *L)
  * upvalue of decode_records and decode_stats). */
 static const char decode_state_key = 0;
 
-int ds_decode_fast(lua_State *L, const char *text, size_t n, int numbers_string)
+/* decode_records' one-pass path over text[0..n): pushes records and
+ * next_shard_iterator and returns 1, or pushes nothing and returns 0 when the
+ * text needs the exact path. Raises only on memory errors. */
+static int decode_fast(lua_State *L, const char *text, size_t n, int numbers_string)
 {
     decode_state *counts, *st;
     scan s;
@@ -804,8 +792,8 @@ int ds_decode_fast(lua_State *L, const char *text, size_t n, int numbers_string)
     lua_pushvalue(L, -3);
     rc = lua_pcall(L, 2, 2, 0);
     st->busy = 0;
-    if (st->scratch_cap > DECODE_KEEP_SCRATCH)
-        state_free_scratch(st);
+    if (st->scratch.cap > DECODE_KEEP_SCRATCH)
+        ds_buf_free(&st->scratch);
     if (rc == LUA_OK) {
         counts->fast++;
         lua_remove(L, -3); /* the state */
@@ -827,7 +815,7 @@ static int decode_records(lua_State *L)
     decode_state *counts = lua_touserdata(L, lua_upvalueindex(1));
 
     lua_settop(L, 1);
-    if (ds_decode_fast(L, text, n, numbers_string))
+    if (decode_fast(L, text, n, numbers_string))
         return 2;
     counts->exact++;
     return decode_exact(L, numbers_string);

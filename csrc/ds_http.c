@@ -31,7 +31,7 @@
 #include <curl/curl.h>
 
 #include "buffer.h"
-#include "ds.h"
+#include "ds_http.h"
 
 #define DS_HTTP_MT "dynamodb_stream.http"
 
@@ -49,10 +49,10 @@
 /* Response buffers are kept for the next call (no malloc per response) as
  * long as each is at most HTTP_KEEP_BUFFER_MAX and all of them together at
  * most HTTP_KEEP_TOTAL; the rest are released: one huge response, or one
- * wide call, should not pin its memory. The limits keep a poller's pages
- * (up to about 2 MB of JSON for 1,000 records, one per shard in flight):
- * released and grown again on every poll, they made glibc's heap step up
- * over a long run (RSS wandering by 10%) and faulted their pages in anew. */
+ * wide call, should not pin its memory. The limits keep a poller's answers
+ * (up to about 2 MB each, one per request in flight): released and grown
+ * again on every poll, they made glibc's heap step up over a long run (RSS
+ * wandering by 10%) and faulted their pages in anew. */
 #define HTTP_KEEP_BUFFER_MAX (4 * 1024 * 1024)
 #define HTTP_KEEP_TOTAL (16 * 1024 * 1024)
 /* Request slots kept after a call; a wider call frees its slots at the end. */
@@ -75,7 +75,6 @@ typedef struct {
     int head_lines;        /* header lines so far (1xx blocks included) */
     size_t head_bytes;     /* bytes of status and header lines so far */
     int no_memory;         /* set by a callback when a buffer could not grow */
-    int records;           /* post_many: a 200 answer may come back decoded (ds_decode_fast) */
 } ds_req;
 
 /* A pooled easy handle. Each is its own allocation, so the pointers libcurl
@@ -370,7 +369,7 @@ static void http_read_request(lua_State *L, ds_req *r, int iu, int ih, int ib, i
     r->status = 0;
     r->rc = CURLE_OK;
     r->fixed_msg = NULL;
-    r->too_large = r->no_memory = r->records = 0;
+    r->too_large = r->no_memory = 0;
     r->head_too_large = r->body_seen = r->head_lines = 0;
     r->head_bytes = 0;
     ds_buf_reset(&r->body);
@@ -632,10 +631,8 @@ static void http_push_headers(lua_State *L, const ds_req *r)
 }
 
 /* Phase 3 for one request: pushes status, body, headers or nil, "Code:
- * message", "Code" and returns 3; or, for a records request answered 200
- * whose body the one-pass decoder takes, status, false, headers, records,
- * next_shard_iterator and returns 5 (the body is never copied into Lua). */
-static int http_push_result(lua_State *L, const ds_req *r)
+ * message", "Code". */
+static void http_push_result(lua_State *L, const ds_req *r)
 {
     if (r->rc != CURLE_OK) {
         lua_pushnil(L);
@@ -647,19 +644,11 @@ static int http_push_result(lua_State *L, const ds_req *r)
             lua_concat(L, 2);
         }
         lua_pushstring(L, http_error_code(r));
-        return 3;
+        return;
     }
     lua_pushinteger(L, (lua_Integer)r->status);
-    if (r->records && r->status == 200 && r->body.len > 0 && ds_decode_fast(L, r->body.data, r->body.len, 0)) {
-        lua_pushboolean(L, 0);
-        lua_insert(L, -3);
-        http_push_headers(L, r);
-        lua_insert(L, -3); /* status, false, headers, records, next */
-        return 5;
-    }
     lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
     http_push_headers(L, r);
-    return 3;
 }
 
 /* After a call: keeps response buffers within HTTP_KEEP_BUFFER_MAX each and
@@ -697,15 +686,14 @@ static int http_push_results(lua_State *L)
 {
     ds_http *h = lua_touserdata(L, 1);
     size_t n = (size_t)lua_tointeger(L, 2);
-    if (!lua_toboolean(L, 3))
-        return http_push_result(L, &h->reqs[0]);
+    if (!lua_toboolean(L, 3)) {
+        http_push_result(L, &h->reqs[0]);
+        return 3;
+    }
     lua_createtable(L, n <= INT_MAX ? (int)n : INT_MAX, 0);
     for (size_t i = 0; i < n; i++) {
         lua_createtable(L, 3, 0);
-        if (http_push_result(L, &h->reqs[i]) == 5) { /* t, r, a, b, c, d, e */
-            lua_rawseti(L, -6, 5);
-            lua_rawseti(L, -5, 4);
-        }
+        http_push_result(L, &h->reqs[i]); /* t, r, a, b, c */
         lua_rawseti(L, -4, 3);
         lua_rawseti(L, -3, 2);
         if (lua_isnil(L, -1))
@@ -770,11 +758,7 @@ static int http_post(lua_State *L)
  * requests is a sequence of { url, headers, body } (the arguments of post);
  * results has one entry per request, in the same order: { status, body,
  * headers } or { nil, "Code: message", "Code" }, i.e. what post would have
- * returned, packed (table.unpack(results[i], 1, 3)). A request { url,
- * headers, body, true } is a GetRecords call: a 200 answer whose body the
- * one-pass decoder takes comes back as { status, false, headers, records,
- * next_shard_iterator }, as core.decode_records would give them, without
- * the body ever being copied into a Lua string. At most max_in_flight
+ * returned, packed (table.unpack(results[i], 1, 3)). At most max_in_flight
  * (default 16, 1 .. 1024) are in flight at once, over as many connections. */
 static int http_post_many(lua_State *L)
 {
@@ -800,8 +784,6 @@ static int http_post_many(lua_State *L)
         lua_rawgeti(L, 4, 2); /* 6: headers */
         lua_rawgeti(L, 4, 3); /* 7: body */
         http_read_request(L, &h->reqs[i], 5, 6, 7, 2, 2, 2, reqno);
-        lua_rawgeti(L, 4, 4); /* 8: decode GetRecords answers */
-        h->reqs[i].records = lua_toboolean(L, 8);
         lua_settop(L, 3); /* the strings stay anchored by requests[i] */
     }
     return http_results(L, h, n, (size_t)in_flight, 1);

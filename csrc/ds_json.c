@@ -21,8 +21,11 @@
 
 #include <cjson/cJSON.h>
 
-#include "ds.h"
 #include "base64.h"
+#include "buffer.h"
+#include "ds_json.h"
+#include "ds_lua.h"
+#include "json_lex.h"
 #include "number.h"
 
 #define JSON_TREE_MT   "dynamodb_stream.json_tree"
@@ -31,45 +34,25 @@
 
 /* ---- encode ----------------------------------------------------------- */
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-} jbuf;
-
 static int jbuf_gc(lua_State *L)
 {
-    jbuf *b = lua_touserdata(L, 1);
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
+    ds_buf_free(lua_touserdata(L, 1));
     return 0;
 }
 
 /* Room for n more bytes; returns where they go. */
-static char *jbuf_reserve(lua_State *L, jbuf *b, size_t n)
+static char *jbuf_reserve(lua_State *L, ds_buf *b, size_t n)
 {
-    if (b->cap - b->len < n) {
-        size_t cap = b->cap ? b->cap : 256;
-        char *p;
-        while (cap - b->len < n) {
-            if (cap > SIZE_MAX / 2)
-                luaL_error(L, "json_encode: out of memory");
-            cap *= 2;
-        }
-        if ((p = realloc(b->p, cap)) == NULL)
-            luaL_error(L, "json_encode: out of memory"); /* b->p stays owned by the userdata */
-        b->p = p;
-        b->cap = cap;
-    }
-    return b->p + b->len;
+    char *room = ds_buf_reserve(b, n);
+    if (room == NULL)
+        luaL_error(L, "json_encode: out of memory"); /* b stays owned by the userdata */
+    return room;
 }
 
-static void jbuf_add(lua_State *L, jbuf *b, const char *s, size_t n)
+static void jbuf_add(lua_State *L, ds_buf *b, const char *s, size_t n)
 {
-    if (n == 0)
-        return;
-    memcpy(jbuf_reserve(L, b, n), s, n);
-    b->len += n;
+    if (ds_buf_append(b, s, n) != 0)
+        luaL_error(L, "json_encode: out of memory");
 }
 
 #define jbuf_lit(L, b, s) jbuf_add((L), (b), "" s, sizeof(s) - 1)
@@ -83,7 +66,7 @@ static int enc_error(lua_State *L, const ds_path *p, const char *fmt, const char
     return lua_error(L);
 }
 
-static void enc_string(lua_State *L, jbuf *b, const char *s, size_t n)
+static void enc_string(lua_State *L, ds_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     size_t i, run = 0;
@@ -112,7 +95,7 @@ static void enc_string(lua_State *L, jbuf *b, const char *s, size_t n)
     jbuf_lit(L, b, "\"");
 }
 
-static void enc_base64(lua_State *L, jbuf *b, const char *s, size_t n)
+static void enc_base64(lua_State *L, ds_buf *b, const char *s, size_t n)
 {
     size_t len = DS_BASE64_ENCODED_LEN(n);
     jbuf_lit(L, b, "\"");
@@ -121,7 +104,7 @@ static void enc_base64(lua_State *L, jbuf *b, const char *s, size_t n)
     jbuf_lit(L, b, "\"");
 }
 
-static void enc_number(lua_State *L, jbuf *b, int idx, const ds_path *path)
+static void enc_number(lua_State *L, ds_buf *b, int idx, const ds_path *path)
 {
     char buf[DS_DOUBLE_BUFSIZE];
     if (lua_isinteger(L, idx)) {
@@ -135,9 +118,9 @@ static void enc_number(lua_State *L, jbuf *b, int idx, const ds_path *path)
     }
 }
 
-static void enc_value(lua_State *L, jbuf *b, int idx, const ds_path *path, int depth, int as_binary);
+static void enc_value(lua_State *L, ds_buf *b, int idx, const ds_path *path, int depth, int as_binary);
 
-static void enc_array(lua_State *L, jbuf *b, int t, const ds_path *path, int depth, int all_binary)
+static void enc_array(lua_State *L, ds_buf *b, int t, const ds_path *path, int depth, int all_binary)
 {
     const void *ptr = lua_topointer(L, t);
     lua_Integer i, n = (lua_Integer)lua_rawlen(L, t);
@@ -161,7 +144,7 @@ static void enc_array(lua_State *L, jbuf *b, int t, const ds_path *path, int dep
     jbuf_lit(L, b, "]");
 }
 
-static void enc_object(lua_State *L, jbuf *b, int t, const ds_path *path, int depth)
+static void enc_object(lua_State *L, ds_buf *b, int t, const ds_path *path, int depth)
 {
     const void *ptr = lua_topointer(L, t);
     int bin = ds_binary_table(L, t);
@@ -199,7 +182,7 @@ static void enc_object(lua_State *L, jbuf *b, int t, const ds_path *path, int de
     jbuf_lit(L, b, "}");
 }
 
-static void enc_table(lua_State *L, jbuf *b, int t, const ds_path *path, int depth)
+static void enc_table(lua_State *L, ds_buf *b, int t, const ds_path *path, int depth)
 {
     const void *ptr = lua_topointer(L, t);
     const ds_path *p;
@@ -256,7 +239,7 @@ static void enc_table(lua_State *L, jbuf *b, int t, const ds_path *path, int dep
     }
 }
 
-static void enc_value(lua_State *L, jbuf *b, int idx, const ds_path *path, int depth, int as_binary)
+static void enc_value(lua_State *L, ds_buf *b, int idx, const ds_path *path, int depth, int as_binary)
 {
     switch (lua_type(L, idx)) {
     case LUA_TSTRING: {
@@ -291,17 +274,15 @@ static void enc_value(lua_State *L, jbuf *b, int idx, const ds_path *path, int d
 /* core.json_encode(value) -> string */
 static int json_encode(lua_State *L)
 {
-    jbuf *b;
+    ds_buf *b;
     luaL_checkany(L, 1);
     lua_settop(L, 1);
     b = lua_newuserdatauv(L, sizeof *b, 0);
     memset(b, 0, sizeof *b);
     luaL_setmetatable(L, JSON_BUFFER_MT);
     enc_value(L, b, 1, NULL, 0, 0);
-    lua_pushlstring(L, b->p, b->len);
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
+    lua_pushlstring(L, b->data, b->len);
+    ds_buf_free(b);
     return 1;
 }
 
@@ -314,39 +295,6 @@ typedef struct {
     const char *bad; /* first number cJSON accepted but JSON does not ("01", "1.", ".5") */
     const char *huge; /* first number beyond a double ("1e999999") */
 } jlex;
-
-/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? exactly */
-int ds_json_number_ok(const char *s, size_t n)
-{
-    size_t i = 0, start;
-    if (i < n && s[i] == '-')
-        i++;
-    if (i < n && s[i] == '0')
-        i++;
-    else if (i < n && s[i] >= '1' && s[i] <= '9')
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-    else
-        return 0;
-    if (i < n && s[i] == '.') {
-        start = ++i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == start)
-            return 0;
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        i++;
-        if (i < n && (s[i] == '+' || s[i] == '-'))
-            i++;
-        start = i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == start)
-            return 0;
-    }
-    return i == n;
-}
 
 /* The next string or number token of the text and its length; *special is set
  * for a string that cJSON cannot return whole (\u0000). */
@@ -383,48 +331,6 @@ static const char *lex_next(jlex *lx, size_t *len, int *special)
     }
     lx->p = NULL;
     return NULL;
-}
-
-int ds_json_hex4(const char *s, unsigned *out)
-{
-    unsigned v = 0;
-    int i;
-    for (i = 0; i < 4; i++) {
-        unsigned c = (unsigned char)s[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= c - '0';
-        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
-            v |= (c | 0x20) - 'a' + 10;
-        else
-            return 0;
-    }
-    *out = v;
-    return 1;
-}
-
-int ds_utf8_encode(unsigned long cp, char out[4])
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | cp >> 6);
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | cp >> 12);
-        out[1] = (char)(0x80 | (cp >> 6 & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | cp >> 18);
-    out[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-    out[2] = (char)(0x80 | (cp >> 6 & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
 }
 
 /* Pushes the decoded contents of the JSON string literal s[0..n) (without the
@@ -560,13 +466,6 @@ static int tree_gc(lua_State *L)
     cJSON_Delete(*box);
     *box = NULL;
     return 0;
-}
-
-size_t ds_json_skip_ws(const char *s, size_t n, size_t i)
-{
-    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
-        i++;
-    return i;
 }
 
 /* The offset of the first byte cJSON let through that JSON refuses, or n: a

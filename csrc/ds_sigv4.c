@@ -9,7 +9,8 @@
 
 #include <openssl/crypto.h>
 
-#include "ds.h"
+#include "ds_lua.h"
+#include "ds_sigv4.h"
 #include "sigv4.h"
 
 #define DS_SIGNER_MT "dynamodb_stream.signer"

@@ -244,6 +244,50 @@ int ds_number_classify(const char *s, size_t len, ds_number *out)
     return DS_NUM_OK;
 }
 
+/* m * 10^scale for an integer m < 2^53, correctly rounded. */
+static double decimal_scale(double m, long scale, const ds_decimal *d)
+{
+    static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    char text[DS_NUM_MAX_DIGITS + 24];
+    if (scale >= 0 && scale <= 22)
+        return m * p10[scale]; /* both exact: one rounding (Clinger's fast path) */
+    if (scale < 0 && scale >= -22)
+        return m / p10[-scale];
+    snprintf(text, sizeof text, "%se%ld", d->dig, scale);
+    return strtod(text, NULL); /* no decimal point: no locale issue */
+}
+
+/* ds_number_classify, with a shortcut that gives the same answer: a decimal
+ * of at most 15 significant digits (DBL_DIG) inside DynamoDB's range (all
+ * normal doubles) is always a double, because 15-digit decimals survive the
+ * trip through a double, so no shorter text can denote the nearest double and
+ * the shortest text of it has exactly these digits. Its value is then
+ * digits * 10^scale, computed exactly rounded without strtod when |scale| <= 22. */
+int ds_number_classify_decimal(const char *s, size_t n, ds_number *out)
+{
+    ds_decimal d;
+    long i;
+    double m = 0;
+    int st = ds_decimal_parse(s, n, &d);
+    if (st == DS_NUM_OK)
+        st = ds_decimal_check(&d);
+    if (st != DS_NUM_OK)
+        return st;
+    if (ds_decimal_to_int64(&d, &out->i)) {
+        out->kind = DS_NUM_INTEGER;
+        return DS_NUM_OK;
+    }
+    if (d.ndig > 15)
+        return ds_number_classify(s, n, out); /* the full rule: strtod and shortest text */
+    for (i = 0; i < d.ndig; i++)
+        m = m * 10 + (d.dig[i] - '0'); /* < 10^15 < 2^53: exact */
+    m = decimal_scale(m, d.exp - (d.ndig - 1), &d);
+    out->kind = DS_NUM_DOUBLE;
+    out->d = d.neg ? -m : m;
+    return DS_NUM_OK;
+}
+
 const char *ds_number_strerror(int status)
 {
     switch (status) {

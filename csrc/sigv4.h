@@ -14,6 +14,8 @@
 
 #include <stddef.h>
 
+#pragma GCC visibility push(hidden)
+
 #define SIGV4_SHA256_LEN 32 /* raw SHA-256 / HMAC-SHA256 bytes, also the signing key */
 #define SIGV4_DATE_LEN   8  /* "YYYYMMDD" */
 #define SIGV4_AMZ_DATE_LEN 16 /* "YYYYMMDDTHHMMSSZ" */
@@ -86,5 +88,7 @@ int sigv4_authorization(const sigv4_request *req, const unsigned char key[SIGV4_
 
 /* A static English description of a return code. */
 const char *sigv4_strerror(int rc);
+
+#pragma GCC visibility pop
 
 #endif

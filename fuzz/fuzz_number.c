@@ -5,6 +5,8 @@
  * base64.h, and a failed one aborts (libFuzzer saves the input):
  *   - ds_number_classify: a status in range; INTEGER / DOUBLE results print
  *     back to the same decimal; never reads past len (ASan).
+ *   - ds_number_classify_fast gives ds_number_classify's answer: the same
+ *     status, kind and value.
  *   - ds_decimal_parse / check / format / to_int64: a checked decimal formats
  *     to text that parses back equal and passes the check again.
  *   - ds_format_double of arbitrary 8 bytes: strtod reads the text back as the
@@ -39,6 +41,21 @@ static char *dup_exact(const uint8_t *data, size_t n)
     return p;
 }
 
+/* The shortcut and the full rule agree on every text. */
+static void fuzz_classify_fast(const char *s, size_t n)
+{
+    ds_number full, fast;
+    int st = ds_number_classify(s, n, &full);
+    CHECK(ds_number_classify_fast(s, n, &fast) == st);
+    if (st != DS_NUM_OK)
+        return;
+    CHECK(fast.kind == full.kind);
+    if (full.kind == DS_NUM_INTEGER)
+        CHECK(fast.i == full.i);
+    else if (full.kind == DS_NUM_DOUBLE)
+        CHECK(memcmp(&fast.d, &full.d, sizeof full.d) == 0);
+}
+
 static void fuzz_decimal(const char *s, size_t n)
 {
     ds_decimal d, back;
@@ -47,6 +64,8 @@ static void fuzz_decimal(const char *s, size_t n)
     size_t len;
     long long i;
     int st = ds_decimal_parse(s, n, &d);
+
+    fuzz_classify_fast(s, n);
 
     CHECK(st == DS_NUM_OK || st == DS_NUM_SYNTAX);
     CHECK(ds_number_strerror(st) != NULL);

@@ -14,7 +14,7 @@ description = {
   license = "MIT",
 }
 dependencies = {
-  "lua >= 5.3, < 5.5",
+  "lua >= 5.1, < 5.5", -- 5.4, 5.3, 5.1 and LuaJIT 2.1 (OpenResty); not 5.2
 }
 external_dependencies = {
   OPENSSL = { header = "openssl/evp.h", library = "crypto" },
@@ -28,10 +28,13 @@ build = {
       sources = {
         "csrc/ds_core.c", "csrc/atomic_file.c", "csrc/ds_sigv4.c", "csrc/sigv4.c", "csrc/ds_http.c", "csrc/buffer.c",
         "csrc/ds_json.c", "csrc/ds_av.c", "csrc/number.c", "csrc/base64.c",
-        "csrc/ds_decode.c",
+        "csrc/ds_decode.c", "csrc/ds_lua.c", "csrc/ds_os.c", "csrc/json_lex.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
-      incdirs = { "$(OPENSSL_INCDIR)", "$(CJSON_INCDIR)" },
+      -- Lua 5.1 and LuaJIT take the 5.3 API from compat-5.3.h, which Debian's
+      -- lua-compat53-dev puts in /usr/include/lua5.1 (searched after
+      -- LuaRocks' own LUA_INCDIR, so it never hides another version's lua.h).
+      incdirs = { "$(OPENSSL_INCDIR)", "$(CJSON_INCDIR)", "/usr/include/lua5.1" },
       libdirs = { "$(OPENSSL_LIBDIR)", "$(CURL_LIBDIR)", "$(CJSON_LIBDIR)" },
       libraries = { "crypto", "curl", "cjson", "m" },
     },

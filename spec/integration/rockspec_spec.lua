@@ -1,4 +1,5 @@
 -- The rockspec builds what make builds: every C source and every Lua module.
+local helper = require("helper")
 local function rockspec()
   local env = {}
   local chunk = assert(loadfile("rockspec/dynamodb_stream-scm-1.rockspec", "t", env))
@@ -38,29 +39,45 @@ describe("rockspec", function()
     assert.same(listing("ls lua/dynamodb_stream/*.lua"), files)
   end)
 
-  it("luarocks make builds and installs a module that works from the installed tree", function()
-    local helper = require("helper")
-    local dir = helper.tmpdir()
-    local q = helper.shell_quote
-    -- Build from a copy of the tracked files: luarocks make compiles in place.
-    local build = table.concat({
-      "git ls-files -z | xargs -0 cp --parents -t " .. q(dir .. "/src"),
-      "cd " .. q(dir .. "/src"),
-      "luarocks --lua-version=5.4 make --tree=" .. q(dir .. "/tree")
-        .. " rockspec/dynamodb_stream-scm-1.rockspec >" .. q(dir .. "/log") .. " 2>&1",
-    }, " && ")
-    local ok = helper.execute("mkdir -p " .. q(dir .. "/src") .. " && " .. build)
-    local out = helper.run_lua({
-      LUA_PATH = dir .. "/tree/share/lua/5.4/?.lua;" .. dir .. "/tree/share/lua/5.4/?/init.lua",
-      LUA_CPATH = dir .. "/tree/lib/lua/5.4/?.so",
-    }, [[
-      local ds = require("dynamodb_stream")
-      local av = ds.marshall({ pk = "a", n = 1, l = ds.empty_list() })
-      io.write(package.searchpath("dynamodb_stream.core", package.cpath), " ", ds.json_encode(ds.unmarshall(av).l))
-    ]], "lua5.4") -- the rock is built for 5.4, whichever interpreter runs the specs
-    local log = io.open(dir .. "/log") and io.open(dir .. "/log"):read("*a") or ""
-    helper.rmdir(dir)
-    assert.is_true(ok, log)
-    assert.matches("/tree/lib/lua/5.4/dynamodb_stream/core.so []", out, 1, true)
+  -- Each luarocks line of the README's "Build and install", run as written
+  -- (in a copy of the tracked files, with a temporary tree as LuaRocks'
+  -- only tree), installs a module that works from that tree under each
+  -- interpreter of its Lua version.
+  it("luarocks lines of the README build and install a module that works from the installed tree", function()
+    local readme = assert(helper.read_file("README.md"))
+    local section = assert(readme:match("\n## Build and install\n(.-)\n## "), "README has no Build and install section")
+    local lines = {}
+    for line in section:gmatch("[^\n]+") do
+      if line:match("^luarocks ") then lines[#lines + 1] = line:gsub("%s+#.*$", "") end
+    end
+    assert.is_true(#lines > 0, "no luarocks line in README's Build and install")
+    local interpreters = { ["5.4"] = { "lua5.4" }, ["5.3"] = { "lua5.3" }, ["5.1"] = { "lua5.1", "luajit" } }
+    for _, line in ipairs(lines) do
+      local version = assert(line:match("%-%-lua%-version[ =](5%.%d)"), "no --lua-version in: " .. line)
+      local dir = helper.tmpdir()
+      local ok, log = helper.luarocks(dir, line)
+      local outs = {}
+      for _, lua in ipairs(interpreters[version]) do
+        outs[lua] = helper.run_lua({
+          LUA_PATH = dir .. "/tree/share/lua/" .. version .. "/?.lua;" .. dir .. "/tree/share/lua/" .. version .. "/?/init.lua",
+          LUA_CPATH = dir .. "/tree/lib/lua/" .. version .. "/?.so",
+        }, [[
+          local ds = require("dynamodb_stream")
+          local av = ds.marshall({ pk = "a", n = 1, l = ds.empty_list() })
+          local so -- package.searchpath, which Lua 5.1 lacks
+          for template in package.cpath:gmatch("[^;]+") do
+            local path = template:gsub("%?", "dynamodb_stream/core")
+            local f = io.open(path)
+            if f and not so then f:close() so = path end
+          end
+          io.write(so, " ", ds.json_encode(ds.unmarshall(av).l))
+        ]], lua)
+      end
+      helper.rmdir(dir)
+      assert.is_true(ok, line .. "\n" .. log)
+      for lua, out in pairs(outs) do
+        assert.matches("/tree/lib/lua/" .. version .. "/dynamodb_stream/core.so []", out, 1, true, lua .. ": " .. out)
+      end
+    end
   end)
 end)

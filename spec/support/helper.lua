@@ -246,5 +246,21 @@ function helper.capture(cmd)
   return out
 end
 
+-- Runs a luarocks command line as a user types it, in a copy of the
+-- repository's tracked files at dir/src (luarocks make compiles in place),
+-- with dir/tree as the only rocks tree (through LUAROCKS_CONFIG). Returns
+-- whether it succeeded and its output.
+function helper.luarocks(dir, command)
+  local log = dir .. "/luarocks.log"
+  helper.write_file(dir .. "/luarocks-config.lua", "rocks_trees = { [[" .. dir .. "/tree]] }\n")
+  local ok = helper.execute(table.concat({
+    "mkdir -p " .. shell_quote(dir .. "/src"),
+    "git ls-files -z | xargs -0 cp --parents -t " .. shell_quote(dir .. "/src"),
+    "cd " .. shell_quote(dir .. "/src"),
+    "LUAROCKS_CONFIG=" .. shell_quote(dir .. "/luarocks-config.lua") .. " " .. command .. " >" .. shell_quote(log) .. " 2>&1",
+  }, " && "))
+  return ok, helper.read_file(log) or ""
+end
+
 package.loaded["helper"] = helper
 return helper
