@@ -144,7 +144,7 @@ function Stream.new(client, stream_arn, opts)
   return self
 end
 
----------------------------------------------------------------------- reporting
+-- ------------------------------------------------------------------- reporting
 
 -- Emits 'error' when someone listens (a raising error listener is ignored);
 -- inside run, with no listener, reports it (see _report). Returns nil, err
@@ -215,7 +215,7 @@ function Stream:_notify(event, ids)
   end
 end
 
----------------------------------------------------------------------- fetching
+-- ------------------------------------------------------------------- fetching
 
 local WEAK_VALUES = { __mode = "v" }
 
@@ -286,9 +286,11 @@ function Stream:_fetch(kind)
   return fetch
 end
 
+-- What fetch_stream_records and fetch_stream_state return: the records
+-- delivered (none kept while run() runs), or nil, err.
 local function delivered(fetch, err)
   if not fetch then return nil, err end
-  return fetch.records
+  return fetch.records or {}
 end
 
 --- DescribeStream (every page); emits 'new shards'.
@@ -318,7 +320,7 @@ function Stream:stats()
   return copy
 end
 
----------------------------------------------------------------------- poll loop
+-- ------------------------------------------------------------------- poll loop
 
 -- The checkpoint option: a file path, or a store with load and save methods.
 local function checkpoint_store(store)
@@ -367,13 +369,13 @@ function Stream:run(opts)
   local own_store = type(opts.checkpoint) == "string"
   local store = checkpoint_store(opts.checkpoint)
   if store ~= nil then
-    local state, err = store:load()
+    local saved, err = store:load()
     if err then
       if own_store then store:close() end
       return self:_fail(err)
     end
-    if state then
-      local ok, bad = pcall(self.set_shard_state, self, state)
+    if saved then
+      local ok, bad = pcall(self.set_shard_state, self, saved)
       if not ok then
         if own_store then store:close() end
         return self:_fail(new_error("BadCheckpoint", tostring(bad)))
@@ -399,14 +401,15 @@ function Stream:run(opts)
     local describe = last_describe == nil or shards_changed
       or now() - last_describe >= describe_interval or next(self._shards) == nil
     if describe then last_describe = now() end
-    local fetch, err, done = self:_fetch(describe and "state" or "records")
-    done = fetch or done or {}
-    shards_changed = done.shards_changed
+    -- the summary of the fetch, also when it failed (partial)
+    local ok, err, partial = self:_fetch(describe and "state" or "records")
+    local summary = ok or partial or { advanced = 0 }
+    shards_changed = summary.shards_changed
     if store then
-      local ok, serr = store:save(self:get_shard_state())
-      if not ok then self:_fail(serr) end
+      local saved, serr = store:save(self:get_shard_state())
+      if not saved then self:_fail(serr) end
     end
-    if not fetch and errors.class(err) == "fatal" then
+    if not ok and errors.class(err) == "fatal" then
       result, fatal = nil, err  -- wrong credentials, no permission, the stream is gone
       break
     end
@@ -416,7 +419,7 @@ function Stream:run(opts)
     -- took nothing (idle, or a shard that never advances) pauses. A fetch
     -- that only failed because some shards back off counts by the records the
     -- other shards took.
-    if (fetch or err.backoff) and (done.advanced or 0) > 0 then
+    if (ok or err.backoff) and summary.advanced > 0 then
       wait, pause = interval, 0
     else
       pause, wait = wait, math.min(wait * 2, max_interval)

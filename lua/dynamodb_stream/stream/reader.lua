@@ -190,8 +190,9 @@ function M:_page(sh, res, err, fetch)
   -- sh.position next time.
   local records, next_it = checks.page_shape(res, sh.iterator)
   if not records then
+    local why = next_it
     sh.iterator = nil
-    return nil, invalid("GetRecords: " .. next_it, { operation = "get_records", shard_id = sh.shard_id })
+    return nil, invalid("GetRecords: " .. why, { operation = "get_records", shard_id = sh.shard_id })
   end
 
   for _, record in ipairs(records) do

@@ -17,8 +17,9 @@ local M = {}
 
 local EVENT_FOR = { INSERT = "insert record", MODIFY = "modify record", REMOVE = "remove record" }
 
---- The handler of opts.on_failure: where a record goes when it reaches max_record_attempts or
--- max_record_age (a dead-letter destination, as Lambda's on-failure one): a
+--- The handler of opts.on_failure: where a record goes when it reaches
+-- max_record_attempts or max_record_age (a dead-letter destination, as
+-- Lambda's on-failure one): a
 -- function(record, err, shard_id) that fails by raising or returning
 -- false/nil, err; or a file path, to which each such record is appended as
 -- one JSON line { shardId, sequenceNumber, failedAt, error = { code, message,

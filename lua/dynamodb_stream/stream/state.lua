@@ -171,7 +171,9 @@ function M:set_shard_state(state)
     local seq = str(entry.sequenceNumber or entry.sequence_number)
     if seq and not seqnum.valid(seq) then error("shard state: bad sequenceNumber for " .. id, 2) end
     local parent = str(entry.parentShardId or entry.parent_shard_id)
-    if parent and has_control(parent) then error("shard state: parentShardId of " .. id .. " contains a control character", 2) end
+    if parent and has_control(parent) then
+      error("shard state: parentShardId of " .. id .. " contains a control character", 2)
+    end
     if entry.finished == true then
       retired[id] = { shard_id = id, parent_shard_id = parent, sequence_number = seq }
     else
@@ -190,7 +192,9 @@ function M:set_shard_state(state)
         pos = { type = "TRIM_HORIZON" }
       end
       local it = str(entry.nextShardIterator or entry.next_shard_iterator)
-      if it and has_control(it) then error("shard state: nextShardIterator of " .. id .. " contains a control character", 2) end
+      if it and has_control(it) then
+        error("shard state: nextShardIterator of " .. id .. " contains a control character", 2)
+      end
       shards[id] = {
         shard_id = id, parent_shard_id = parent, sequence_number = seq, position = pos, iterator = it,
         -- a restored read from the trim horizon after a lost LATEST start (see the reader's _open)
