@@ -42,6 +42,7 @@ SRC    := $(wildcard csrc/*.c)
 OBJ    := $(SRC:csrc/%.c=$(BUILD)/obj/%.o)
 TARGET := $(BUILD)/dynamodb_stream/core.so
 LUA_SRC := $(wildcard lua/dynamodb_stream/*.lua)
+LUA_STREAM_SRC := $(wildcard lua/dynamodb_stream/stream/*.lua)
 
 # Paths that let a plain interpreter find the module from the repository root.
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
@@ -179,6 +180,8 @@ install: $(TARGET)
 	install -d $(DESTDIR)$(LUA_LIBDIR)/dynamodb_stream $(DESTDIR)$(LUA_SHAREDIR)/dynamodb_stream
 	install -m 0755 $(TARGET) $(DESTDIR)$(LUA_LIBDIR)/dynamodb_stream/core.so
 	install -m 0644 $(LUA_SRC) $(DESTDIR)$(LUA_SHAREDIR)/dynamodb_stream/
+	install -d $(DESTDIR)$(LUA_SHAREDIR)/dynamodb_stream/stream
+	install -m 0644 $(LUA_STREAM_SRC) $(DESTDIR)$(LUA_SHAREDIR)/dynamodb_stream/stream/
 
 uninstall:
 	rm -f $(DESTDIR)$(LUA_LIBDIR)/dynamodb_stream/core.so

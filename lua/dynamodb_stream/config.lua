@@ -257,7 +257,7 @@ function config.resolve(service, opts, caller)
     ca_file = opts.ca_file or env("AWS_CA_BUNDLE"),
     max_attempts = max_attempts,
     retry_base = opts.retry_base,
-    sleep = opts.sleep or require("dynamodb_stream.ngx_http").sleep,
+    sleep = opts.sleep or require("dynamodb_stream.runtime").sleep,
   }
 end
 

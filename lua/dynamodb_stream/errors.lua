@@ -15,7 +15,7 @@ end
 
 -- The one table that says what an error means; the error objects
 -- (retryable), the client's retries (retry.lua) and the stream's per-shard
--- backoff and run() (stream.lua) all ask errors.class:
+-- backoff and run() (stream/reader.lua, stream/init.lua) all ask errors.class:
 --   throttling  the service asks us to slow down: retried, the shard backs off
 --   transient   network trouble, server faults: retried, the shard backs off
 --   position    the iterator is no good (expired, trimmed, invalid): the shard

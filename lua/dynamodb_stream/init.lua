@@ -25,7 +25,7 @@ local ds = {
   json_encode = core.json_encode,
   json_decode = core.json_decode,
   decode_records = core.decode_records,
-  sleep = require("dynamodb_stream.ngx_http").sleep, -- ngx.sleep inside nginx where it can yield
+  sleep = require("dynamodb_stream.runtime").sleep, -- ngx.sleep inside nginx where it can yield
 }
 
 --- An empty table that marshalls to an empty L and encodes as a JSON [].

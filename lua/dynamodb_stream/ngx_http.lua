@@ -2,7 +2,8 @@
 -- HTTP/1.1 POST over nginx cosockets (ngx.socket.tcp), for the clients when
 -- they run inside OpenResty / lua-nginx-module: the same calls and answers as
 -- core.http, but the I/O yields to nginx's event loop instead of blocking the
--- worker. The C core still signs the requests and decodes the answers.
+-- worker. A pure transport: status, headers and body; the clients sign the
+-- requests and decode the answers (whether inside nginx: runtime.lua).
 --
 --   local t = ngx_http.http{ connect_timeout = 5, timeout = 30, verify_tls = true,
 --                           max_body = 64 MiB, keepalive_timeout = 60, pool_size = 32 }
@@ -25,50 +26,12 @@
 -- same options, so a client made and used there still works.
 -- @module dynamodb_stream.ngx_http
 local core = require("dynamodb_stream.core")
+local runtime = require("dynamodb_stream.runtime")
 
 local M = {}
 
 local Transport = {}
 Transport.__index = Transport
-
--- Phases where cosockets and ngx.sleep may be used.
-local YIELDING_PHASES = {
-  rewrite = true, server_rewrite = true, access = true, content = true, timer = true,
-  ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true, preread = true,
-}
-
-local function ngx_table()
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) == "table" and type(ngx.socket) == "table" and ngx.socket.tcp and ngx.get_phase then
-    return ngx
-  end
-  return nil
-end
-
---- Whether the code runs inside nginx.
--- @treturn boolean
--- True when running inside nginx (the ngx API is there), whatever the phase.
-function M.in_nginx()
-  return ngx_table() ~= nil
-end
-
---- Whether cosockets and `ngx.sleep` work here.
--- @treturn boolean
--- True when cosockets (and ngx.sleep) can be used in the current phase.
-function M.can_yield()
-  local ngx = ngx_table()
-  if not ngx then return false end
-  local ok, phase = pcall(ngx.get_phase)
-  return ok and YIELDING_PHASES[phase] == true
-end
-
---- Sleeps: `ngx.sleep` where it can yield, a blocking sleep elsewhere.
--- @tparam number seconds
--- ngx.sleep where it can yield, core.sleep (blocking) elsewhere.
-function M.sleep(seconds)
-  if M.can_yield() then return ngx.sleep(seconds) end -- luacheck: globals ngx
-  return core.sleep(seconds)
-end
 
 -- opts[name] as a positive number (an integer when integer is set), checked
 -- as core.http checks its options: a NaN or infinite timeout would make the
@@ -179,7 +142,7 @@ end
 -- @local
 -- Milliseconds left before the deadline, or nil.
 function Reader:left_ms()
-  local ngx = ngx_table()
+  local ngx = runtime.ngx()
   ngx.update_time()
   local left = self.deadline - ngx.now()
   if left <= 0 then return nil end
@@ -417,7 +380,7 @@ end
 
 -- One POST: status, body, headers or nil, "Code: message", "Code".
 function Transport:_post(url, lines, body)
-  local ngx = ngx_table()
+  local ngx = runtime.ngx()
   local scheme, host, port, host_header, path = split_url(url)
   if not scheme then return fail("HttpError", "not an http(s) URL: " .. tostring(url)) end
   body = body or ""
@@ -476,7 +439,7 @@ end
 -- @tparam string body
 -- @return `status, body, headers`, or `nil, "Code: message", "Code"`
 function Transport:post(url, lines, body)
-  if not M.can_yield() then return self:_fallback():post(url, lines, body) end
+  if not runtime.can_yield() then return self:_fallback():post(url, lines, body) end
   return self:_post(url, lines, body)
 end
 
@@ -488,8 +451,8 @@ end
 -- its own light thread; results in order.
 function Transport:post_many(requests, max_in_flight)
   if type(requests) ~= "table" then error("post_many: a list of requests expected", 2) end
-  if not M.can_yield() then return self:_fallback():post_many(requests, max_in_flight) end
-  local ngx = ngx_table()
+  if not runtime.can_yield() then return self:_fallback():post_many(requests, max_in_flight) end
+  local ngx = runtime.ngx()
   local n = #requests
   max_in_flight = max_in_flight or 16
   local results, next_index = {}, 1

@@ -7,7 +7,7 @@ local core = require("dynamodb_stream.core")
 local config = require("dynamodb_stream.config")
 local errors = require("dynamodb_stream.errors")
 local retry = require("dynamodb_stream.retry")
-local ngx_http = require("dynamodb_stream.ngx_http")
+local runtime = require("dynamodb_stream.runtime")
 
 local Service = {}
 Service.__index = Service
@@ -123,7 +123,7 @@ function Service.new(def, opts)
     _targets = {}, -- per operation: { X-Amz-Target value, its header line }
     -- opts.transport (anything with post, post_many and close), else nginx
     -- cosockets inside OpenResty (dynamodb_stream.ngx_http), else libcurl.
-    _http = (opts or {}).transport or (ngx_http.in_nginx() and ngx_http or core).http({
+    _http = (opts or {}).transport or (runtime.in_nginx() and require("dynamodb_stream.ngx_http") or core).http({
       connect_timeout = cfg.connect_timeout,
       timeout = cfg.timeout,
       verify_tls = cfg.verify_tls,
@@ -227,9 +227,10 @@ function Service:_request(operation, body)
   return self._endpoint.url, lines, body
 end
 
--- What core.http returned for one attempt (status, body, headers; or nil,
--- "Code: message", "Code") -> the answer decoded by decode (json_object by
--- default), or nil, err.
+-- What the transport returned for one attempt (status, body, headers; or
+-- nil, "Code: message", "Code") -> the answer decoded by decode (json_object
+-- by default), or nil, err. The one place an answer body is decoded, whichever
+-- the transport (core.http or ngx_http) and however many calls at once.
 function Service:_answer(operation, decode, status, answer, answer_headers)
   if not status then
     local code = answer_headers
@@ -340,9 +341,6 @@ function Service:call_many(operation, list, decode, max_in_flight)
   local stats, policy = self._stats, self._retry
   stats.calls = stats.calls + n
   local answers, errs, costs = {}, {}, {}
-  -- GetRecords pages to decode in one pass: the C transport can do it on
-  -- its own buffer (see core.http post_many); others return the body.
-  local records = decode == Service.unmarshalled_records or nil
   local pending = {}
   for i = 1, n do pending[i] = i end
   local attempt = 0
@@ -352,18 +350,13 @@ function Service:call_many(operation, list, decode, max_in_flight)
     local requests = {}
     for k, i in ipairs(pending) do
       local url, lines, body = self:_request(operation, bodies[i])
-      requests[k] = { url, lines, body, records }
+      requests[k] = { url, lines, body }
     end
     local results = self._http:post_many(requests, max_in_flight)
     local again = {}
     for k, i in ipairs(pending) do
       local r = results[k]
-      local answer, err
-      if r[2] == false then
-        answer = { Records = r[4], NextShardIterator = r[5], _unmarshalled = true }
-      else
-        answer, err = self:_answer(operation, decode, r[1], r[2], r[3])
-      end
+      local answer, err = self:_answer(operation, decode, r[1], r[2], r[3])
       if answer then
         policy:release(costs[i])
         answers[i] = answer
@@ -382,9 +375,11 @@ end
 -- @tparam string body the answer body
 -- @return the answer, or `nil, why`
 -- A GetRecords answer with Keys, NewImage and OldImage unmarshalled in C as
--- the body is parsed (core.decode_records), marked _unmarshalled = true. A
--- page holding an AttributeValue that does not unmarshall comes back as plain
--- JSON instead, so that the caller can stop at the bad record itself.
+-- the body is parsed (core.decode_records), marked _unmarshalled = true (the
+-- only place that mark is made; the stream reads it). A page holding an
+-- AttributeValue that does not unmarshall comes back as plain JSON instead
+-- (the body read a second time, only then), so that the caller can stop at
+-- the bad record itself.
 function Service.unmarshalled_records(body)
   local records, next_iterator, code = core.decode_records(body)
   if records then

@@ -19,7 +19,7 @@ local ngx_http = require("dynamodb_stream.ngx_http")
 local core = require("dynamodb_stream.core")
 local base = "http://127.0.0.1:" .. ngx.var.arg_http
 local t = ngx_http.http({ timeout = 0.5, connect_timeout = 1 })
-local out = { can_yield = ngx_http.can_yield() }
+local out = { can_yield = require("dynamodb_stream.runtime").can_yield() }
 local function run(name, tr, url, lines, body)
   local status, answer, headers = tr:post(url, lines or {}, body or "")
   out[name] = { status = status or core.null, answer = status and #answer or answer,
@@ -70,7 +70,7 @@ ngx.say(core.json_encode(out))
 -- handle; /phase answers what it got.
 local INIT_WORKER = [[
 local ngx_http = require("dynamodb_stream.ngx_http")
-ds_init_worker = { can_yield = ngx_http.can_yield() }
+ds_init_worker = { can_yield = require("dynamodb_stream.runtime").can_yield() }
 local status, body = ngx_http.http({ timeout = 5 }):post("http://127.0.0.1:%d/echo", { "X-Phase: init_worker" },
   "posted from init_worker")
 ds_init_worker.status, ds_init_worker.body = status, body
@@ -103,7 +103,7 @@ describe("dynamodb_stream.ngx_http in nginx", function()
       server = {
         "location = /cases { content_by_lua_file " .. tmp .. "/cases.lua; }",
         "location = /phase { content_by_lua_block {",
-        "  local t = require('dynamodb_stream.ngx_http')",
+        "  local t = require('dynamodb_stream.runtime')",
         "  local w = ds_init_worker",
         "  ngx.say(tostring(t.can_yield()), ' ', tostring(w.can_yield), ' ', tostring(w.status))",
         "  ngx.print(w.body) } }",

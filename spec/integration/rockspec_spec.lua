@@ -31,12 +31,13 @@ describe("rockspec", function()
     for name, source in pairs(spec.build.modules) do
       if name ~= "dynamodb_stream.core" then
         files[#files + 1] = source
-        local expected = name == "dynamodb_stream" and "init" or name:match("^dynamodb_stream%.(.+)$")
-        assert.equals("lua/dynamodb_stream/" .. expected .. ".lua", source)
+        -- a package (a folder) is its init.lua
+        local path = "lua/" .. name:gsub("%.", "/")
+        if source ~= path .. ".lua" then assert.equals(path .. "/init.lua", source) end
       end
     end
     table.sort(files)
-    assert.same(listing("ls lua/dynamodb_stream/*.lua"), files)
+    assert.same(listing("ls lua/dynamodb_stream/*.lua lua/dynamodb_stream/*/*.lua"), files)
   end)
 
   -- Each luarocks line of the README's "Build and install", run as written
