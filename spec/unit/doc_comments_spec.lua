@@ -125,7 +125,7 @@ describe("doc comments: lua/dynamodb_stream", function()
       .. table.concat(report, "\n  "))
   end)
 
-  it("starts every module with a --- summary and its @module name", function()
+  it("starts every module with a --- summary and its @module (or @classmod) name", function()
     local report = {}
     for _, path in ipairs(files) do
       local relative = path:sub(#ROOT + 1)
@@ -135,6 +135,7 @@ describe("doc comments: lua/dynamodb_stream", function()
         report[#report + 1] = relative .. ": does not start with a '--- ' summary"
       end
       local named = text:match("\n%-%-%s*@module%s+([%w_%.]+)")
+        or text:match("\n%-%-%s*@classmod%s+([%w_%.]+)") -- a module that is a class
       if named ~= module then
         report[#report + 1] = ("%s: @module %s, expected @module %s"):format(relative, tostring(named), module)
       end
