@@ -162,6 +162,7 @@ cppcheck:
 # Decode, end-to-end, latency, idle-cost and poll-round figures against the
 # anchors (Node, lua-cjson, the cJSON-arena floor), measured in one run.
 bench: deps
+	DEPS_PACKAGES=bench/debian-packages scripts/install-deps
 	$(MAKE) all
 	bench/run.sh
 
