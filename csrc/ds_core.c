@@ -2,6 +2,7 @@
  * part's ds_open_*. Nothing else of the module calls into this file. */
 #include "ds.h"
 #include "ds_av.h"
+#include "ds_body.h"
 #include "ds_decode.h"
 #include "ds_http.h"
 #include "ds_json.h"
@@ -18,6 +19,7 @@ DS_EXPORT int luaopen_dynamodb_stream_core(lua_State *L)
     ds_open_os(L);
     ds_open_markers(L);
     ds_open_sigv4(L);
+    ds_open_body(L);
     ds_open_http(L);
     ds_open_json(L);
     ds_open_av(L);

@@ -22,6 +22,7 @@
 
 #include "buffer.h"
 #include "ds_av.h"
+#include "ds_body.h"
 #include "ds_decode.h"
 #include "ds_json.h"
 #include "ds_lua.h"
@@ -805,17 +806,29 @@ static int decode_fast(lua_State *L, const char *text, size_t n, int numbers_str
     return 0;
 }
 
-/* core.decode_records(json_text[, opts]) -> records, next_shard_iterator
- *   | nil, "InvalidJSON: ...", "InvalidJSON" | nil, "InvalidResponse: ...", "InvalidResponse" */
+/* core.decode_records(json_text | body[, opts]) -> records, next_shard_iterator
+ *   | nil, "InvalidJSON: ...", "InvalidJSON" | nil, "InvalidResponse: ...", "InvalidResponse"
+ * A body userdata (ds_body.h) is read in place; it stays anchored at 1 while
+ * its bytes are read, and the exact path gets a string copy of them. */
 static int decode_records(lua_State *L)
 {
     size_t n;
-    const char *text = luaL_checklstring(L, 1, &n);
     int numbers_string = ds_av_numbers_opt(L, 2);
     decode_state *counts = lua_touserdata(L, lua_upvalueindex(1));
-
     lua_settop(L, 1);
-    if (decode_fast(L, text, n, numbers_string))
+    const char *text = ds_body_pin(L, 1, &n);
+    int body = text != NULL;
+    if (!body)
+        text = luaL_checklstring(L, 1, &n);
+    int done = decode_fast(L, text, n, numbers_string); /* raises only on memory */
+    if (body) {
+        if (!done)
+            lua_pushlstring(L, text, n); /* the exact path's json_decode reads a string */
+        ds_body_unpin(L, 1);             /* the body is still at 1 */
+        if (!done)
+            lua_replace(L, 1);
+    }
+    if (done)
         return 2;
     counts->exact++;
     return decode_exact(L, numbers_string);

@@ -31,6 +31,7 @@
 #include <curl/curl.h>
 
 #include "buffer.h"
+#include "ds_body.h"
 #include "ds_http.h"
 
 #define DS_HTTP_MT "dynamodb_stream.http"
@@ -102,6 +103,7 @@ typedef struct {
     int verify;
     char *ca_file; /* owned copy or NULL */
     size_t max_body;
+    int body_buffer; /* answers' bodies as body userdata (ds_body.h), not strings */
 } ds_http;
 
 /* ---------------------------------------------------------------------------
@@ -115,6 +117,15 @@ static size_t http_on_body(char *ptr, size_t size, size_t nmemb, void *ud)
     size_t n = size * nmemb;
     if (r == NULL)
         return 0;
+    if (!r->body_seen) {
+        /* Room for the whole announced body at once (no regrowth on the
+         * way), at most HTTP_KEEP_BUFFER_MAX: a length a server merely
+         * claims does not allocate more than that before bytes arrive. */
+        curl_off_t cl = -1;
+        if (curl_easy_getinfo(e->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK && cl > 0 &&
+            (size_t)cl <= e->max_body)
+            (void)ds_buf_reserve(&r->body, (size_t)cl < HTTP_KEEP_BUFFER_MAX ? (size_t)cl : HTTP_KEEP_BUFFER_MAX);
+    }
     r->body_seen = 1;
     if (n > e->max_body - r->body.len) { /* body.len <= max_body always */
         r->too_large = 1;
@@ -376,6 +387,15 @@ static void http_read_request(lua_State *L, ds_req *r, int iu, int ih, int ib, i
     ds_buf_reset(&r->head);
 }
 
+/* Phase 1, bodies as body userdata: a slot whose buffer went out with an
+ * earlier answer takes the block of a body closed since. */
+static void http_adopt_blocks(lua_State *L, ds_http *h, size_t n)
+{
+    if (h->body_buffer)
+        for (size_t i = 0; i < n; i++)
+            ds_body_adopt(L, &h->reqs[i].body);
+}
+
 /* The error code for a failed transfer (see HACKING.md, HTTP). */
 static const char *http_error_code(const ds_req *r)
 {
@@ -631,8 +651,9 @@ static void http_push_headers(lua_State *L, const ds_req *r)
 }
 
 /* Phase 3 for one request: pushes status, body, headers or nil, "Code:
- * message", "Code". */
-static void http_push_result(lua_State *L, const ds_req *r)
+ * message", "Code". The body is a string, or with body = "buffer" a body
+ * userdata that takes r's buffer over (no copy; the slot grows a new one). */
+static void http_push_result(lua_State *L, const ds_http *h, ds_req *r)
 {
     if (r->rc != CURLE_OK) {
         lua_pushnil(L);
@@ -647,7 +668,10 @@ static void http_push_result(lua_State *L, const ds_req *r)
         return;
     }
     lua_pushinteger(L, (lua_Integer)r->status);
-    lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
+    if (h->body_buffer)
+        ds_body_push(L, &r->body);
+    else
+        lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
     http_push_headers(L, r);
 }
 
@@ -687,13 +711,13 @@ static int http_push_results(lua_State *L)
     ds_http *h = lua_touserdata(L, 1);
     size_t n = (size_t)lua_tointeger(L, 2);
     if (!lua_toboolean(L, 3)) {
-        http_push_result(L, &h->reqs[0]);
+        http_push_result(L, h, &h->reqs[0]);
         return 3;
     }
     lua_createtable(L, n <= INT_MAX ? (int)n : INT_MAX, 0);
     for (size_t i = 0; i < n; i++) {
         lua_createtable(L, 3, 0);
-        http_push_result(L, &h->reqs[i]); /* t, r, a, b, c */
+        http_push_result(L, h, &h->reqs[i]); /* t, r, a, b, c */
         lua_rawseti(L, -4, 3);
         lua_rawseti(L, -3, 2);
         if (lua_isnil(L, -1))
@@ -750,6 +774,7 @@ static int http_post(lua_State *L)
     lua_settop(L, 4);
     http_reserve(L, h, 1, 1);
     http_read_request(L, &h->reqs[0], 2, 3, 4, 2, 3, 4, 0);
+    http_adopt_blocks(L, h, 1);
     return http_results(L, h, 1, 1, 0);
 }
 
@@ -786,6 +811,7 @@ static int http_post_many(lua_State *L)
         http_read_request(L, &h->reqs[i], 5, 6, 7, 2, 2, 2, reqno);
         lua_settop(L, 3); /* the strings stay anchored by requests[i] */
     }
+    http_adopt_blocks(L, h, n);
     return http_results(L, h, n, (size_t)in_flight, 1);
 }
 
@@ -872,6 +898,15 @@ static int http_new(lua_State *L)
             return luaL_error(L, "option 'ca_file' contains a NUL byte");
     }
 
+    int body_buffer = 0;
+    t = lua_getfield(L, 1, "body");
+    if (t != LUA_TNIL) {
+        const char *how = lua_tostring(L, -1);
+        if (t != LUA_TSTRING || (strcmp(how, "string") != 0 && strcmp(how, "buffer") != 0))
+            return luaL_error(L, "option 'body' must be \"string\" or \"buffer\"");
+        body_buffer = how[0] == 'b';
+    }
+
     t = lua_getfield(L, 1, "max_body");
     if (t != LUA_TNIL) {
         int isint;
@@ -890,6 +925,7 @@ static int http_new(lua_State *L)
     h->total_ms = total_ms;
     h->verify = verify;
     h->max_body = (size_t)max_body;
+    h->body_buffer = body_buffer;
     if (ca_file != NULL && (h->ca_file = strdup(ca_file)) == NULL)
         return luaL_error(L, "out of memory");
     /* One easy handle now: a configuration libcurl refuses fails here. */

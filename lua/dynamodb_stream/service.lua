@@ -107,6 +107,24 @@ local function redactor(secrets)
   end
 end
 
+-- opts.transport (anything with post, post_many and close), else nginx
+-- cosockets inside OpenResty (dynamodb_stream.ngx_http), else libcurl, asked
+-- for bodies as body objects: a GetRecords page then reaches decode_records
+-- from libcurl's buffer, never copied into a Lua string, and its memory is
+-- freed as soon as it is decoded (_answer closes it), not at a collection.
+local function transport(cfg, opts)
+  if opts and opts.transport then return opts.transport end
+  local topts = {
+    connect_timeout = cfg.connect_timeout,
+    timeout = cfg.timeout,
+    verify_tls = cfg.verify_tls,
+    ca_file = cfg.ca_file,
+  }
+  if runtime.in_nginx() then return require("dynamodb_stream.ngx_http").http(topts) end
+  topts.body = "buffer"
+  return core.http(topts)
+end
+
 --- Makes a client of one service (use `ds.client` or `ds.dynamodb`).
 -- @tparam table def the service
 -- @tparam[opt] table opts the options of `dynamodb_stream.config.resolve`
@@ -121,14 +139,7 @@ function Service.new(def, opts)
     _endpoint = cfg.endpoint,
     _target = def.target_prefix .. ".",
     _targets = {}, -- per operation: { X-Amz-Target value, its header line }
-    -- opts.transport (anything with post, post_many and close), else nginx
-    -- cosockets inside OpenResty (dynamodb_stream.ngx_http), else libcurl.
-    _http = (opts or {}).transport or (runtime.in_nginx() and require("dynamodb_stream.ngx_http") or core).http({
-      connect_timeout = cfg.connect_timeout,
-      timeout = cfg.timeout,
-      verify_tls = cfg.verify_tls,
-      ca_file = cfg.ca_file,
-    }),
+    _http = transport(cfg, opts),
     _retry = retry.policy({ max_attempts = cfg.max_attempts, sleep = cfg.sleep, base = cfg.retry_base }),
     _stats = { calls = 0, attempts = 0, retries = 0, throttles = 0, failures = 0 },
     _signer = core.signer({
@@ -227,29 +238,49 @@ function Service:_request(operation, body)
   return self._endpoint.url, lines, body
 end
 
+-- The body of an answer (status, body, headers) -> the answer decoded by
+-- decode (json_object by default), or nil, err. body is a string or a body
+-- object (core.http{ body = "buffer" }): unmarshalled_records reads either,
+-- any other decode gets a string, as it always has.
+local function decode_body(self, operation, decode, status, body, headers)
+  if status < 200 or status > 299 then
+    return nil, service_error(self, operation, status, tostring(body), headers)
+  end
+  local decoded, why
+  if decode == Service.unmarshalled_records then
+    decoded, why = decode(body)
+  else
+    decoded, why = (decode or json_object)(tostring(body))
+  end
+  if not decoded then
+    local text = tostring(body)
+    return nil, errors.new({
+      code = "InvalidResponse",
+      message = clean(self, why) .. " (" .. #text .. " bytes: " .. snippet(self, text) .. ")",
+      status = status,
+      operation = operation,
+    })
+  end
+  return decoded
+end
+
 -- What the transport returned for one attempt (status, body, headers; or
--- nil, "Code: message", "Code") -> the answer decoded by decode (json_object
--- by default), or nil, err. The one place an answer body is decoded, whichever
--- the transport (core.http or ngx_http) and however many calls at once.
+-- nil, "Code: message", "Code") -> the answer decoded by decode, or nil, err.
+-- The one place an answer body is decoded, whichever the transport (core.http
+-- or ngx_http) and however many calls at once; a body object is closed here,
+-- once read.
 function Service:_answer(operation, decode, status, answer, answer_headers)
   if not status then
     local code = answer_headers
     local message = answer:gsub("^%w+: ", "", 1)
     return nil, errors.new({ code = code, message = clean(self, message), operation = operation })
   end
-  if status < 200 or status > 299 then
-    return nil, service_error(self, operation, status, answer, answer_headers)
+  if type(answer) == "string" then
+    return decode_body(self, operation, decode, status, answer, answer_headers)
   end
-  local decoded, why = (decode or json_object)(answer)
-  if not decoded then
-    return nil, errors.new({
-      code = "InvalidResponse",
-      message = clean(self, why) .. " (" .. #answer .. " bytes: " .. snippet(self, answer) .. ")",
-      status = status,
-      operation = operation,
-    })
-  end
-  return decoded
+  local decoded, err = decode_body(self, operation, decode, status, answer, answer_headers)
+  answer:close()
+  return decoded, err
 end
 
 -- One HTTP exchange: the decoded answer, or nil, err.
@@ -372,7 +403,7 @@ function Service:call_many(operation, list, decode, max_in_flight)
 end
 
 --- Decodes a GetRecords body with its images unmarshalled (a `decode` for `call`).
--- @tparam string body the answer body
+-- @param body the answer body: a string, or a body object of `core.http{ body = "buffer" }`
 -- @return the answer, or `nil, why`
 -- A GetRecords answer with Keys, NewImage and OldImage unmarshalled in C as
 -- the body is parsed (core.decode_records), marked _unmarshalled = true (the
@@ -385,7 +416,7 @@ function Service.unmarshalled_records(body)
   if records then
     return { Records = records, NextShardIterator = next_iterator, _unmarshalled = true }
   end
-  if code == "InvalidResponse" then return json_object(body) end
+  if code == "InvalidResponse" then return json_object(tostring(body)) end
   return nil, (next_iterator:gsub("^%w+: ", "", 1))
 end
 

@@ -310,3 +310,77 @@ describe("request headers", function()
     assert.matches("SignedHeaders=content%-type;host;x%-amz%-date;x%-amz%-target,", by_name(sent[1].lines).authorization)
   end)
 end)
+
+-- The client asks core.http for body objects (issue 12): each answer's body
+-- is closed once read, on every path; any decode but unmarshalled_records is
+-- given a string.
+describe("answer bodies", function()
+  local ports, stop
+  setup(function() ports, stop = helper.start_http_server() end)
+  teardown(function() stop() end)
+
+  -- A client on core.http{ body = "buffer" } that keeps every body it got.
+  local function watched_client(path)
+    local real = require("dynamodb_stream.core").http({ body = "buffer", timeout = 2 })
+    local bodies = {}
+    local transport = {
+      post = function(_, ...)
+        local status, body, headers = real:post(...)
+        bodies[#bodies + 1] = body
+        return status, body, headers
+      end,
+      post_many = function(_, ...)
+        local results = real:post_many(...)
+        for _, r in ipairs(results) do bodies[#bodies + 1] = r[2] end
+        return results
+      end,
+      close = function() real:close() end,
+    }
+    local client = ds.client({ endpoint = "http://127.0.0.1:" .. ports.http .. path, region = "us-east-1",
+      credentials = { access_key_id = "AKID", secret_access_key = SECRET }, transport = transport,
+      max_attempts = 3, retry_base = 0.001 })
+    return client, bodies
+  end
+
+  local function assert_all_closed(bodies, n)
+    assert.equals(n, #bodies)
+    for i, b in ipairs(bodies) do
+      assert.equals("userdata", type(b), "body " .. i)
+      assert.has_error(function() return #b end, "body is closed")
+    end
+  end
+
+  it("are closed after a success, an AWS error, a retry and an invalid answer", function()
+    local client, bodies = watched_client("/fail/503/1/bodies-a")
+    local answer = assert(client:describe_stream({ StreamArn = "arn" })) -- a 503, then {"ok":true}
+    assert.is_true(answer.ok)
+    assert_all_closed(bodies, 2)
+
+    client, bodies = watched_client("/fail/400/9/bodies-b")
+    local _, err = client:describe_stream({ StreamArn = "arn" })
+    assert.equals("400", err.code)
+    assert_all_closed(bodies, 1)
+
+    client, bodies = watched_client("/reflect/200") -- the request itself: not a GetRecords page
+    answer = assert(client:get_records_unmarshalled({ ShardIterator = "it" }))
+    assert.same({ ShardIterator = "it" }, answer)
+    local answers = client:get_records_many({ { ShardIterator = "a" }, { ShardIterator = "b" } }, true)
+    assert.same({ { ShardIterator = "a" }, { ShardIterator = "b" } }, answers)
+    assert_all_closed(bodies, 3)
+    client, bodies = watched_client("/html")
+    _, err = client:get_records({ ShardIterator = "it" })
+    assert.matches("HTTP 502 without an AWS error body: .*Bad Gateway", err.message)
+    assert_all_closed(bodies, 3) -- retried twice
+  end)
+
+  it("reach a caller's decode as strings", function()
+    local client = watched_client("/reflect/200")
+    local seen
+    local answer = assert(client:call("GetRecords", { ShardIterator = "it" }, function(body)
+      seen = type(body)
+      return { text = body }
+    end))
+    assert.equals("string", seen)
+    assert.equals('{"ShardIterator":"it"}', answer.text)
+  end)
+end)

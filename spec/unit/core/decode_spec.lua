@@ -346,6 +346,14 @@ describe("core.decode_records", function()
     it("raises on arguments of the wrong type", function()
       assert.has_error(function() core.decode_records() end)
       assert.has_error(function() core.decode_records({}) end)
+      -- a body object of core.http{ body = "buffer" } is read as its string
+      -- (spec/integration/core/http_multi_spec.lua); no other userdata is
+      for _, other in ipairs({ io.stdout, core.http(), core.signer({ access_key_id = "a",
+          secret_access_key = "s", region = "r", service = "s" }) }) do
+        local ok, err = pcall(core.decode_records, other)
+        assert.is_false(ok)
+        assert.matches("bad argument #1 to '[%w_.?]*' %(string expected, got [%w_.*]+%)", err)
+      end
       assert.has_error(function() core.decode_records("{}", 5) end)
       assert.has_error(function() core.decode_records('{"Records":[]}', { numbers = "float" }) end,
         "bad argument #2 to 'decode_records' (opts.numbers must be \"auto\" or \"string\")")
