@@ -68,6 +68,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import test_server
+
 TARGET_PREFIX = "DynamoDBStreams_20120810."
 DDB_NS = "com.amazonaws.dynamodb.v20120810#"
 CORAL_NS = "com.amazon.coral.service#"
@@ -545,13 +547,10 @@ def main():
     Handler.verify = bool(config.get("verify", not args.no_verify))
 
     server = Server(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    print("pid=%d port=%d arn=%s" % (os.getpid(), server.server_address[1], stream.arn), flush=True)
+    port = test_server.start(server)
+    print("pid=%d port=%d arn=%s" % (os.getpid(), port, stream.arn), flush=True)
 
-    deadline = time.monotonic() + args.lifetime
-    while os.getppid() == parent and time.monotonic() < deadline:
-        time.sleep(0.2)
-    os._exit(0)
+    test_server.run_until_orphaned(parent, args.lifetime)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+import test_server
+
 NS = "com.amazonaws.dynamodb.v20120810#"
 LOG_LIMIT = 100000
 
@@ -517,14 +519,10 @@ def main():
     servers = []
     for handler in (ProxyHandler, ControlHandler):
         server = Server(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server.server_address[1])
+        servers.append(test_server.start(server))
     print("pid=%d port=%d control=%d" % (os.getpid(), servers[0], servers[1]), flush=True)
 
-    deadline = time.monotonic() + args.lifetime
-    while os.getppid() == parent and time.monotonic() < deadline:
-        time.sleep(0.2)
-    os._exit(0)
+    test_server.run_until_orphaned(parent, args.lifetime)
 
 
 if __name__ == "__main__":

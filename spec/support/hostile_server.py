@@ -21,10 +21,10 @@ its parent goes away (or --lifetime). The endpoint path picks the answer:
 """
 import argparse
 import json
-import os
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import test_server
 
 DEPTH = 10000
 
@@ -149,16 +149,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lifetime", type=float, default=120.0)
     args = ap.parse_args()
-    parent = os.getppid()
     ThreadingHTTPServer.handle_error = lambda self, req, addr: None
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    print("pid=%d http=%d" % (os.getpid(), server.server_address[1]), flush=True)
-    deadline = time.monotonic() + args.lifetime
-    while os.getppid() == parent and time.monotonic() < deadline:
-        time.sleep(0.2)
-    os._exit(0)
+    test_server.serve(server, args.lifetime)
 
 
 if __name__ == "__main__":

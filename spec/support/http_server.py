@@ -45,6 +45,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+import test_server
+
 
 # Requests seen per /fail/ id.
 FAIL_COUNTS = {}
@@ -179,9 +181,7 @@ class TLSServer(ThreadingHTTPServer):
 
 def serve(server):
     server.daemon_threads = True
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    return server.server_address[1]
+    return test_server.start(server)
 
 
 # 64+ clients connect at once in the post_many specs; Python's default backlog
@@ -212,10 +212,7 @@ def main():
         line.append("https=%d" % serve(TLSServer(("127.0.0.1", 0), Handler)))
     print(" ".join(line), flush=True)
 
-    deadline = time.monotonic() + args.lifetime
-    while os.getppid() == parent and time.monotonic() < deadline:
-        time.sleep(0.2)
-    os._exit(0)
+    test_server.run_until_orphaned(parent, args.lifetime)
 
 
 if __name__ == "__main__":

@@ -26,11 +26,11 @@ Content-Length body), then the path picks the answer:
 Anything else: 200 with the body "ok".
 """
 import argparse
-import os
 import socket
 import socketserver
-import threading
 import time
+
+import test_server
 
 PIECE = b"x" * 65536
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\n"
@@ -152,14 +152,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lifetime", type=float, default=300.0)
     args = ap.parse_args()
-    parent = os.getppid()
-    server = Server(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    print("pid=%d http=%d" % (os.getpid(), server.server_address[1]), flush=True)
-    deadline = time.monotonic() + args.lifetime
-    while os.getppid() == parent and time.monotonic() < deadline:
-        time.sleep(0.2)
-    os._exit(0)
+    test_server.serve(Server(("127.0.0.1", 0), Handler), args.lifetime)
 
 
 if __name__ == "__main__":
