@@ -1,16 +1,10 @@
 -- make bench writes its table into bench/README.md between marker lines
 -- (bench/put_table.lua): the only copy of the table in the repository.
 
+local helper = require("helper")
 local ROOT = debug.getinfo(1, "S").source:match("^@(.*)spec/unit/bench_table_spec%.lua$")
 ROOT = (ROOT == nil or ROOT == "") and "./" or ROOT
 local bench = assert(loadfile(ROOT .. "bench/put_table.lua"))()
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local text = f:read("*a")
-  f:close()
-  return text
-end
 
 describe("bench/put_table.lua", function()
   local readme = table.concat({
@@ -49,10 +43,10 @@ describe("bench/put_table.lua", function()
   end)
 
   it("is what bench/README.md holds: one block, and no table in README.md", function()
-    local text = read(ROOT .. "bench/README.md")
+    local text = assert(helper.read_file(ROOT .. "bench/README.md"))
     assert.truthy(select(2, text:gsub("\n" .. bench.BEGIN:gsub("%p", "%%%0") .. "\n", "")) == 1)
     assert.truthy(bench.put(text, "t"))
-    assert.is_nil(read(ROOT .. "README.md"):find("dynamodb_stream benchmark:", 1, true),
+    assert.is_nil(assert(helper.read_file(ROOT .. "README.md")):find("dynamodb_stream benchmark:", 1, true),
       "README.md holds a pasted benchmark table: it belongs in bench/README.md (make bench)")
   end)
 end)

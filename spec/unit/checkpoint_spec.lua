@@ -6,14 +6,6 @@ local helper = require("helper")
 
 local codec = {} -- the default: core.json_encode / core.json_decode
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
 describe("dynamodb_stream.checkpoint", function()
   local dir, path
   before_each(function()
@@ -47,7 +39,7 @@ describe("dynamodb_stream.checkpoint", function()
     assert.same({ A = { shardId = "A" } }, store:load())
     assert.is_true(store:save({ B = { shardId = "B" } }))
     assert.same({ B = { shardId = "B" } }, store:load())
-    for _, name in ipairs(stale) do assert.equals('{"A": {"shardId": "tor', read(name)) end
+    for _, name in ipairs(stale) do assert.equals('{"A": {"shardId": "tor', helper.read_file(name)) end
     store:close()
   end)
 
@@ -59,7 +51,7 @@ describe("dynamodb_stream.checkpoint", function()
     end
     local store = checkpoint.file(path, codec)
     assert.is_true(store:save({ A = { shardId = "A" } }))
-    assert.equals("untouched", read(target))
+    assert.equals("untouched", helper.read_file(target))
     assert.same({ A = { shardId = "A" } }, store:load()) -- the symlink at path was replaced
     store:close()
   end)
@@ -207,7 +199,7 @@ describe("dynamodb_stream.checkpoint", function()
     -- read while they write, until both are done
     local reads, torn = 0, {}
     repeat
-      local text = read(path)
+      local text = helper.read_file(path)
       reads = reads + 1
       if type(text and core.json_decode(text)) ~= "table" then torn[#torn + 1] = text and #text or "missing" end
     until helper.exists(dir .. "/done-a") and helper.exists(dir .. "/done-b")

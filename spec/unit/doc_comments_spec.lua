@@ -9,6 +9,7 @@
 --   * every module file starts with a `--- ` summary and names itself with
 --     `-- @module dynamodb_stream.x` (its path under lua/).
 
+local helper = require("helper")
 local ROOT = debug.getinfo(1, "S").source:match("^@(.*)spec/unit/doc_comments_spec%.lua$")
 ROOT = (ROOT == nil or ROOT == "") and "./" or ROOT
 local LUA_DIR = ROOT .. "lua/dynamodb_stream"
@@ -51,13 +52,6 @@ local function lua_files(dir)
   for path in find:lines() do files[#files + 1] = path end
   find:close()
   return files
-end
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local text = f:read("*a")
-  f:close()
-  return text
 end
 
 describe("doc comments: the checker", function()
@@ -117,7 +111,7 @@ describe("doc comments: lua/dynamodb_stream", function()
   it("documents every public function (file:line name)", function()
     local report = {}
     for _, path in ipairs(files) do
-      for _, m in ipairs(undocumented(read(path))) do
+      for _, m in ipairs(undocumented(assert(helper.read_file(path)))) do
         report[#report + 1] = ("%s:%d %s"):format(path:sub(#ROOT + 1), m.line, m.name)
       end
     end
@@ -130,7 +124,7 @@ describe("doc comments: lua/dynamodb_stream", function()
     for _, path in ipairs(files) do
       local relative = path:sub(#ROOT + 1)
       local module = relative:gsub("^lua/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")
-      local text = read(path)
+      local text = assert(helper.read_file(path))
       if not text:match("^%-%-%- %S") then
         report[#report + 1] = relative .. ": does not start with a '--- ' summary"
       end

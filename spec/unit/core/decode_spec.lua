@@ -64,13 +64,6 @@ local function check_equal(text, opts)
   return recs, nsi
 end
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local text = f:read("*a")
-  f:close()
-  return text
-end
-
 -- Captured from DynamoDB Local 2.9 with our client (INSERT, MODIFY, REMOVE of one item).
 local CAPTURED = [==[{"Records":[{"eventID":"21f91a13-ca18-4ace-913c-4492cd3f0aac","eventName":"INSERT","eventVersion":"1.1","eventSource":"aws:dynamodb","awsRegion":"ddblocal","dynamodb":{"ApproximateCreationDateTime":1795677000.000,"Keys":{"pk":{"S":"user#1"}},"NewImage":{"big":{"N":"12345678901234567890123456789"},"ns":{"NS":["1","2.5"]},"bin":{"B":"AAH/"},"f":{"N":"3.25"},"none":{"NULL":true},"list":{"L":[{"S":"x"},{"N":"1"},{"NULL":true},{"M":{"y":{"S":"z"}}}]},"n":{"N":"42"},"tags":{"SS":["a","b"]},"bs":{"BS":["AA==","/w=="]},"name":{"S":"Zoë \"q\" \\ \t"},"pk":{"S":"user#1"},"ok":{"BOOL":true},"map":{"M":{"deep":{"M":{"deeper":{"L":[{"S":"leaf"}]}}}}}},"SequenceNumber":"000000000000000000001","SizeBytes":139,"StreamViewType":"NEW_AND_OLD_IMAGES"}},{"eventID":"7b0045ea-4390-42ee-9af9-5a25cbfb3399","eventName":"MODIFY","eventVersion":"1.1","eventSource":"aws:dynamodb","awsRegion":"ddblocal","dynamodb":{"ApproximateCreationDateTime":1795677000.000,"Keys":{"pk":{"S":"user#1"}},"NewImage":{"big":{"N":"12345678901234567890123456789"},"ns":{"NS":["1","2.5"]},"bin":{"B":"AAH/"},"f":{"N":"3.25"},"none":{"NULL":true},"list":{"L":[{"S":"x"},{"N":"1"},{"NULL":true},{"M":{"y":{"S":"z"}}}]},"n":{"N":"43"},"tags":{"SS":["a","b"]},"bs":{"BS":["AA==","/w=="]},"name":{"S":"Zoë \"q\" \\ \t"},"pk":{"S":"user#1"},"ok":{"BOOL":true},"map":{"M":{"deep":{"M":{"deeper":{"L":[{"S":"leaf"}]}}}}}},"OldImage":{"big":{"N":"12345678901234567890123456789"},"ns":{"NS":["1","2.5"]},"bin":{"B":"AAH/"},"f":{"N":"3.25"},"none":{"NULL":true},"list":{"L":[{"S":"x"},{"N":"1"},{"NULL":true},{"M":{"y":{"S":"z"}}}]},"n":{"N":"42"},"tags":{"SS":["a","b"]},"bs":{"BS":["AA==","/w=="]},"name":{"S":"Zoë \"q\" \\ \t"},"pk":{"S":"user#1"},"ok":{"BOOL":true},"map":{"M":{"deep":{"M":{"deeper":{"L":[{"S":"leaf"}]}}}}}},"SequenceNumber":"000000000000000000002","SizeBytes":270,"StreamViewType":"NEW_AND_OLD_IMAGES"}},{"eventID":"fcbef5c3-81d9-492b-afc4-aafcf6806c6c","eventName":"REMOVE","eventVersion":"1.1","eventSource":"aws:dynamodb","awsRegion":"ddblocal","dynamodb":{"ApproximateCreationDateTime":1795677000.000,"Keys":{"pk":{"S":"user#1"}},"OldImage":{"big":{"N":"12345678901234567890123456789"},"ns":{"NS":["1","2.5"]},"bin":{"B":"AAH/"},"f":{"N":"3.25"},"none":{"NULL":true},"list":{"L":[{"S":"x"},{"N":"1"},{"NULL":true},{"M":{"y":{"S":"z"}}}]},"n":{"N":"43"},"tags":{"SS":["a","b"]},"bs":{"BS":["AA==","/w=="]},"name":{"S":"Zoë \"q\" \\ \t"},"pk":{"S":"user#1"},"ok":{"BOOL":true},"map":{"M":{"deep":{"M":{"deeper":{"L":[{"S":"leaf"}]}}}}}},"SequenceNumber":"000000000000000000003","SizeBytes":139,"StreamViewType":"NEW_AND_OLD_IMAGES"}}],"NextShardIterator":"arn:aws:dynamodb:ddblocal:000000000000:table/capture_1795677030/stream/2026-11-26T07:10:32.456|001|c2hhcmRJZC0wMDAwMDAwMTc5NTY3NzAzMjU0OS05MmZkZTlmNXwwMDAwMDAwMDAwMDAwMDAwMDAwMDR8MDAwMDAwMDAwMDAwMDAwMDAxNzk1Njc3MDMzMjQz"}]==]
 
@@ -86,7 +79,7 @@ local function record(i, images)
 end
 
 describe("core.decode_records", function()
-  local all_types = read("spec/fixtures/av/all_types.json")
+  local all_types = assert(helper.read_file("spec/fixtures/av/all_types.json"))
 
   describe("equals json_decode + unmarshall", function()
     it("on a GetRecords body captured from DynamoDB Local", function()
@@ -222,7 +215,7 @@ describe("core.decode_records", function()
       for _, seed in ipairs({ 1, 42, 1234 }) do
         local path = os.tmpname()
         assert(helper.execute("lua5.4 bench/gen_page.lua --seed " .. seed .. " --records 150 " .. path .. " >/dev/null 2>&1"))
-        local text = read(path)
+        local text = assert(helper.read_file(path))
         os.remove(path)
         check_equal(text)
         check_equal(text, { numbers = "string" })
@@ -403,7 +396,7 @@ describe("core.decode_records", function()
         local file = dir .. "/page-" .. seed .. ".json"
         assert(helper.execute("lua5.4 bench/gen_page.lua --seed " .. seed .. " --records 150 " .. file
           .. " 2>/dev/null"))
-        local text = read(file)
+        local text = assert(helper.read_file(file))
         local path, recs = path_of(text)
         assert.equals("fast", path)
         assert.equals(150, #recs)
