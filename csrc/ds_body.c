@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ds_body.h"
+#include "ds_lua.h"
 
 /* Unused room a body may keep at its end; more is given back. */
 #define BODY_MAX_SLACK 65536
@@ -172,7 +173,7 @@ static const luaL_Reg body_methods[] = {
 };
 
 static const luaL_Reg body_meta[] = {
-    {"__index", NULL}, /* placeholder, set below */
+    {"__index", NULL}, /* placeholder: ds_new_class sets it */
     {"__gc", body_gc},
     {"__close", body_close},
     {"__len", body_len},
@@ -182,16 +183,8 @@ static const luaL_Reg body_meta[] = {
 
 void ds_open_body(lua_State *L)
 {
-    luaL_newmetatable(L, DS_BODY_MT);
-    luaL_setfuncs(L, body_meta, 0);
-    luaL_newlib(L, body_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-
-    luaL_newmetatable(L, BODY_POOL_MT);
-    lua_pushcfunction(L, pool_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    ds_new_class(L, DS_BODY_MT, body_meta, body_methods);
+    ds_new_gc_type(L, BODY_POOL_MT, pool_gc);
     body_pool *p = lua_newuserdatauv(L, sizeof *p, 0);
     memset(p, 0, sizeof *p);
     luaL_setmetatable(L, BODY_POOL_MT);

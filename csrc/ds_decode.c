@@ -852,10 +852,7 @@ void ds_open_decode(lua_State *L)
     int i;
     for (i = 0; i < 256; i++)
         plain_byte[i] = i >= 0x20 && i != '"' && i != '\\';
-    luaL_newmetatable(L, DECODE_STATE_MT);
-    lua_pushcfunction(L, state_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    ds_new_gc_type(L, DECODE_STATE_MT, state_gc);
     state_new(L);
     lua_pushvalue(L, -1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &decode_state_key);

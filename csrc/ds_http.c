@@ -33,6 +33,7 @@
 #include "buffer.h"
 #include "ds_body.h"
 #include "ds_http.h"
+#include "ds_lua.h"
 
 #define DS_HTTP_MT "dynamodb_stream.http"
 
@@ -941,7 +942,7 @@ static const luaL_Reg http_methods[] = {
 };
 
 static const luaL_Reg http_meta[] = {
-    {"__index", NULL}, /* placeholder, set below */
+    {"__index", NULL}, /* placeholder: ds_new_class sets it */
     {"__gc", http_close},
     {"__close", http_close}, /* local h <close> = core.http() */
     {"__tostring", http_tostring},
@@ -958,11 +959,7 @@ void ds_open_http(lua_State *L)
     if (rc != CURLE_OK)
         luaL_error(L, "curl_global_init failed: %s", curl_easy_strerror(rc));
 
-    luaL_newmetatable(L, DS_HTTP_MT);
-    luaL_setfuncs(L, http_meta, 0);
-    luaL_newlib(L, http_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    ds_new_class(L, DS_HTTP_MT, http_meta, http_methods);
 
     lua_pushcfunction(L, http_new);
     lua_setfield(L, -2, "http");

@@ -596,13 +596,7 @@ static const luaL_Reg json_funcs[] = {
 
 void ds_open_json(lua_State *L)
 {
-    luaL_newmetatable(L, JSON_TREE_MT);
-    lua_pushcfunction(L, tree_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
-    luaL_newmetatable(L, JSON_BUFFER_MT);
-    lua_pushcfunction(L, jbuf_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    ds_new_gc_type(L, JSON_TREE_MT, tree_gc);
+    ds_new_gc_type(L, JSON_BUFFER_MT, jbuf_gc);
     luaL_setfuncs(L, json_funcs, 0);
 }

@@ -72,6 +72,25 @@ int ds_is_binary(lua_State *L, int bin, int val)
     return yes;
 }
 
+void ds_new_class(lua_State *L, const char *name, const luaL_Reg *meta,
+                  const luaL_Reg *methods)
+{
+    luaL_newmetatable(L, name); /* sets mt.__name */
+    luaL_setfuncs(L, meta, 0);
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+}
+
+void ds_new_gc_type(lua_State *L, const char *name, lua_CFunction gc)
+{
+    luaL_newmetatable(L, name);
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+}
+
 static void markers_new(lua_State *L, const char *name, const char *tag, const char *field)
 {
     luaL_newmetatable(L, name);

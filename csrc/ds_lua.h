@@ -43,6 +43,18 @@ DS_HIDDEN extern const char *const ds_marker_names[5];
 /* The __ddb tag of the metatable of the table at idx, or NULL when it has none. */
 DS_HIDDEN const char *ds_marker(lua_State *L, int idx);
 
+/* ---- userdata types ---- */
+
+/* Registers the metatable `name` of a userdata class: the metamethods in meta
+ * (an "__index" entry there is a placeholder) and, as __index, a new table of
+ * methods. [-0, +0] */
+DS_HIDDEN void ds_new_class(lua_State *L, const char *name, const luaL_Reg *meta,
+                            const luaL_Reg *methods);
+
+/* Registers the metatable `name` of a userdata whose one metamethod is __gc
+ * (memory anchored for a call that may raise). [-0, +0] */
+DS_HIDDEN void ds_new_gc_type(lua_State *L, const char *name, lua_CFunction gc);
+
 /* ---- table shapes ---- */
 
 /* 1 when the keys of the table at t (an absolute index) are exactly 1..n for

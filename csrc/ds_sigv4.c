@@ -463,10 +463,6 @@ static const luaL_Reg sigv4_funcs[] = {
 
 void ds_open_sigv4(lua_State *L)
 {
-    luaL_newmetatable(L, DS_SIGNER_MT); /* core, mt (sets mt.__name) */
-    luaL_setfuncs(L, signer_meta, 0);
-    luaL_newlib(L, signer_methods);     /* core, mt, methods */
-    lua_setfield(L, -2, "__index");     /* core, mt */
-    lua_pop(L, 1);                      /* core */
+    ds_new_class(L, DS_SIGNER_MT, signer_meta, signer_methods);
     luaL_setfuncs(L, sigv4_funcs, 0);
 }
