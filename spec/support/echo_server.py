@@ -23,9 +23,8 @@ its parent goes away (or --lifetime). The first step of the path picks the form:
                 sent, a space and the echo (the stream finds it malformed)
   /bad-status   "HTTP/1.1 OK " + the X-Amz-Security-Token sent as a status line, then closed
 """
-import argparse
 import json
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import test_server
 
@@ -86,15 +85,5 @@ class Handler(BaseHTTPRequestHandler):
             self._send(404, b'{"__type":"#NotFound","message":"no route"}')
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--lifetime", type=float, default=120.0)
-    args = ap.parse_args()
-    ThreadingHTTPServer.handle_error = lambda self, req, addr: None
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    test_server.serve(server, args.lifetime)
-
-
 if __name__ == "__main__":
-    main()
+    test_server.run(test_server.QuietHTTPServer, Handler, lifetime=120.0)

@@ -66,7 +66,7 @@ import socket
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import test_server
 
@@ -505,12 +505,8 @@ class Handler(BaseHTTPRequestHandler):
                 api.in_flight -= 1
 
 
-class Server(ThreadingHTTPServer):
+class Server(test_server.QuietHTTPServer):
     request_queue_size = 1024  # 64+ clients connect at once
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        pass
 
 
 def main():

@@ -59,7 +59,7 @@ import struct
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 import test_server
@@ -452,12 +452,8 @@ class ControlHandler(BaseHTTPRequestHandler):
             self._json(404, {"error": "no route " + self.path})
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
+class Server(test_server.QuietHTTPServer):  # resets and vanished clients are the point here
     request_queue_size = 128
-
-    def handle_error(self, request, client_address):
-        pass  # resets and vanished clients are the point here
 
 
 def loopback_upstream(url):

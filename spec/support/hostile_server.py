@@ -19,10 +19,9 @@ its parent goes away (or --lifetime). The endpoint path picks the answer:
                       in 1 MiB pieces
   /raw/<name>         200 with one of the BODIES below
 """
-import argparse
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import test_server
 
@@ -145,15 +144,5 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_PUT = do_POST
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--lifetime", type=float, default=120.0)
-    args = ap.parse_args()
-    ThreadingHTTPServer.handle_error = lambda self, req, addr: None
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    test_server.serve(server, args.lifetime)
-
-
 if __name__ == "__main__":
-    main()
+    test_server.run(test_server.QuietHTTPServer, Handler, lifetime=120.0)

@@ -25,7 +25,6 @@ Content-Length body), then the path picks the answer:
   /short-length       200 with Content-Length: 1000, 10 bytes, then silence
 Anything else: 200 with the body "ok".
 """
-import argparse
 import socket
 import socketserver
 import time
@@ -148,12 +147,5 @@ class Server(socketserver.ThreadingTCPServer):
         pass
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--lifetime", type=float, default=300.0)
-    args = ap.parse_args()
-    test_server.serve(Server(("127.0.0.1", 0), Handler), args.lifetime)
-
-
 if __name__ == "__main__":
-    main()
+    test_server.run(Server, Handler, lifetime=300.0)

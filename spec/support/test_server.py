@@ -5,9 +5,20 @@ The servers run as scripts from spec/support, so Python puts this folder on
 sys.path and `import test_server` finds this file.
 """
 
+import argparse
 import os
 import threading
 import time
+from http.server import ThreadingHTTPServer
+
+
+class QuietHTTPServer(ThreadingHTTPServer):
+    """Its threads do not hold the exit, and a client that breaks the
+    connection is not worth a traceback."""
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass
 
 
 def start(server):
@@ -32,3 +43,12 @@ def serve(server, lifetime):
     port = start(server)
     print("pid=%d http=%d" % (os.getpid(), port), flush=True)
     run_until_orphaned(parent, lifetime)
+
+
+def run(server_class, handler, lifetime):
+    """The main of a server whose one argument is --lifetime (default
+    `lifetime` seconds): serves `handler` on a free loopback port."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lifetime", type=float, default=lifetime)
+    args = ap.parse_args()
+    serve(server_class(("127.0.0.1", 0), handler), args.lifetime)
