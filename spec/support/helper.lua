@@ -263,4 +263,17 @@ function helper.luarocks(dir, command)
 end
 
 package.loaded["helper"] = helper
+-- Hex of s, written independently of core.hex, so that specs of the signer
+-- never check core with itself.
+function helper.tohex(s)
+  return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+-- A copy of t with its nested tables copied too.
+function helper.deep_copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = type(v) == "table" and helper.deep_copy(v) or v end
+  return c
+end
+
 return helper

@@ -8,16 +8,8 @@ local SUITE = dofile("spec/fixtures/sigv4/aws_suite.lua")
 local PYTHON = "/usr/bin/python3" -- Debian's, which has botocore (not the pyenv one on PATH)
 local BOTOCORE = "spec/support/sigv4_botocore.py"
 
--- Independent of core.hex, so the helper under test never checks itself.
-local function tohex(s)
-  return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
-end
-
-local function copy(t)
-  local c = {}
-  for k, v in pairs(t) do c[k] = type(v) == "table" and copy(v) or v end
-  return c
-end
+local helper = require("helper")
+local tohex, copy = helper.tohex, helper.deep_copy
 
 -- Signs every job with botocore in one python run. A job is
 -- { creds = {access_key_id, secret_access_key, session_token, region, service},

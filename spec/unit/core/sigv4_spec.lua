@@ -8,16 +8,8 @@ local core = require("dynamodb_stream.core")
 
 local SUITE = dofile("spec/fixtures/sigv4/aws_suite.lua")
 
--- Independent of core.hex, so the helper under test never checks itself.
-local function tohex(s)
-  return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
-end
-
-local function copy(t)
-  local c = {}
-  for k, v in pairs(t) do c[k] = type(v) == "table" and copy(v) or v end
-  return c
-end
+local helper = require("helper")
+local tohex, copy = helper.tohex, helper.deep_copy
 
 -- pcall(fn) must fail with a message containing fragment (plain text).
 local function raises(fragment, fn)
@@ -258,7 +250,7 @@ describe("sigv4 errors", function()
 
   it("a closed signer forgets its secrets and refuses to sign", function()
     local outer
-    require("helper").with_close(core.signer(opts()), function(signer)
+    helper.with_close(core.signer(opts()), function(signer)
       outer = signer
       assert.truthy(signer:sign(req()))
     end)
