@@ -62,6 +62,7 @@
 
 /* One request of the call in progress and, once done, its outcome. */
 typedef struct {
+    const char *method;          /* "GET", "PUT", "POST" or "DELETE" (static strings) */
     const char *url;             /* Lua strings anchored by the call's arguments */
     const char *post;
     size_t post_len;
@@ -375,6 +376,7 @@ static void http_read_request(lua_State *L, ds_req *r, int iu, int ih, int ib, i
             lua_pop(L, 1);
         }
     }
+    r->method = "POST";
     r->url = url;
     r->post = body;
     r->post_len = body_len;
@@ -461,7 +463,7 @@ static void http_url_host(const char *url, char *out, size_t outlen)
     curl_url_cleanup(u);
 }
 
-/* Records a failure of r: rc and the message "what (POST to host)" in
+/* Records a failure of r: rc and the message "what (METHOD to host)" in
  * r->body (the response body is of no use then). what is libcurl's error
  * buffer, or NULL for its generic text. */
 static void http_set_failure(ds_req *r, CURLcode rc, const char *what)
@@ -479,7 +481,7 @@ static void http_set_failure(ds_req *r, CURLcode rc, const char *what)
     else if (r->no_memory)
         what = "out of memory while reading the response";
     http_url_host(r->url, host, sizeof host);
-    int len = snprintf(msg, sizeof msg, "%s (POST to %s)", what, host);
+    int len = snprintf(msg, sizeof msg, "%s (%s to %s)", what, r->method, host);
     if (len < 0)
         len = 0;
     else if ((size_t)len >= sizeof msg)
@@ -496,6 +498,7 @@ static void http_detach(ds_easy *e)
 {
     CURL *c = e->curl;
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, (char *)NULL);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
     if (e->req != NULL) {
@@ -515,12 +518,19 @@ static int http_start(ds_http *h, ds_easy *e, ds_req *r)
     CURLcode rc = curl_easy_setopt(c, CURLOPT_URL, r->url);
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(c, CURLOPT_HTTPHEADER, r->req_head);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(c, CURLOPT_POST, 1L);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->post_len);
-    if (rc == CURLE_OK) /* not copied: the string stays anchored until the transfer is done */
-        rc = curl_easy_setopt(c, CURLOPT_POSTFIELDS, r->post);
+    if (strcmp(r->method, "GET") == 0) {
+        if (rc == CURLE_OK)
+            rc = curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    } else {
+        if (rc == CURLE_OK)
+            rc = curl_easy_setopt(c, CURLOPT_POST, 1L);
+        if (rc == CURLE_OK)
+            rc = curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->post_len);
+        if (rc == CURLE_OK) /* not copied: the string stays anchored until the transfer is done */
+            rc = curl_easy_setopt(c, CURLOPT_POSTFIELDS, r->post);
+        if (rc == CURLE_OK && strcmp(r->method, "POST") != 0) /* PUT, DELETE: a body as POST sends it */
+            rc = curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, r->method);
+    }
     if (rc == CURLE_OK) {
         CURLMcode mc = curl_multi_add_handle(h->multi, c);
         if (mc == CURLM_OK)
@@ -779,6 +789,26 @@ static int http_post(lua_State *L)
     return http_results(L, h, 1, 1, 0);
 }
 
+/* http:request(method, url [, headers [, body]]) -> what post returns
+ *
+ * method is "GET", "PUT", "POST" or "DELETE"; a GET sends no body. For the
+ * few calls that are not AWS JSON POSTs (instance metadata, SSO). */
+static int http_request(lua_State *L)
+{
+    static const char *const methods[] = {"GET", "PUT", "POST", "DELETE", NULL};
+    ds_http *h = http_check_open(L, 1);
+    const char *method = methods[luaL_checkoption(L, 2, NULL, methods)];
+    luaL_checkstring(L, 3);
+    if (!lua_isnoneornil(L, 5))
+        luaL_checkstring(L, 5);
+    lua_settop(L, 5);
+    http_reserve(L, h, 1, 1);
+    http_read_request(L, &h->reqs[0], 3, 4, 5, 3, 4, 5, 0);
+    h->reqs[0].method = method;
+    http_adopt_blocks(L, h, 1);
+    return http_results(L, h, 1, 1, 0);
+}
+
 /* http:post_many(requests [, max_in_flight]) -> results
  *
  * requests is a sequence of { url, headers, body } (the arguments of post);
@@ -937,6 +967,7 @@ static int http_new(lua_State *L)
 static const luaL_Reg http_methods[] = {
     {"post", http_post},
     {"post_many", http_post_many},
+    {"request", http_request},
     {"close", http_close},
     {NULL, NULL},
 };

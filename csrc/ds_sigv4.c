@@ -374,19 +374,32 @@ static int signer_sign(lua_State *L)
 
 /* ---- pure helpers ---- */
 
-/* core.sha256_hex(s) -> 64 lower-case hex digits */
-static int l_sha256_hex(lua_State *L)
+/* Pushes the lower-case hex of the digest of the string argument 1. */
+static int push_digest_hex(lua_State *L, int (*digest)(const void *, size_t, unsigned char *),
+                           size_t digest_len)
 {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
     unsigned char d[SIGV4_SHA256_LEN];
     char hex[2 * SIGV4_SHA256_LEN + 1];
-    int rc = sigv4_sha256(s, len, d);
+    int rc = digest(s, len, d);
     if (rc != SIGV4_OK)
         return ds_fail(L, "CryptoError", sigv4_strerror(rc));
-    sigv4_hex(d, sizeof d, hex);
-    lua_pushlstring(L, hex, 2 * SIGV4_SHA256_LEN);
+    sigv4_hex(d, digest_len, hex);
+    lua_pushlstring(L, hex, 2 * digest_len);
     return 1;
+}
+
+/* core.sha256_hex(s) -> 64 lower-case hex digits */
+static int l_sha256_hex(lua_State *L)
+{
+    return push_digest_hex(L, sigv4_sha256, SIGV4_SHA256_LEN);
+}
+
+/* core.sha1_hex(s) -> 40 lower-case hex digits */
+static int l_sha1_hex(lua_State *L)
+{
+    return push_digest_hex(L, sigv4_sha1, SIGV4_SHA1_LEN);
 }
 
 /* core.hmac_sha256(key, msg) -> 32 raw bytes */
@@ -455,6 +468,7 @@ static const luaL_Reg signer_meta[] = {
 static const luaL_Reg sigv4_funcs[] = {
     {"signer", signer_new},
     {"sha256_hex", l_sha256_hex},
+    {"sha1_hex", l_sha1_hex},
     {"hmac_sha256", l_hmac_sha256},
     {"hex", l_hex},
     {"sigv4_signing_key", l_signing_key},

@@ -20,6 +20,14 @@ int sigv4_sha256(const void *data, size_t len, unsigned char out[SIGV4_SHA256_LE
     return SIGV4_OK;
 }
 
+int sigv4_sha1(const void *data, size_t len, unsigned char out[SIGV4_SHA1_LEN])
+{
+    unsigned int n = 0;
+    if (EVP_Digest(data, len, out, &n, EVP_sha1(), NULL) != 1 || n != SIGV4_SHA1_LEN)
+        return SIGV4_ECRYPTO;
+    return SIGV4_OK;
+}
+
 int sigv4_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen,
                       unsigned char out[SIGV4_SHA256_LEN])
 {

@@ -52,6 +52,9 @@ typedef struct {
 } sigv4_request;
 
 /* SHA-256 of len bytes. */
+/* SHA-1 of data: not for signing; the name of the SSO token cache file. */
+#define SIGV4_SHA1_LEN 20
+int sigv4_sha1(const void *data, size_t len, unsigned char out[SIGV4_SHA1_LEN]);
 int sigv4_sha256(const void *data, size_t len, unsigned char out[SIGV4_SHA256_LEN]);
 
 /* HMAC-SHA256(key, msg). */

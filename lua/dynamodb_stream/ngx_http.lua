@@ -378,21 +378,23 @@ local function exchange(self, sock, request, deadline)
   return status, chunks:text(), headers, keepalive
 end
 
--- One POST: status, body, headers or nil, "Code: message", "Code".
-function Transport:_post(url, lines, body)
+-- One request: status, body, headers or nil, "Code: message", "Code".
+function Transport:_request(method, url, lines, body)
   local ngx = runtime.ngx()
   local scheme, host, port, host_header, path = split_url(url)
   if not scheme then return fail("HttpError", "not an http(s) URL: " .. tostring(url)) end
   body = body or ""
-  local parts = { "POST ", path, " HTTP/1.1\r\nHost: ", host_header, "\r\n" }
+  local parts = { method, " ", path, " HTTP/1.1\r\nHost: ", host_header, "\r\n" }
   for _, line in ipairs(lines or {}) do
-    if line:find("[\r\n%z]") then error("post: a header line contains CR, LF or NUL", 3) end
+    if line:find("[\r\n%z]") then error(method:lower() .. ": a header line contains CR, LF or NUL", 3) end
     parts[#parts + 1] = line
     parts[#parts + 1] = "\r\n"
   end
-  parts[#parts + 1] = "User-Agent: dynamodb_stream (ngx cosocket)\r\nContent-Length: "
-  parts[#parts + 1] = tostring(#body)
-  parts[#parts + 1] = "\r\nConnection: keep-alive\r\n\r\n"
+  parts[#parts + 1] = "User-Agent: dynamodb_stream (ngx cosocket)\r\n"
+  if method ~= "GET" then
+    parts[#parts + 1] = "Content-Length: " .. #body .. "\r\n"
+  end
+  parts[#parts + 1] = "Connection: keep-alive\r\n\r\n"
   parts[#parts + 1] = body
   local request = table.concat(parts)
   ngx.update_time()
@@ -440,7 +442,21 @@ end
 -- @return `status, body, headers`, or `nil, "Code: message", "Code"`
 function Transport:post(url, lines, body)
   if not runtime.can_yield() then return self:_fallback():post(url, lines, body) end
-  return self:_post(url, lines, body)
+  return self:_request("POST", url, lines, body)
+end
+
+local METHODS = { GET = true, PUT = true, POST = true, DELETE = true }
+
+--- One request of any method, as `core.http`'s `request`.
+-- @tparam string method `"GET"`, `"PUT"`, `"POST"` or `"DELETE"` (a GET sends no body)
+-- @tparam string url
+-- @tparam[opt] {string,...} lines header lines
+-- @tparam[opt] string body
+-- @return `status, body, headers`, or `nil, "Code: message", "Code"`
+function Transport:request(method, url, lines, body)
+  if not METHODS[method] then error("request: method must be GET, PUT, POST or DELETE", 2) end
+  if not runtime.can_yield() then return self:_fallback():request(method, url, lines, body) end
+  return self:_request(method, url, lines, method ~= "GET" and body or nil)
 end
 
 --- Several POSTs at once, each in its own light thread.
@@ -461,7 +477,7 @@ function Transport:post_many(requests, max_in_flight)
       local i = next_index
       next_index = next_index + 1
       local r = requests[i]
-      local ok, status, body, headers = pcall(self._post, self, r[1], r[2], r[3])
+      local ok, status, body, headers = pcall(self._request, self, "POST", r[1], r[2], r[3])
       if ok then
         results[i] = { status, body, headers }
       else
