@@ -4,50 +4,10 @@
 -- @module dynamodb_stream.config
 
 local compat = require("dynamodb_stream.compat")
+local credentials = require("dynamodb_stream.credentials")
+local shared_files = require("dynamodb_stream.credentials.shared_files")
 
 local config = {}
-
--- Reads an AWS shared config/credentials file into { [section] = { key = value } }.
--- Indented lines belong to a nested block (e.g. `s3 =` sub-settings) and are skipped.
-local function read_ini(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local sections, current = {}, nil
-  for line in f:lines() do
-    local indented = line:match("^%s+%S") ~= nil
-    line = line:gsub("^%s+", ""):gsub("%s+$", "")
-    if line == "" or line:match("^[#;]") then -- luacheck: ignore 542
-      -- blank or comment
-    elseif line:match("^%[.*%]$") then
-      local name = line:sub(2, -2):gsub("^%s+", ""):gsub("%s+$", "")
-      current = sections[name] or {}
-      sections[name] = current
-    elseif current and not indented then
-      local key, value = line:match("^([^=]-)%s*=%s*(.-)$")
-      if key then current[key:lower()] = value end
-    end
-  end
-  f:close()
-  return sections
-end
-
-local function home_path(relative)
-  local home = os.getenv("HOME")
-  return home and (home .. "/" .. relative) or relative
-end
-
--- The settings of one profile: the credentials file's [name] over the config
--- file's [profile name] ([default] in both files for the default profile).
-local function read_profile(name)
-  local creds = read_ini(os.getenv("AWS_SHARED_CREDENTIALS_FILE") or home_path(".aws/credentials")) or {}
-  local conf = read_ini(os.getenv("AWS_CONFIG_FILE") or home_path(".aws/config")) or {}
-  local from_conf = conf[name == "default" and "default" or ("profile " .. name)]
-    or (name == "default" and conf["profile default"]) or {}
-  local merged = {}
-  for k, v in pairs(from_conf) do merged[k] = v end
-  for k, v in pairs(creds[name] or {}) do merged[k] = v end
-  return merged, (creds[name] or conf[name == "default" and "default" or ("profile " .. name)]) ~= nil
-end
 
 local function nonempty(value)
   if value ~= nil and value ~= "" then return value end
@@ -56,31 +16,6 @@ end
 
 local function env(name)
   return nonempty(os.getenv(name))
-end
-
-local function check_credentials(creds, source)
-  if type(creds) ~= "table" then
-    error(source .. ": credentials must be a table", 4)
-  end
-  local id, secret = creds.access_key_id, creds.secret_access_key
-  if type(id) ~= "string" or id == "" or type(secret) ~= "string" or secret == "" then
-    error(source .. ": access_key_id and secret_access_key must be non-empty strings", 4)
-  end
-  if creds.session_token ~= nil and type(creds.session_token) ~= "string" then
-    error(source .. ": session_token must be a string", 4)
-  end
-  return { access_key_id = id, secret_access_key = secret, session_token = nonempty(creds.session_token) }
-end
-
-local function profile_credentials(profile, name)
-  if profile.aws_access_key_id and profile.aws_secret_access_key then
-    return {
-      access_key_id = profile.aws_access_key_id,
-      secret_access_key = profile.aws_secret_access_key,
-      session_token = nonempty(profile.aws_session_token),
-    }
-  end
-  return nil, "profile '" .. name .. "' has no aws_access_key_id/aws_secret_access_key"
 end
 
 -- The endpoint as it may be shown in a message: control bytes escaped.
@@ -162,21 +97,27 @@ end
 -- ca_file, max_attempts, retry_mode, retry_base, sleep.
 -- @tparam table service `endpoint_prefix` and `env_endpoint` of the service
 -- @tparam[opt] table opts `region`, `credentials` (`{ access_key_id, secret_access_key,
--- session_token }`), `profile`, `endpoint`, `connect_timeout`, `timeout`, `verify_tls`,
+-- session_token }`, a function returning such a table with `expiration`, or a provider of
+-- `dynamodb_stream.credentials`), `profile`, `endpoint`, `connect_timeout`, `timeout`, `verify_tls`,
 -- `ca_file`, `max_attempts`, `retry_mode`, `retry_base`, `sleep`
 -- @tparam[opt] string caller the name errors are raised under
--- @treturn table `{ region, credentials, endpoint, connect_timeout, timeout, verify_tls,
+-- @treturn table `{ region, credentials (a provider), endpoint, connect_timeout, timeout, verify_tls,
 -- ca_file, max_attempts, retry_base, sleep }`; raises on a bad or missing setting
 function config.resolve(service, opts, caller)
   caller = caller or "dynamodb_stream"
   if opts ~= nil and type(opts) ~= "table" then error(caller .. ": options must be a table", 3) end
   opts = opts or {}
 
-  local profile_name = opts.profile or env("AWS_PROFILE") or "default"
+  local profile_name = opts.profile or env("AWS_PROFILE") or env("AWS_DEFAULT_PROFILE") or "default"
   if type(profile_name) ~= "string" then error(caller .. ": profile must be a string", 3) end
-  local profile, profile_found = read_profile(profile_name)
+  local profile = shared_files.profile(shared_files.load(env), profile_name)
 
   local region = opts.region or env("AWS_REGION") or env("AWS_DEFAULT_REGION") or nonempty(profile.region)
+  if region == nil and (env("AWS_EC2_METADATA_DISABLED") or ""):lower() ~= "true" then
+    -- On EC2, the instance's own region (a second or two to fail elsewhere).
+    region = require("dynamodb_stream.credentials.imds").region(
+      require("dynamodb_stream.credentials.context").new())
+  end
   if region == nil then
     error(caller .. ": no region: pass opts.region or set AWS_REGION (or a region in the profile)", 3)
   end
@@ -184,26 +125,7 @@ function config.resolve(service, opts, caller)
     error(caller .. ": region must be a name such as 'us-east-1'", 3)
   end
 
-  -- Explicit options, then an explicitly chosen profile, then the environment,
-  -- then AWS_PROFILE or the default profile.
-  local credentials
-  if opts.credentials ~= nil then
-    credentials = check_credentials(opts.credentials, caller)
-  else
-    local env_id, env_secret = env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")
-    if opts.profile == nil and env_id and env_secret then
-      credentials = { access_key_id = env_id, secret_access_key = env_secret,
-                      session_token = env("AWS_SESSION_TOKEN") }
-    else
-      local why
-      credentials, why = profile_credentials(profile, profile_name)
-      if not credentials then
-        if opts.profile ~= nil and not profile_found then why = "profile '" .. profile_name .. "' not found" end
-        error(caller .. ": no credentials: pass opts.credentials, set AWS_ACCESS_KEY_ID and "
-          .. "AWS_SECRET_ACCESS_KEY, or configure a profile (" .. why .. ")", 3)
-      end
-    end
-  end
+  local provider = credentials.for_client(opts, region, caller, 3)
 
   local endpoint, source = opts.endpoint, nil
   if endpoint == nil and os.getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS") ~= "true" then
@@ -249,7 +171,7 @@ function config.resolve(service, opts, caller)
 
   return {
     region = region,
-    credentials = credentials,
+    credentials = provider,
     endpoint = parsed,
     connect_timeout = opts.connect_timeout,
     timeout = opts.timeout,

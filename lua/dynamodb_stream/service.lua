@@ -141,19 +141,47 @@ function Service.new(def, opts)
     _targets = {}, -- per operation: { X-Amz-Target value, its header line }
     _http = transport(cfg, opts),
     _retry = retry.policy({ max_attempts = cfg.max_attempts, sleep = cfg.sleep, base = cfg.retry_base }),
-    _stats = { calls = 0, attempts = 0, retries = 0, throttles = 0, failures = 0 },
-    _signer = core.signer({
-      access_key_id = cfg.credentials.access_key_id,
-      secret_access_key = cfg.credentials.secret_access_key,
-      session_token = cfg.credentials.session_token,
-      region = cfg.region,
-      service = "dynamodb",
-    }),
+    _stats = { calls = 0, attempts = 0, retries = 0, throttles = 0, failures = 0, credential_refreshes = 0 },
+    _credentials = cfg.credentials, -- a provider (dynamodb_stream.credentials)
+    _signed_with = nil,             -- the credentials _signer holds
+    _signer = nil,
+    _secrets = {},                  -- the secrets of the last few credentials, for _redact
   }, Service)
-  -- Kept in a closure, not a field, so that dumping the client shows no secret.
-  self._redact = redactor({ cfg.credentials.secret_access_key, cfg.credentials.session_token })
+  -- Kept in closures, not fields, so that dumping the client shows no secret.
+  local redact = redactor({})
+  self._set_redactor = function(secrets) redact = redactor(secrets) end
+  self._redact = function(text, limit) return redact(text, limit) end
   errors.add_redactor(self, self._redact)
+  -- Fixed keys cost nothing to get: their secrets are redacted from the start.
+  if self._credentials.refreshable == false then self:_current_signer() end
   return self
+end
+
+-- How many sets of credentials stay redacted after a rotation: an answer to a
+-- request signed with older ones may still echo them.
+local KEPT_SECRETS = 4
+
+-- The signer of the current credentials, made anew when the provider hands out
+-- new ones; or nil, err when it has none.
+function Service:_current_signer()
+  local creds, err = self._credentials:get()
+  if not creds then return nil, err end
+  if creds ~= self._signed_with then
+    local secrets = self._secrets
+    table.insert(secrets, 1, creds.session_token)
+    table.insert(secrets, 1, creds.secret_access_key)
+    for i = #secrets, 2 * KEPT_SECRETS + 1, -1 do secrets[i] = nil end
+    self._set_redactor(secrets)
+    self._signer = core.signer({
+      access_key_id = creds.access_key_id,
+      secret_access_key = creds.secret_access_key,
+      session_token = creds.session_token,
+      region = self.region,
+      service = "dynamodb",
+    })
+    self._signed_with = creds
+  end
+  return self._signer
 end
 
 -- A short printable excerpt of a body for error messages, redacted.
@@ -215,9 +243,14 @@ end
 local CONTENT_TYPE = "application/x-amz-json-1.0"
 
 -- The URL, header lines and body of one attempt, signed anew each time
--- (X-Amz-Date moves on). The lines that never change for an operation are
--- built once.
+-- (X-Amz-Date moves on), or nil, err when there are no credentials to sign
+-- with. The lines that never change for an operation are built once.
 function Service:_request(operation, body)
+  local signer, err = self:_current_signer()
+  if not signer then
+    err.operation = operation
+    return nil, err
+  end
   local target = self._targets[operation]
   if not target then
     local value = self._target .. operation
@@ -227,7 +260,7 @@ function Service:_request(operation, body)
   local date = os.date("!%Y%m%dT%H%M%SZ")
   local headers = { host = self._endpoint.host, ["content-type"] = CONTENT_TYPE, ["x-amz-date"] = date,
     ["x-amz-target"] = target[1] }
-  local authorization = self._signer:sign({
+  local authorization = signer:sign({
     method = "POST", path = self._endpoint.path, query = "",
     headers = headers, body = body, amz_date = date,
   })
@@ -285,7 +318,22 @@ end
 
 -- One HTTP exchange: the decoded answer, or nil, err.
 function Service:_attempt(operation, body, decode)
-  return self:_answer(operation, decode, self._http:post(self:_request(operation, body)))
+  local url, lines, err = self:_request(operation, body)
+  if not url then return nil, lines end
+  return self:_answer(operation, decode, self._http:post(url, lines, err))
+end
+
+-- The answers that say the credentials are no longer good: with a provider
+-- that can fetch new ones, they are fetched at once and the request sent once
+-- more (not counted as a retry).
+local EXPIRED = { ExpiredTokenException = true, ExpiredToken = true, InvalidClientTokenId = true }
+
+-- After err: whether new credentials were fetched, so that the request may go again.
+function Service:_renewed_after(err)
+  if not EXPIRED[err.code] or not self._credentials.refreshable then return false end
+  if not self._credentials:refresh(true) then return false end
+  self._stats.credential_refreshes = self._stats.credential_refreshes + 1
+  return true
 end
 
 -- The JSON body of a call after the checks every call makes (raising at
@@ -335,11 +383,16 @@ function Service:call(operation, params, decode)
   local body = request_body(operation, params, 2)
   local stats, policy = self._stats, self._retry
   stats.calls = stats.calls + 1
-  local attempt, cost = 0, nil
+  local attempt, cost, renewed = 0, nil, false
   while true do
     attempt = attempt + 1
     stats.attempts = stats.attempts + 1
     local answer, err = self:_attempt(operation, body, decode)
+    if not answer and not renewed and self:_renewed_after(err) then
+      renewed = true
+      stats.attempts = stats.attempts + 1
+      answer, err = self:_attempt(operation, body, decode)
+    end
     if answer then
       policy:release(cost)
       return answer
@@ -374,30 +427,53 @@ function Service:call_many(operation, list, decode, max_in_flight)
   local answers, errs, costs = {}, {}, {}
   local pending = {}
   for i = 1, n do pending[i] = i end
-  local attempt = 0
+  local attempt, renewed = 0, false
   while #pending > 0 do
     attempt = attempt + 1
     stats.attempts = stats.attempts + #pending
-    local requests = {}
+    local requests, unsigned = {}, nil
     for k, i in ipairs(pending) do
       local url, lines, body = self:_request(operation, bodies[i])
+      if not url then unsigned = lines break end
       requests[k] = { url, lines, body }
     end
-    local results = self._http:post_many(requests, max_in_flight)
-    local again = {}
+    local results = unsigned == nil and self._http:post_many(requests, max_in_flight) or {}
+    local again, backoff, expired = {}, false, {}
+    local function failed(i, err)
+      costs[i] = retry_cost(self, err, attempt)
+      if costs[i] then
+        again[#again + 1] = i
+        backoff = true
+      else
+        errs[i] = err
+      end
+    end
     for k, i in ipairs(pending) do
-      local r = results[k]
-      local answer, err = self:_answer(operation, decode, r[1], r[2], r[3])
+      local answer, err
+      if unsigned then
+        err = unsigned
+      else
+        local r = results[k]
+        answer, err = self:_answer(operation, decode, r[1], r[2], r[3])
+      end
       if answer then
         policy:release(costs[i])
         answers[i] = answer
+      elseif not renewed and EXPIRED[err.code] then
+        expired[#expired + 1] = { i, err }
       else
-        costs[i] = retry_cost(self, err, attempt)
-        if costs[i] then again[#again + 1] = i else errs[i] = err end
+        failed(i, err)
+      end
+    end
+    if #expired > 0 then
+      renewed = true
+      local ok = self:_renewed_after(expired[1][2])
+      for _, e in ipairs(expired) do
+        if ok then again[#again + 1] = e[1] else failed(e[1], e[2]) end
       end
     end
     pending = again
-    if #pending > 0 then policy.sleep(policy:backoff(attempt)) end
+    if backoff then policy.sleep(policy:backoff(attempt)) end
   end
   return answers, errs
 end
@@ -420,10 +496,20 @@ function Service.unmarshalled_records(body)
   return nil, (next_iterator:gsub("^%w+: ", "", 1))
 end
 
+--- Fetches new credentials if they are due soon, and reports a refresh that failed.
+-- `stream:run` calls it between fetches, so that calls rarely wait for a refresh; a
+-- failed refresh keeps the old credentials while they are valid.
+-- @treturn boolean true, or `nil, err` (reported by run through `'error'`)
+function Service:refresh_credentials()
+  return self._credentials:refresh()
+end
+
 --- The client's counters.
--- @treturn table `{ calls, attempts, retries, throttles, failures, retry_tokens }`
+-- @treturn table `{ calls, attempts, retries, throttles, failures, credential_refreshes,
+-- retry_tokens }`
 -- Counters since the client was made: calls, attempts, retries, throttles
--- (throttling answers seen) and failures (calls that returned an error).
+-- (throttling answers seen), failures (calls that returned an error) and
+-- credential_refreshes (new credentials fetched after the service refused them).
 function Service:stats()
   local copy = {}
   for k, v in pairs(self._stats) do copy[k] = v end

@@ -401,6 +401,11 @@ function Stream:run(opts)
     local describe = last_describe == nil or shards_changed
       or now() - last_describe >= describe_interval or next(self._shards) == nil
     if describe then last_describe = now() end
+    -- New credentials ahead of their expiry, between fetches rather than in one.
+    if self.client.refresh_credentials then
+      local renewed, cerr = self.client:refresh_credentials()
+      if not renewed then self:_fail(cerr) end
+    end
     -- the summary of the fetch, also when it failed (partial)
     local ok, err, partial = self:_fetch(describe and "state" or "records")
     local summary = ok or partial or { advanced = 0 }
