@@ -60,7 +60,8 @@ local CLASS = {
   AccessDeniedException = "fatal",
   AccessDenied = "fatal",
   NotAuthorized = "fatal",
-  -- The credentials are fixed when the client is made: nothing renews them.
+  -- Still refused after the provider fetched new credentials (service.lua
+  -- fetches them once when the service says so), or fixed keys.
   ExpiredTokenException = "fatal",
   ExpiredToken = "fatal",
   -- The stream, or a shard: the consumer retires a shard that is not found

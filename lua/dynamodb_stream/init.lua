@@ -26,6 +26,9 @@ local ds = {
   json_decode = core.json_decode,
   decode_records = core.decode_records,
   sleep = require("dynamodb_stream.runtime").sleep, -- ngx.sleep inside nginx where it can yield
+  -- credential providers: ds.credentials.chain{...}, .static, .from_function, .profile,
+  -- .process, .web_identity, .assume_role, .container, .imds (dynamodb_stream.credentials)
+  credentials = require("dynamodb_stream.credentials"),
 }
 
 --- An empty table that marshalls to an empty L and encodes as a JSON [].
