@@ -270,6 +270,27 @@ describe("dynamodb_stream.stream", function()
       assert.equals(1, fake:count("describe_stream"))
     end)
 
+    it("asks the client to refresh its credentials before each fetch and reports a failure without stopping", function()
+      local asked = 0
+      fake.refresh_credentials = function()
+        asked = asked + 1
+        if asked == 2 then
+          return nil, setmetatable({ code = "Throttling", message = "credentials (profile x): sts busy" },
+            { __tostring = function(e) return e.code .. ": " .. e.message end })
+        end
+        return true
+      end
+      local reported = {}
+      stream:on("error", function(err) reported[#reported + 1] = err end)
+      local _, sleep = sleeper(3)
+      assert.is_true(stream:run({ sleep = sleep, interval = 1 }))
+      assert.equals(3, asked)
+      assert.equals(1, #reported)
+      assert.matches("sts busy", tostring(reported[1]))
+      assert.same({ "new A", "error Throttling" }, log)
+      assert.equals(3, fake:count("get_records")) -- every fetch went on
+    end)
+
     it("fetches again at once while records flow, and resets the backoff", function()
       local fetches = 0
       fake.describe_hook = nil
