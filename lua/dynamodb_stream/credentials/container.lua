@@ -100,7 +100,8 @@ local function redact(text, secret)
   return table.concat(out)
 end
 
--- A 4xx answer as an error: the answer's Code and Message when it has them.
+-- An answer that is not 200 and not worth retrying (4xx, 3xx) as an error: the answer's
+-- Code and Message when it has them.
 local function refused(status, body, where, auth)
   local doc = core.json_decode(body)
   local code, message
@@ -111,7 +112,7 @@ local function refused(status, body, where, auth)
   code = type(code) == "string" and code:match("^[%w.]+$") or "CredentialsError"
   message = type(message) == "string" and redact(message, auth):gsub("%c", " "):sub(1, 300) or "no message"
   return nil, errors.new({ code = code, status = status,
-    message = where .. " refused (HTTP " .. status .. ", " .. code .. "): " .. message })
+    message = where .. " answered HTTP " .. status .. " (" .. code .. "): " .. message })
 end
 
 local function fetch(ctx, s)
@@ -124,9 +125,7 @@ local function fetch(ctx, s)
     if auth then lines[2] = "Authorization: " .. auth end
     local status, body = ctx:http("GET", s.url, lines, nil, M.TIMEOUT)
     if status == 200 then return imds.decode_credentials(body, where) end
-    if status and status >= 400 and status < 500 and status ~= 429 then
-      return refused(status, body, where, auth)
-    end
+    if status and status < 500 and status ~= 429 then return refused(status, body, where, auth) end
     last = status and errors.new({ code = "CredentialsError", message = "HTTP " .. status, status = status }) or body
     if attempt < M.ATTEMPTS then ctx:sleep(M.PAUSE) end
   end

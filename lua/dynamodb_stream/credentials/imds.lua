@@ -100,7 +100,7 @@ local Session = {}
 Session.__index = Session
 
 -- Asks for a token: true (self.token set; false for IMDSv1), or nil, err.
-function Session:fetch_token()
+function Session:_fetch_token()
   local last
   for _ = 1, self.s.attempts do
     local status, body = self.ctx:http("PUT", self.s.base .. TOKEN_PATH,
@@ -137,9 +137,9 @@ function Session:fetch_token()
 end
 
 -- GET path: body, or nil, err, status.
-function Session:get(path)
+function Session:_get(path)
   if self.token == nil then
-    local ok, err = self:fetch_token()
+    local ok, err = self:_fetch_token()
     if not ok then return nil, err end
   end
   if self.token == false and self.s.v1_disabled then
@@ -167,7 +167,7 @@ function Session:get(path)
       -- The token expired or was refused: one new token, and try again.
       renewed = true
       self.token = nil
-      local ok, err = self:fetch_token()
+      local ok, err = self:_fetch_token()
       if not ok then return nil, err end
       attempt = attempt - 1
     elseif status == 404 then
@@ -229,7 +229,7 @@ end
 -- One fetch of the role's credentials.
 local function fetch(ctx, s)
   local sess = session(ctx, s)
-  local listing, err, status = sess:get(ROLE_PATH)
+  local listing, err, status = sess:_get(ROLE_PATH)
   if status == 404 then
     return fail(s, "CredentialsError", "no IAM role is attached to this instance (GET " .. ROLE_PATH
       .. " answered 404); attach an instance profile, or configure other credentials", 404)
@@ -240,7 +240,7 @@ local function fetch(ctx, s)
     return fail(s, "InvalidResponse", "GET " .. ROLE_PATH .. " did not answer a role name (" .. #listing .. " bytes)")
   end
   local body
-  body, err, status = sess:get(ROLE_PATH .. role)
+  body, err, status = sess:_get(ROLE_PATH .. role)
   if status == 404 then
     return fail(s, "CredentialsError", "the credentials of role " .. role .. " were not found (HTTP 404)", 404)
   end
@@ -269,7 +269,7 @@ function M.region(ctx)
     if why then return nil, errors.new({ code = "CredentialsError", message = why }) end
     return nil
   end
-  local body, err, status = session(ctx, s):get(REGION_PATH)
+  local body, err, status = session(ctx, s):_get(REGION_PATH)
   if status == 404 then return fail(s, "CredentialsError", "GET " .. REGION_PATH .. " answered 404", 404) end
   if not body then return nil, err end
   local region = body:gsub("^%s+", ""):gsub("%s+$", "")
