@@ -139,6 +139,9 @@ end
 -- @treturn table a provider; nil when neither URI variable is set; `nil, why` for a wrong
 -- URI (a host plain http may not reach, ...) or a token with CR or LF
 function M.provider(ctx)
+  if type(ctx) ~= "table" or type(ctx.env) ~= "function" then
+    error("container.provider: a credentials context expected (credentials.context.new), got " .. type(ctx), 2)
+  end
   local relative = ctx:env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
   local full = ctx:env("AWS_CONTAINER_CREDENTIALS_FULL_URI")
   if not relative and not full then return nil end

@@ -90,6 +90,12 @@ local function settings(ctx)
   return s
 end
 
+local function check_context(ctx, caller)
+  if type(ctx) ~= "table" or type(ctx.env) ~= "function" then
+    error(caller .. ": a credentials context expected (credentials.context.new), got " .. type(ctx), 3)
+  end
+end
+
 local function fail(s, code, message, status)
   return nil, errors.new({ code = code, message = "instance metadata at " .. s.base .. ": " .. message,
     status = status })
@@ -253,6 +259,7 @@ end
 -- @treturn table a provider; nil when `AWS_EC2_METADATA_DISABLED=true`; `nil, why` for a
 -- wrong setting (endpoint, mode, timeout or number of attempts)
 function M.provider(ctx)
+  check_context(ctx, "imds.provider")
   local s, why = settings(ctx)
   if not s then return nil, why end
   return provider.new("instance metadata", function() return fetch(ctx, s) end,
@@ -264,6 +271,7 @@ end
 -- @treturn string the region; nil when `AWS_EC2_METADATA_DISABLED=true`; `nil, err` when it
 -- could not be read (an error value; a wrong setting too)
 function M.region(ctx)
+  check_context(ctx, "imds.region")
   local s, why = settings(ctx)
   if not s then
     if why then return nil, errors.new({ code = "CredentialsError", message = why }) end

@@ -205,8 +205,8 @@ describe("credentials.imds against a fake IMDS", function()
 
   it("takes the first line of the role listing, trimmed", function()
     fake.config({ role = "  fake-instance-role\nother-role\n" })
-    -- The fake serves credentials only under the exact configured name, so ask through a
-    -- second role name too: the one the client asks for must be the first line.
+    -- The fake lists the configured text as it is but serves credentials only under that
+    -- exact text: the 404 for "fake-instance-role" shows the client asked for the trimmed first line.
     local creds, err = get()
     assert.is_nil(creds)
     assert.matches("the credentials of role fake-instance-role were not found (HTTP 404)", err.message, 1, true)

@@ -87,6 +87,17 @@ describe("imds.provider settings", function()
   end)
 end)
 
+describe("the builders' argument", function()
+  it("must be a context", function()
+    assert.has_error(function() imds.provider() end,
+      "imds.provider: a credentials context expected (credentials.context.new), got nil")
+    assert.has_error(function() imds.region("x") end,
+      "imds.region: a credentials context expected (credentials.context.new), got string")
+    assert.has_error(function() container.provider({}) end,
+      "container.provider: a credentials context expected (credentials.context.new), got table")
+  end)
+end)
+
 describe("container.http_host_allowed", function()
   it("allows loopback, localhost and the ECS/EKS link-local addresses", function()
     for _, host in ipairs({ "127.0.0.1", "127.1.2.3", "127.255.255.255", "localhost", "LocalHost", "[::1]",
