@@ -105,6 +105,16 @@ end
 local Session = {}
 Session.__index = Session
 
+-- No token to be had (why: for the message): IMDSv1 from now on, unless it is off.
+function Session:_without_token(why, timed_out)
+  if self.s.v1_disabled then
+    return fail(self.s, "CredentialsError", "no IMDSv2 session token (" .. why
+      .. ") and the IMDSv1 fallback is off (AWS_EC2_METADATA_V1_DISABLED=true)")
+  end
+  self.token, self.token_timed_out = false, timed_out
+  return true
+end
+
 -- Asks for a token: true (self.token set; false for IMDSv1), or nil, err.
 function Session:_fetch_token()
   local last
@@ -122,13 +132,11 @@ function Session:_fetch_token()
         .. ") was refused as malformed (HTTP 400): is a proxy in front of the instance metadata service?", 400)
     elseif status == 403 or status == 404 or status == 405 then
       -- No IMDSv2 here (an old IMDS, or a proxy): IMDSv1.
-      self.token = false
-      return true
+      return self:_without_token("the token request was refused with HTTP " .. status)
     elseif not status then
       if body.code == "Timeout" then
         -- The PUT's answer did not come back (hop limit 1, from a container): IMDSv1.
-        self.token, self.token_timed_out = false, true
-        return true
+        return self:_without_token("the token request timed out", true)
       end
       last = body
     else
@@ -136,8 +144,7 @@ function Session:_fetch_token()
     end
   end
   if last.status then -- answered, just not with a token: IMDSv1, as the SDKs do
-    self.token = false
-    return true
+    return self:_without_token("the token request was answered with HTTP " .. last.status)
   end
   return fail(self.s, last.code, "the token request failed (" .. last.message .. ")")
 end
@@ -147,11 +154,6 @@ function Session:_get(path)
   if self.token == nil then
     local ok, err = self:_fetch_token()
     if not ok then return nil, err end
-  end
-  if self.token == false and self.s.v1_disabled then
-    return fail(self.s, "CredentialsError", "no IMDSv2 session token ("
-      .. (self.token_timed_out and "the token request timed out" or "the token request was refused")
-      .. ") and the IMDSv1 fallback is off (AWS_EC2_METADATA_V1_DISABLED=true)")
   end
   local renewed, last = false, nil
   local attempt = 0

@@ -104,6 +104,15 @@ describe("credentials.imds against a fake IMDS", function()
     assert.equal("CredentialsError", err.code)
     assert.matches("the IMDSv1 fallback is off (AWS_EC2_METADATA_V1_DISABLED=true)", err.message, 1, true)
     assert.matches("credentials (instance metadata): instance metadata at " .. fake.imds, err.message, 1, true)
+    assert.matches("no IMDSv2 session token (the token request was refused with HTTP 403)", err.message, 1, true)
+    assert.same({ "PUT /latest/api/token" }, (requests()))
+
+    fake.reset()
+    fake.config({ clock = T, put_hang = 3 })
+    creds, err = get({ AWS_EC2_METADATA_V1_DISABLED = "TRUE" })
+    assert.is_nil(creds)
+    assert.matches("no IMDSv2 session token (the token request timed out) and the IMDSv1 fallback is off",
+      err.message, 1, true)
     assert.same({ "PUT /latest/api/token" }, (requests()))
   end)
 
@@ -142,6 +151,16 @@ describe("credentials.imds against a fake IMDS", function()
     local lines = requests()
     assert.same({ "PUT /latest/api/token", "PUT /latest/api/token", "GET " .. ROLE_PATH,
       "GET " .. ROLE_PATH .. "fake-instance-role" }, lines)
+  end)
+
+  it("fails clearly when the token PUT is answered 401 and IMDSv2 is required", function()
+    fake.config({ put_status = 401, v2_required = true })
+    local creds, err = get()
+    assert.is_nil(creds)
+    assert.equal(401, err.status)
+    assert.matches("without a session token was refused (HTTP 401): the instance requires IMDSv2 and the token "
+      .. "request failed", err.message, 1, true)
+    assert.equal(3, #requests())
   end)
 
   it("fetches a new token once when a GET is answered 401 (an expired token), and tries again", function()
