@@ -64,6 +64,8 @@ build = {
     ["dynamodb_stream.ngx_http"] = "lua/dynamodb_stream/ngx_http.lua",
     ["dynamodb_stream.runtime"] = "lua/dynamodb_stream/runtime.lua",
     ["dynamodb_stream.openresty"] = "lua/dynamodb_stream/openresty.lua",
+    ["dynamodb_stream.credentials.imds"] = "lua/dynamodb_stream/credentials/imds.lua",
+    ["dynamodb_stream.credentials.container"] = "lua/dynamodb_stream/credentials/container.lua",
   },
   copy_directories = { "examples" },
 }
