@@ -43,6 +43,7 @@ build = {
     ["dynamodb_stream.credentials"] = "lua/dynamodb_stream/credentials/init.lua",
     ["dynamodb_stream.credentials.context"] = "lua/dynamodb_stream/credentials/context.lua",
     ["dynamodb_stream.credentials.provider"] = "lua/dynamodb_stream/credentials/provider.lua",
+    ["dynamodb_stream.credentials.shared_dict"] = "lua/dynamodb_stream/credentials/shared_dict.lua",
     ["dynamodb_stream.credentials.shared_files"] = "lua/dynamodb_stream/credentials/shared_files.lua",
     ["dynamodb_stream.credentials.timestamp"] = "lua/dynamodb_stream/credentials/timestamp.lua",
     ["dynamodb_stream.errors"] = "lua/dynamodb_stream/errors.lua",

@@ -113,13 +113,15 @@ function config.resolve(service, opts, caller)
   local profile = shared_files.profile(shared_files.load(env), profile_name)
 
   local region = opts.region or env("AWS_REGION") or env("AWS_DEFAULT_REGION") or nonempty(profile.region)
+  local imds_why
   if region == nil and (env("AWS_EC2_METADATA_DISABLED") or ""):lower() ~= "true" then
     -- On EC2, the instance's own region (a second or two to fail elsewhere).
-    region = require("dynamodb_stream.credentials.imds").region(
+    region, imds_why = require("dynamodb_stream.credentials.imds").region(
       require("dynamodb_stream.credentials.context").new())
   end
   if region == nil then
-    error(caller .. ": no region: pass opts.region or set AWS_REGION (or a region in the profile)", 3)
+    error(caller .. ": no region: pass opts.region or set AWS_REGION (or a region in the profile)"
+      .. (imds_why and ("; instance metadata: " .. tostring(imds_why)) or ""), 3)
   end
   if type(region) ~= "string" or not region:match("^[%w-]+$") then
     error(caller .. ": region must be a name such as 'us-east-1'", 3)

@@ -123,14 +123,26 @@ end
 --- The default chain: the first configured source (see the module's summary).
 -- @tparam[opt] table opts `profile`, `region` (for STS and SSO), `env` (a table of variables
 -- instead of the process's), `clock` (`function() -> epoch seconds`), `sleep`, `verify_tls`,
--- `ca_file`
+-- `ca_file`, `shared_dict` (inside nginx: a `lua_shared_dict` through which the workers share
+-- the credentials, see `shared_dict`)
 -- @return the provider; raises when no source is configured, or one is configured wrongly
 function M.chain(opts)
   opts = opts or {}
   local ctx = context_of(opts)
   local p, why = first_configured(ctx, opts)
   if not p then error("credentials: " .. why, 2) end
+  if opts.shared_dict then return M.shared_dict(p, opts.shared_dict) end
   return p
+end
+
+--- Inside nginx: a provider whose credentials the workers share through a `lua_shared_dict`,
+-- one worker fetching when they are due (`dynamodb_stream.credentials.shared_dict`).
+-- @param p the provider that fetches
+-- @tparam string dict_name
+-- @tparam[opt] string key the dict entry, for several providers in one dict
+-- @return the provider
+function M.shared_dict(p, dict_name, key)
+  return require("dynamodb_stream.credentials.shared_dict").wrap(p, dict_name, key)
 end
 
 --- A user's own source: `fn()` returns `{ access_key_id, secret_access_key, session_token?,
