@@ -59,6 +59,9 @@ build = {
     ["dynamodb_stream.ngx_http"] = "lua/dynamodb_stream/ngx_http.lua",
     ["dynamodb_stream.runtime"] = "lua/dynamodb_stream/runtime.lua",
     ["dynamodb_stream.openresty"] = "lua/dynamodb_stream/openresty.lua",
+    ["dynamodb_stream.credentials.sts"] = "lua/dynamodb_stream/credentials/sts.lua",
+    ["dynamodb_stream.credentials.sts_xml"] = "lua/dynamodb_stream/credentials/sts_xml.lua",
+    ["dynamodb_stream.credentials.sso"] = "lua/dynamodb_stream/credentials/sso.lua",
   },
   copy_directories = { "examples" },
 }

@@ -84,7 +84,7 @@ function M.endpoint(ctx, region)
   end
   local url
   if region == "aws-global" or (mode == "legacy" and LEGACY_GLOBAL[region]) then
-    url = "https://sts.amazonaws.com"
+    url, signing_region = "https://sts.amazonaws.com", "us-east-1"
   else
     url = "https://sts." .. region .. ".amazonaws.com" .. (region:match("^cn%-") and ".cn" or "")
   end
@@ -167,11 +167,11 @@ end
 
 -- What to do after each error code, said in its message.
 local ADVICE = {
-  AccessDenied = "check the role's trust policy and that the source credentials may call sts:AssumeRole",
-  InvalidClientTokenId = "the source credentials are not valid",
-  SignatureDoesNotMatch = "check the source credentials' secret key and the clock",
+  AccessDenied = "check the role's trust policy, and that the source identity may call sts:AssumeRole",
+  InvalidClientTokenId = "the source access key is not valid",
+  SignatureDoesNotMatch = "check the source secret key and the clock",
   ExpiredTokenException = "the web identity token has expired: is the token file still being rotated?",
-  ExpiredToken = "the source credentials have expired",
+  ExpiredToken = "the source session has expired",
   InvalidIdentityToken = "STS refused the web identity token: check the role's OIDC provider and audience",
   RegionDisabledException = "STS is not activated in this region for the account",
 }
