@@ -62,8 +62,9 @@ local OAUTH_ERRORS = {
 local Source = {}
 Source.__index = Source
 
+-- The provider names the account and role in front of the message.
 function Source:_error(code, message, status)
-  return errors.new({ code = code, status = status, message = "SSO (" .. self.label .. "): " .. message })
+  return errors.new({ code = code, status = status, message = message })
 end
 
 -- The cache file's path (sha1 of the session name, or of the start URL), or nil, err.
@@ -206,7 +207,7 @@ function Source:fetch()
       token = fresh
     elseif token.expires_at <= now then
       return nil, self:_error(refresh_err.code, "the cached SSO token has expired and "
-        .. refresh_err.message:gsub("^SSO %b(): ", "") .. "; run `" .. self.login .. "`", refresh_err.status)
+        .. refresh_err.message .. "; run `" .. self.login .. "`", refresh_err.status)
     end
   end
   if token.expires_at <= now then
@@ -279,7 +280,6 @@ function M.provider(ctx, settings, files, profile_name)
   local source = setmetatable({
     ctx = ctx, session = session, cache_key = session or start_url, account_id = account_id,
     role_name = role_name, portal_base = portal_base, oidc_base = oidc_base, login = login,
-    label = account_id .. "/" .. role_name,
   }, Source)
   return provider.new("SSO " .. account_id .. "/" .. role_name, function() return source:fetch() end,
     { clock = function() return ctx:now() end })

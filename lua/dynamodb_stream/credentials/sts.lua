@@ -187,8 +187,8 @@ local function attempt(ctx, call, lines)
   local kind, value = sts_xml.read(answer, call.action)
   if kind == "credentials" and status >= 200 and status < 300 then return value end
   if kind == "error" then
-    local message = what .. " failed: " .. value.code
-    if value.message then message = message .. ": " .. quoted(value.message, call.secrets) end
+    -- The code is err.code (shown first by tostring); the message is AWS's.
+    local message = what .. " failed: " .. (value.message and quoted(value.message, call.secrets) or "(no message)")
     if ADVICE[value.code] then message = message .. " (" .. ADVICE[value.code] .. ")" end
     return nil, errors.new({ code = value.code, status = status, message = message }),
       M.retryable_answer(status, value.code)
