@@ -55,7 +55,7 @@ Control (JSON, not recorded):
       "issued": [{access_key_id, secret_access_key, session_token, expiration,
       via}], "sso_tokens": ..., "oidc_clients": ...}
 Modes: sts_mode AccessDenied | InvalidIdentityToken | ExpiredTokenException |
-  Throttling | InternalFailure | RegionDisabledException (an ErrorResponse with
+  Throttling | InternalFailure | RegionDisabledException | IDPCommunicationError (an ErrorResponse with
   the real status) | leaky (AccessDenied whose Message quotes the request's
   secrets) | malformed (a success answer cut in the middle of the secret) |
   html (an HTML page, status mode_status, default 200) | wrong_root (the other
@@ -87,7 +87,7 @@ from sigv4_botocore import frozen_datetime
 STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 STS_ERROR_STATUS = {
     "AccessDenied": 403, "InvalidIdentityToken": 400, "ExpiredTokenException": 400,
-    "Throttling": 400, "InternalFailure": 500, "RegionDisabledException": 403,
+    "Throttling": 400, "InternalFailure": 500, "RegionDisabledException": 403, "IDPCommunicationError": 400,
 }
 SESSION_NAME = re.compile(r"^[A-Za-z0-9_+=,.@-]{2,64}$")
 FORM_PAIR = re.compile(r"^[A-Za-z0-9._~%-]+=[A-Za-z0-9._~%-]*$")

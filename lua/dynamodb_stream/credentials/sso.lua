@@ -18,10 +18,6 @@ local M = {
 
 local function is_string(v) return type(v) == "string" and v ~= "" end
 
-local function query_escape(s)
-  return (s:gsub("[^%w%-._~]", function(c) return ("%%%02X"):format(c:byte()) end))
-end
-
 -- The base URL of a service (no trailing slash): the override, else the regional default.
 local function service_base(ctx, variable, default)
   local parsed, why = sts.endpoint_override(ctx, variable)
@@ -158,8 +154,8 @@ function Source:_role_credentials(token)
     return nil, self:_error("CredentialsError", "the cached SSO token holds a control character: run `"
       .. self.login .. "`")
   end
-  local url = self.portal_base .. "/federation/credentials?account_id=" .. query_escape(self.account_id)
-    .. "&role_name=" .. query_escape(self.role_name)
+  local url = self.portal_base .. "/federation/credentials?account_id=" .. sts.percent_encode(self.account_id)
+    .. "&role_name=" .. sts.percent_encode(self.role_name)
   local secrets = { access_token }
   return sts.with_retries(self.ctx, function()
     local status, text, headers = self.ctx:http("GET", url, { "x-amz-sso_bearer_token: " .. access_token }, nil,

@@ -92,10 +92,13 @@ function M.endpoint(ctx, region)
   return parsed.url, signing_region, parsed
 end
 
--- Percent-encoding of a form value: everything but RFC 3986's unreserved characters.
-local function form_escape(s)
-  return (s:gsub("[^%w%-._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+--- Percent-encodes everything but RFC 3986's unreserved characters (for a form or a query).
+-- @tparam string s
+-- @treturn string
+function M.percent_encode(s)
+  return (s:gsub("[^A-Za-z0-9%-._~]", function(c) return ("%%%02X"):format(c:byte()) end))
 end
+local form_escape = M.percent_encode
 
 --- A form body from `{ { name, value }, ... }` (pairs whose value is nil are left out).
 -- @tparam table pairs
@@ -157,12 +160,14 @@ function M.with_retries(ctx, attempt)
 end
 
 --- Whether another attempt may succeed after an answer with this status and code:
--- throttling, 429, 5xx.
+-- throttling, 429, 5xx, and STS's `IDPCommunicationError` (the identity provider did not
+-- answer STS; botocore retries it too).
 -- @tparam number status
 -- @tparam[opt] string code
 -- @treturn boolean
 function M.retryable_answer(status, code)
-  return status == 429 or status >= 500 or (code ~= nil and errors.class({ code = code }) == "throttling")
+  return status == 429 or status >= 500 or code == "IDPCommunicationError"
+    or (code ~= nil and errors.class({ code = code }) == "throttling")
 end
 
 -- What to do after each error code, said in its message.
@@ -208,7 +213,7 @@ local function is_string(v) return type(v) == "string" and v ~= "" end
 local function check_params(params, web_identity)
   if type(params) ~= "table" then return nil, "params must be a table" end
   local p = {}
-  if not is_string(params.role_arn) or not params.role_arn:match("^arn:[%w-]+:iam::%d*:role/[%w+=,.@_/-]+$") then
+  if not is_string(params.role_arn) or not params.role_arn:match("^arn:[%w-]+:iam::%d*:role/[\33-\126]+$") then
     return nil, "role_arn must be a role ARN (arn:aws:iam::<account>:role/<name>)"
   end
   p.role_arn = params.role_arn

@@ -293,6 +293,12 @@ describe("credentials.sts against the fake STS", function()
       assert.same({ sts.RETRY_BASE, sts.RETRY_BASE * 2 }, sleeps)
     end)
 
+    it("IDPCommunicationError is tried again, as botocore does", function()
+      srv.set({ sts_mode = "IDPCommunicationError", mode_count = 1 })
+      assert.is_table((web()))
+      assert.equals(2, #srv.requests("sts"))
+    end)
+
     it("a 5xx is tried again", function()
       srv.set({ sts_mode = "InternalFailure", mode_count = 2 })
       assert.is_table((web()))
