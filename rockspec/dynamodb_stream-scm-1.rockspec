@@ -67,6 +67,9 @@ build = {
     ["dynamodb_stream.openresty"] = "lua/dynamodb_stream/openresty.lua",
     ["dynamodb_stream.credentials.imds"] = "lua/dynamodb_stream/credentials/imds.lua",
     ["dynamodb_stream.credentials.container"] = "lua/dynamodb_stream/credentials/container.lua",
+    ["dynamodb_stream.credentials.sts"] = "lua/dynamodb_stream/credentials/sts.lua",
+    ["dynamodb_stream.credentials.sts_xml"] = "lua/dynamodb_stream/credentials/sts_xml.lua",
+    ["dynamodb_stream.credentials.sso"] = "lua/dynamodb_stream/credentials/sso.lua",
   },
   copy_directories = { "examples" },
 }
