@@ -96,13 +96,19 @@ local function first_configured(ctx, opts)
   local name = profile_name(ctx, opts)
   local files = ctx:files()
   local settings, found = shared_files.profile(files, name)
-  if opts.profile ~= nil and not found then
-    return nil, "profile '" .. name .. "' not found"
+  -- A profile named but absent is a mistake, even when the environment has keys (botocore's rule).
+  if not found and name ~= "default" then
+    return nil, "profile '" .. name .. "'" .. (opts.profile and "" or " (AWS_PROFILE)") .. " not found"
   end
   local candidates = {
     function() if opts.profile == nil then return M.environment_provider(ctx) end end,
     function() return source("profile").role_provider(ctx, name, sources()) end,
-    function() return source("sts").web_identity_provider(ctx, settings) end,
+    function()
+      -- A role ARN alone (AWS_ROLE_ARN is set for other tools too) is not web identity.
+      if ctx:env("AWS_WEB_IDENTITY_TOKEN_FILE") or settings.web_identity_token_file then
+        return source("sts").web_identity_provider(ctx, settings)
+      end
+    end,
     function() return source("profile").provider(ctx, name, sources()) end,
     function() return source("container").provider(ctx) end,
     function() return source("imds").provider(ctx) end,
@@ -111,9 +117,6 @@ local function first_configured(ctx, opts)
     local p, why = candidate()
     if p then return p end
     if why then return nil, why end
-  end
-  if ctx:env("AWS_PROFILE") and not found then
-    return nil, "profile '" .. name .. "' (AWS_PROFILE) not found"
   end
   return nil, "no credentials: pass opts.credentials, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
     .. "or configure a profile ('" .. name .. "' has none), a web identity, a container role or "

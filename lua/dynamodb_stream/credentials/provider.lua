@@ -109,7 +109,7 @@ end
 local function describe(self, err)
   if errors.is_error(err) then
     local message = err.message or ""
-    if not message:find("credentials", 1, true) then message = "credentials (" .. self.name .. "): " .. message end
+    if not message:find("^credentials %(") then message = "credentials (" .. self.name .. "): " .. message end
     return errors.new({ code = err.code, message = message, status = err.status })
   end
   return errors.new({ code = "CredentialsError", message = "credentials (" .. self.name .. "): " .. tostring(err) })
