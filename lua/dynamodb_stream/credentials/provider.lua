@@ -69,9 +69,13 @@ end
 local Provider = { __name = "dynamodb_stream.credentials.provider" }
 Provider.__index = Provider
 
-function Provider.__tostring(p)
+--- What `tostring` shows of a provider (its name, never a secret); for other provider classes too.
+-- @param p a provider
+-- @treturn string
+function M.tostring(p)
   return "credentials provider (" .. p.name .. ")"
 end
+Provider.__tostring = M.tostring
 
 --- Makes a provider of a source.
 -- @tparam string name what the source is, for messages (`"instance metadata"`, `"profile dev"`)

@@ -18,10 +18,7 @@ local M = {
 
 local Shared = { __name = "dynamodb_stream.credentials.shared_dict" }
 Shared.__index = Shared
-
-function Shared.__tostring(self)
-  return "credentials provider (" .. self.name .. ")"
-end
+Shared.__tostring = provider.tostring
 
 --- Wraps a provider so that the workers of one nginx node share its credentials.
 -- @param inner the provider that fetches (e.g. `ds.credentials.chain()`)
