@@ -217,8 +217,9 @@ function Provider:refresh(force)
     if not creds then return nil, err end
     return true
   end
-  if self._creds == nil or (self._refresh_at and now >= self._refresh_at) then
-    self:get()
+  if not self:_usable(now) or (self._refresh_at and now >= self._refresh_at) then
+    local creds, err = self:get()
+    if not creds then return nil, err end
   end
   local err = self._pending_error
   if err then

@@ -79,6 +79,17 @@ describe("credentials provider", function()
     assert.equals("AKID2", assert(src.provider:get()).access_key_id)
   end)
 
+  it("reports through refresh() a source that cannot give the first credentials", function()
+    local src = rotating(3600)
+    src.failing = "no instance role"
+    local ok, err = src.provider:refresh()
+    assert.is_nil(ok)
+    assert.matches("no instance role", tostring(err))
+    src.failing = nil
+    assert.is_true(src.provider:refresh())
+    assert.equals(1, src.fetches)
+  end)
+
   it("refuses a source's credentials that are expired or about to be", function()
     local now = 5000
     local p = provider.new("stale", function()
