@@ -101,7 +101,7 @@ end
 local form_escape = M.percent_encode
 
 --- A form body from `{ { name, value }, ... }` (pairs whose value is nil are left out).
--- @tparam table pairs
+-- @tparam table pairs_list
 -- @treturn string
 function M.form(pairs_list)
   local parts = {}
