@@ -60,6 +60,8 @@ build = {
     ["dynamodb_stream.ngx_http"] = "lua/dynamodb_stream/ngx_http.lua",
     ["dynamodb_stream.runtime"] = "lua/dynamodb_stream/runtime.lua",
     ["dynamodb_stream.openresty"] = "lua/dynamodb_stream/openresty.lua",
+    ["dynamodb_stream.credentials.shared_files"] = "lua/dynamodb_stream/credentials/shared_files.lua",
+    ["dynamodb_stream.credentials.process"] = "lua/dynamodb_stream/credentials/process.lua",
   },
   copy_directories = { "examples" },
 }
