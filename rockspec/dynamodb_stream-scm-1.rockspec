@@ -62,6 +62,7 @@ build = {
     ["dynamodb_stream.openresty"] = "lua/dynamodb_stream/openresty.lua",
     ["dynamodb_stream.credentials.shared_files"] = "lua/dynamodb_stream/credentials/shared_files.lua",
     ["dynamodb_stream.credentials.process"] = "lua/dynamodb_stream/credentials/process.lua",
+    ["dynamodb_stream.credentials.profile"] = "lua/dynamodb_stream/credentials/profile.lua",
   },
   copy_directories = { "examples" },
 }

@@ -107,13 +107,14 @@ end
 -- @treturn table the settings (empty when the profile is nowhere)
 -- @treturn boolean whether either file has the profile
 -- @treturn table the settings from the credentials file alone
+-- @treturn table the settings from the config file alone
 function M.profile(files, name)
   local from_credentials = files.credentials[name]
   local from_config = (files.profiles or config_profiles(files.config))[name]
   local merged = {}
   for k, v in pairs(from_config or {}) do merged[k] = v end
   for k, v in pairs(from_credentials or {}) do merged[k] = v end
-  return merged, (from_credentials or from_config) ~= nil, from_credentials or {}
+  return merged, (from_credentials or from_config) ~= nil, from_credentials or {}, from_config or {}
 end
 
 --- The `[sso-session name]` section of the config file, or nil.
