@@ -96,6 +96,15 @@ describe("core.run_process", function()
     assert.is_true(gone(assert(helper.read_file(pidfile)):match("%d+")))
   end)
 
+  it("returns when the program exits though a process outside its group holds its pipes", function()
+    local pidfile = dir .. "/pid"
+    local out, _, status = sh("setsid sleep 30 & echo $! > " .. pidfile .. "; echo done", { timeout = 20 })
+    local escaped = assert(helper.read_file(pidfile)):match("%d+")
+    os.execute("kill " .. escaped)
+    assert.equals("done\n", out)
+    assert.equals(0, status)
+  end)
+
   it("times out a program that closed its output and keeps running", function()
     local out, _, code = sh("exec >&- 2>&-; sleep 30", { timeout = 0.2 })
     assert.is_nil(out)
