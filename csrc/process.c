@@ -76,7 +76,9 @@ static void run_child(char *const argv[], int devnull, int out, int err, int rep
 }
 
 /* Whether the child has exited, without reaping it (its pid, and so its
- * process group's id, stays reserved until waitpid). -1 on failure. */
+ * process group's id, stays reserved until waitpid). -1 on failure; with
+ * ECHILD, something else reaped it (SIGCHLD ignored, or a handler of another
+ * thread that waits for any child). */
 static int has_exited(pid_t pid)
 {
     siginfo_t info;
@@ -189,11 +191,14 @@ process_outcome process_run(char *const argv[], double timeout, size_t max_outpu
     pidfd = open_pidfd(pid);
     double deadline = monotonic_now() + timeout;
     size_t total = 0;
-    int exited = 0, kill_group = 0;
+    int exited = 0, kill_group = 0, reaped_elsewhere = 0;
     for (;;) {
         if (!exited) {
             exited = has_exited(pid);
-            if (exited < 0) {
+            if (exited < 0 && errno == ECHILD) {
+                /* Gone, its status with it; its pid may be reused: signal nothing. */
+                exited = reaped_elsewhere = 1;
+            } else if (exited < 0) {
                 snprintf(why, whylen, "cannot wait for the child: %s", strerror(errno));
                 outcome = PROCESS_SYSTEM;
                 break;
@@ -246,6 +251,14 @@ process_outcome process_run(char *const argv[], double timeout, size_t max_outpu
             outcome = PROCESS_TOO_LARGE;
             break;
         }
+    }
+    if (reaped_elsewhere) {
+        if (outcome == PROCESS_OK) {
+            snprintf(why, whylen, "the exit status of '%s' was taken by another wait (is SIGCHLD ignored?)",
+                     argv[0]);
+            outcome = PROCESS_SYSTEM;
+        }
+        goto done;
     }
     if (outcome != PROCESS_OK || kill_group)
         kill(-pid, SIGKILL);

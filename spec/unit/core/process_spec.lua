@@ -111,6 +111,18 @@ describe("core.run_process", function()
     assert.equals("Timeout", code)
   end)
 
+  it("fails with ProcessError, signalling nothing, when another wait took the exit status", function()
+    -- An ignored SIGCHLD survives exec: the interpreter starts with its children reaped for it.
+    local code = 'local out, err, code = require("dynamodb_stream.core").run_process({ "true" }, { timeout = 5 })'
+      .. ' io.write(tostring(out), " ", tostring(code), " ", tostring(err))'
+    local ignore = "import os, signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); os.execvp(sys.argv[1], sys.argv[1:])"
+    local out = helper.capture("LUA_PATH=" .. helper.shell_quote(package.path) .. " LUA_CPATH="
+      .. helper.shell_quote(package.cpath) .. " python3 -c " .. helper.shell_quote(ignore) .. " " .. helper.lua
+      .. " -e " .. helper.shell_quote(code) .. " 2>&1")
+    assert.equals("nil ProcessError ProcessError: the exit status of 'true' was taken by another wait"
+      .. " (is SIGCHLD ignored?)", out)
+  end)
+
   it("reads output far larger than a pipe's buffer", function()
     local out, err, status = sh("head -c 1000000 /dev/zero; head -c 48576 /dev/zero >&2")
     assert.equals(0, status)
