@@ -131,13 +131,14 @@ function M.provider(ctx, command_line, profile_name)
   end
   local function fetch()
     local timeout = ctx.process_timeout or M.DEFAULT_TIMEOUT
-    local out, err, status = core.run_process(argv, { timeout = timeout })
+    local out, stderr, status = core.run_process(argv, { timeout = timeout })
     if not out then
-      -- err is "Code: message"; the message names the program, never its output.
-      return fail(status == "Timeout" and "Timeout" or "CredentialsError", (err:gsub("^%w+: ", "", 1)))
+      -- It did not run to its end: stderr is then "Code: message" (naming the program, never
+      -- quoting its output) and status the code.
+      return fail(status == "Timeout" and "Timeout" or "CredentialsError", (stderr:gsub("^%w+: ", "", 1)))
     end
     if status ~= 0 then
-      return fail("CredentialsError", "'" .. argv[1] .. "' exited with status " .. status .. quoted_stderr(err))
+      return fail("CredentialsError", "'" .. argv[1] .. "' exited with status " .. status .. quoted_stderr(stderr))
     end
     local creds, problem = parse_output(out, ctx:now())
     if not creds then return fail("CredentialsError", "'" .. argv[1] .. "' " .. problem) end
