@@ -43,6 +43,7 @@ OBJ    := $(SRC:csrc/%.c=$(BUILD)/obj/%.o)
 TARGET := $(BUILD)/dynamodb_stream/core.so
 LUA_SRC := $(wildcard lua/dynamodb_stream/*.lua)
 LUA_STREAM_SRC := $(wildcard lua/dynamodb_stream/stream/*.lua)
+LUA_CREDENTIALS_SRC := $(wildcard lua/dynamodb_stream/credentials/*.lua)
 
 # Paths that let a plain interpreter find the module from the repository root.
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
@@ -183,6 +184,8 @@ install: $(TARGET)
 	install -m 0644 $(LUA_SRC) $(DESTDIR)$(LUA_SHAREDIR)/dynamodb_stream/
 	install -d $(DESTDIR)$(LUA_SHAREDIR)/dynamodb_stream/stream
 	install -m 0644 $(LUA_STREAM_SRC) $(DESTDIR)$(LUA_SHAREDIR)/dynamodb_stream/stream/
+	install -d $(DESTDIR)$(LUA_SHAREDIR)/dynamodb_stream/credentials
+	install -m 0644 $(LUA_CREDENTIALS_SRC) $(DESTDIR)$(LUA_SHAREDIR)/dynamodb_stream/credentials/
 
 uninstall:
 	rm -f $(DESTDIR)$(LUA_LIBDIR)/dynamodb_stream/core.so

@@ -1,5 +1,6 @@
 /* ds_os.c - what the module asks of the operating system: core.sleep,
- * core.monotime, core.write_file_atomic (atomic_file.c) and core.lock_file. */
+ * core.monotime, core.write_file_atomic (atomic_file.c), core.lock_file and
+ * core.run_process (process.c). */
 #include <errno.h>
 #include <math.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "atomic_file.h"
 #include "ds_lua.h"
 #include "ds_os.h"
+#include "process.h"
 
 /* core.sleep(seconds): blocks the calling thread without spinning; resumes
  * after a signal interrupts it so the whole interval is slept. */
@@ -94,6 +96,74 @@ static int core_lock_file(lua_State *L)
     return 1;
 }
 
+/* The output of core.run_process, anchored while strings are pushed (which may raise). */
+#define PROCESS_RESULT_MT "dynamodb_stream.process_result"
+
+static int process_result_gc(lua_State *L)
+{
+    process_result_free(luaL_checkudata(L, 1, PROCESS_RESULT_MT));
+    return 0;
+}
+
+/* core.run_process(argv, opts) -> stdout, stderr, status
+ *   | nil, "Timeout|OutputTooLarge|SpawnError|ProcessError: ...", code.
+ * argv: a list of strings (argv[1] is the program, searched in PATH); no shell.
+ * opts.timeout (seconds, > 0) and opts.max_output (bytes, default 1 MiB). */
+static int core_run_process(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_Integer argc = (lua_Integer)lua_rawlen(L, 1);
+    luaL_argcheck(L, argc >= 1 && argc < 4096, 1, "argv must be a list of 1 to 4095 strings");
+    lua_getfield(L, 2, "timeout");
+    luaL_argcheck(L, lua_type(L, -1) == LUA_TNUMBER, 2, "opts.timeout must be a number of seconds");
+    lua_Number timeout = lua_tonumber(L, -1);
+    luaL_argcheck(L, timeout > 0 && timeout <= 86400, 2, "opts.timeout must be > 0 and at most 86400 seconds");
+    lua_getfield(L, 2, "max_output");
+    lua_Integer max_output = 1024 * 1024;
+    if (!lua_isnil(L, -1)) {
+        luaL_argcheck(L, lua_isinteger(L, -1) && lua_tointeger(L, -1) > 0, 2,
+                      "opts.max_output must be a positive integer");
+        max_output = lua_tointeger(L, -1);
+    }
+    lua_pop(L, 2);
+    /* The strings stay referenced by argv, and no Lua runs until the end. */
+    char **argv = lua_newuserdatauv(L, (size_t)(argc + 1) * sizeof *argv, 0);
+    for (lua_Integer i = 1; i <= argc; i++) {
+        if (lua_rawgeti(L, 1, i) != LUA_TSTRING)
+            luaL_argerror(L, 1, lua_pushfstring(L, "argv[%d] must be a string", (int)i));
+        size_t len;
+        const char *arg = lua_tolstring(L, -1, &len);
+        if (strlen(arg) != len)
+            luaL_argerror(L, 1, lua_pushfstring(L, "argv[%d] contains a NUL byte", (int)i));
+        argv[i - 1] = (char *)arg;
+        lua_pop(L, 1);
+    }
+    argv[argc] = NULL;
+    luaL_argcheck(L, argv[0][0] != '\0', 1, "argv[1] (the program) is empty");
+
+    process_result *res = lua_newuserdatauv(L, sizeof *res, 0);
+    memset(res, 0, sizeof *res);
+    luaL_setmetatable(L, PROCESS_RESULT_MT);
+    char why[512];
+    process_outcome outcome = process_run(argv, timeout, (size_t)max_output, res, why, sizeof why);
+    static const char *const codes[] = {
+        [PROCESS_TIMEOUT] = "Timeout",
+        [PROCESS_TOO_LARGE] = "OutputTooLarge",
+        [PROCESS_SPAWN] = "SpawnError",
+        [PROCESS_SYSTEM] = "ProcessError",
+    };
+    if (outcome != PROCESS_OK) {
+        process_result_free(res);
+        return ds_fail(L, codes[outcome], why);
+    }
+    lua_pushlstring(L, res->out.data ? res->out.data : "", res->out.len);
+    lua_pushlstring(L, res->err.data ? res->err.data : "", res->err.len);
+    lua_pushinteger(L, res->status);
+    process_result_free(res);
+    return 3;
+}
+
 static const luaL_Reg file_lock_methods[] = {
     {"close", file_lock_close},
     {"__gc", file_lock_close},
@@ -107,6 +177,7 @@ static const luaL_Reg os_funcs[] = {
     {"lock_file", core_lock_file},
     {"sleep", core_sleep},
     {"monotime", core_monotime},
+    {"run_process", core_run_process},
     {NULL, NULL},
 };
 
@@ -117,5 +188,6 @@ void ds_open_os(lua_State *L)
     lua_pushvalue(L, -1);
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
+    ds_new_gc_type(L, PROCESS_RESULT_MT, process_result_gc);
     luaL_setfuncs(L, os_funcs, 0);
 }
