@@ -110,15 +110,22 @@ end
 -- exactly the given environment (plus this process's module paths unless env
 -- sets them) and returns its stdout and whether it succeeded.
 function helper.run_lua(env, code, lua)
-  local parts = { "env -i" }
-  for k, v in pairs(env) do parts[#parts + 1] = shell_quote(k .. "=" .. v) end
-  if not env.LUA_PATH then parts[#parts + 1] = shell_quote("LUA_PATH=" .. package.path) end
-  if not env.LUA_CPATH then parts[#parts + 1] = shell_quote("LUA_CPATH=" .. package.cpath) end
-  parts[#parts + 1] = (lua or helper.lua) .. " -e " .. shell_quote(code) .. " 2>&1"
-  local p = assert(helper.popen(table.concat(parts, " ")))
+  local full = {}
+  for k, v in pairs(env) do full[k] = v end
+  full.LUA_PATH = env.LUA_PATH or package.path
+  full.LUA_CPATH = env.LUA_CPATH or package.cpath
+  local p = assert(helper.popen(helper.env_command(full, (lua or helper.lua) .. " -e " .. shell_quote(code) .. " 2>&1")))
   local out = p:read("*a")
   local ok = p:close()
   return out, ok
+end
+
+-- A shell command line that runs command with exactly the variables of env.
+function helper.env_command(env, command)
+  local parts = { "env -i" }
+  for k, v in pairs(env) do parts[#parts + 1] = shell_quote(k .. "=" .. v) end
+  parts[#parts + 1] = command
+  return table.concat(parts, " ")
 end
 
 -- A fresh directory under /tmp, removed by the caller with helper.rmdir.
