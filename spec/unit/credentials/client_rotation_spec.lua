@@ -147,6 +147,14 @@ describe("a client with temporary credentials", function()
     assert.equals(a._credentials, b._credentials)
   end)
 
+  it("shares the default chain's provider between clients of the same region and options", function()
+    local a = ds.client({ region = "eu-west-1", endpoint = "http://127.0.0.1:9/" })
+    local b = ds.dynamodb({ region = "eu-west-1", endpoint = "http://127.0.0.1:9/" })
+    local c = ds.dynamodb({ region = "eu-west-2", endpoint = "http://127.0.0.1:9/" })
+    assert.equals(a._credentials, b._credentials)
+    assert.not_equals(a._credentials, c._credentials) -- STS and SSO calls go to the client's region
+  end)
+
   it("refuses a credentials option of the wrong type", function()
     for _, bad in ipairs({ 42, "AKID:secret", true }) do
       local ok, err = pcall(ds.client, { region = "eu-west-1", credentials = bad })
