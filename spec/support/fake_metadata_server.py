@@ -31,6 +31,9 @@ configuration (keys in DEFAULTS below); POST /_control/reset restores the
 defaults and forgets the requests; GET /_control/requests answers the recorded
 requests [{server, method, path, headers (lower-case names)}]; GET
 /_control/issued the access key ids issued, in order.
+/_control/issued_credentials  the credentials issued, in order: [{access_key_id,
+                 secret_access_key, session_token, expiration (epoch)}] (for the
+                 end-to-end spec's checking proxy, spec/support/sigv4_proxy.py)
 
 Configuration:
   clock            epoch seconds of the fake's clock (null: real time)
@@ -78,7 +81,7 @@ DEFAULTS = {
 ROLE_PATH = "/latest/meta-data/iam/security-credentials/"
 
 lock = threading.Lock()
-state = {"config": copy.deepcopy(DEFAULTS), "requests": [], "issued": [], "tokens": {}}
+state = {"config": copy.deepcopy(DEFAULTS), "requests": [], "issued": [], "issued_credentials": [], "tokens": {}}
 
 
 def now():
@@ -97,10 +100,12 @@ def credentials(prefix):
         key = "ASIA%s%010d" % (prefix, n)
         state["issued"].append(key)
         cfg = state["config"]
-        mode, expiration = cfg["creds_mode"], iso(now() + cfg["expires_in"])
-    doc = {"Code": "Success", "LastUpdated": iso(now()), "Type": "AWS-HMAC", "AccessKeyId": key,
-           "SecretAccessKey": "fake-secret-" + secrets.token_hex(12),
-           "Token": "fake-session-token-" + secrets.token_hex(16), "Expiration": expiration}
+        mode, expires = cfg["creds_mode"], now() + cfg["expires_in"]
+        doc = {"Code": "Success", "LastUpdated": iso(now()), "Type": "AWS-HMAC", "AccessKeyId": key,
+               "SecretAccessKey": "fake-secret-" + secrets.token_hex(12),
+               "Token": "fake-session-token-" + secrets.token_hex(16), "Expiration": iso(expires)}
+        state["issued_credentials"].append({"access_key_id": key, "secret_access_key": doc["SecretAccessKey"],
+                                            "session_token": doc["Token"], "expiration": expires})
     if mode == "error-document":
         return json.dumps({"Code": "AssumeRoleUnauthorizedAccess", "Message": "EC2 cannot assume the role",
                            "LastUpdated": iso(now())})
@@ -156,10 +161,14 @@ class Handler(BaseHTTPRequestHandler):
             with lock:
                 state["config"] = copy.deepcopy(DEFAULTS)
                 state["requests"], state["issued"], state["tokens"] = [], [], {}
+                state["issued_credentials"] = []
             return self.json_answer(200, {})
         if self.path == "/_control/requests":
             with lock:
                 return self.json_answer(200, state["requests"])
+        if self.path == "/_control/issued_credentials":
+            with lock:
+                return self.json_answer(200, state["issued_credentials"])
         if self.path == "/_control/issued":
             with lock:
                 return self.json_answer(200, state["issued"])

@@ -11,8 +11,15 @@ Prints "pid=<pid> http=<port>" (test_server.py). On that port:
                        live `ttl` seconds of the authority's clock; with `revoke_older`,
                        every earlier set is refused from then on. When a token is set,
                        the Authorization header must equal it.
-  POST /_ctl/config    JSON {"now": epoch, "ttl": s, "revoke_older": bool, "token": str}
-                       (any subset); "now" sets the clock that expirations follow
+  POST /_ctl/config    JSON {"now": epoch, "ttl": s, "revoke_older": bool, "token": str,
+                       "authorities": [url, ...]} (any subset); "now" sets the clock that
+                       expirations follow
+  authorities          other fakes that hand out credentials (fake_metadata_server.py's
+                       /_control/issued_credentials, fake_sts_sso_server.py's
+                       /_control/state): a key id not seen yet is looked up in what they
+                       issued ({access_key_id, secret_access_key, session_token,
+                       expiration}); with revoke_older, a newer key of the same
+                       authority revokes the older ones
   GET  /_ctl/stats     {"issued", "accepted", "refused": {code: n}, "keys": [key ids of
                        accepted requests, each once, in order]}
   anything else        an AWS request: its SigV4 signature is checked against the secret
@@ -37,6 +44,7 @@ import socket
 import threading
 import time
 import urllib.parse
+import urllib.request
 from http.server import BaseHTTPRequestHandler
 
 import test_server
@@ -47,7 +55,8 @@ STATE = {
     "ttl": 300,
     "revoke_older": True,
     "token": None,        # the Authorization the /creds endpoint wants
-    "credentials": {},    # key id -> {"secret", "token", "expiration", "revoked"}
+    "authorities": [],
+    "credentials": {},    # key id -> {"secret", "token", "expiration", "revoked", "authority"}
     "issued": 0,
     "accepted": 0,
     "refused": {},
@@ -66,6 +75,31 @@ def now():
 
 def rfc3339(epoch):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def register(key, secret, token, expiration, authority):
+    """Under LOCK: a key handed out; with revoke_older, its authority's older keys go."""
+    if STATE["revoke_older"]:
+        for c in STATE["credentials"].values():
+            if c["authority"] == authority:
+                c["revoked"] = True
+    STATE["credentials"][key] = {"secret": secret, "token": token, "expiration": expiration,
+                                 "revoked": False, "authority": authority}
+
+
+def learn():
+    """Looks up what the authorities issued since last time, in their order."""
+    with LOCK:
+        authorities = list(STATE["authorities"])
+    for url in authorities:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            data = json.load(reply)
+        entries = data["issued"] if isinstance(data, dict) else data
+        with LOCK:
+            for e in entries:
+                if e["access_key_id"] not in STATE["credentials"]:
+                    register(e["access_key_id"], e["secret_access_key"], e.get("session_token"),
+                             e["expiration"], url)
 
 
 def hmac_sha256(key, text):
@@ -130,16 +164,12 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             if STATE["token"] is not None and self.headers.get("Authorization") != STATE["token"]:
                 return self.answer(401, json.dumps({"Code": "Unauthorized", "Message": "bad token"}))
-            if STATE["revoke_older"]:
-                for c in STATE["credentials"].values():
-                    c["revoked"] = True
             STATE["issued"] += 1
             key = "ASIAE2E%06d" % STATE["issued"]
             secret = hashlib.sha256(os.urandom(16)).hexdigest()[:40]
             token = "token-" + hashlib.sha256(os.urandom(16)).hexdigest()
             expiration = now() + STATE["ttl"]
-            STATE["credentials"][key] = {"secret": secret, "token": token, "expiration": expiration,
-                                         "revoked": False}
+            register(key, secret, token, expiration, "self")
         self.answer(200, json.dumps({"AccessKeyId": key, "SecretAccessKey": secret, "Token": token,
                                      "Expiration": rfc3339(expiration), "AccountId": "111122223333"}))
 
@@ -157,6 +187,10 @@ class Handler(BaseHTTPRequestHandler):
         if not match:
             return self.refuse("MissingAuthenticationTokenException", "Request is missing Authentication Token")
         key, date, region, service, signed, signature = match.groups()
+        with LOCK:
+            known = key in STATE["credentials"]
+        if not known:
+            learn()
         with LOCK:
             creds = STATE["credentials"].get(key)
             creds = dict(creds) if creds else None
