@@ -59,6 +59,7 @@ build = {
     ["dynamodb_stream.stream.reader"] = "lua/dynamodb_stream/stream/reader.lua",
     ["dynamodb_stream.stream.records"] = "lua/dynamodb_stream/stream/records.lua",
     ["dynamodb_stream.stream.state"] = "lua/dynamodb_stream/stream/state.lua",
+    ["dynamodb_stream.stream.leases"] = "lua/dynamodb_stream/stream/leases.lua",
     ["dynamodb_stream.checkpoint"] = "lua/dynamodb_stream/checkpoint.lua",
     ["dynamodb_stream.seqnum"] = "lua/dynamodb_stream/seqnum.lua",
     ["dynamodb_stream.retry"] = "lua/dynamodb_stream/retry.lua",

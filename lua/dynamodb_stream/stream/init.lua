@@ -23,6 +23,7 @@ local options = require("dynamodb_stream.stream.options")
 local state = require("dynamodb_stream.stream.state")
 local records = require("dynamodb_stream.stream.records")
 local reader = require("dynamodb_stream.stream.reader")
+local leases = require("dynamodb_stream.stream.leases")
 
 local new_error, has_control = checks.new_error, checks.has_control
 
@@ -43,6 +44,7 @@ end
 mix_in(require("dynamodb_stream.stream.shards"))
 mix_in(reader)
 mix_in(records)
+mix_in(leases)
 mix_in(state, { "get_shard_state", "set_shard_state" })
 
 local CLIENT_METHODS = {
@@ -64,7 +66,10 @@ local REPORT_EVERY = 60
 -- run() use it), wall_clock (function returning epoch seconds, default
 -- os.time: when a shard was opened at LATEST, the age of records),
 -- max_record_attempts, max_record_age and on_failure (see
--- records.failure_handler). Bad arguments raise.
+-- records.failure_handler), leases (many workers share the stream through a
+-- lease table in DynamoDB: { dynamodb = ds.dynamodb(), table = name,
+-- worker_id, lease_duration = 10, checkpoint_interval = 1 }, see
+-- stream/leases.lua and README). Bad arguments raise.
 -- @param client a DynamoDB Streams client (ds.client(), or any table with
 -- describe_stream, get_shard_iterator and get_records, snake_case or camelCase)
 -- @tparam string stream_arn
@@ -140,6 +145,14 @@ function Stream.new(client, stream_arn, opts)
     self._restored = #ids > 0
   else
     error("opts.start_at must be 'LATEST', 'TRIM_HORIZON' or a table of shard positions", 2)
+  end
+  if opts.leases ~= nil then
+    if type(start) == "table" then
+      error("opts.start_at positions cannot be used with opts.leases (the lease table holds the positions)", 2)
+    end
+    local ok, checked = pcall(leases.options, opts.leases)
+    if not ok then error(checked, 2) end
+    self:_lease_setup(checked)
   end
   return self
 end
@@ -243,20 +256,37 @@ function Stream:_fetch_held()
   return self._fetching ~= false and self._fetching ~= nil
 end
 
+-- The coordinator's tick (opts.leases): at each fetch outside run, and inside
+-- run when it is due.
+local function lease_work(self)
+  if self._running and self._clock() < self._coordinator:next_due() then return true end
+  return self:_lease_tick()
+end
+
 -- What a fetch does, by kind: "shards" (DescribeStream only), "records" (read,
--- after a first DescribeStream), "state" (both).
+-- after a first DescribeStream), "state" (both). With leases, the shards held
+-- are checkpointed after the read.
 local function fetch_body(self, kind, fetch)
+  if self._coordinator then
+    local ok, err = self:_lease_ensure()
+    if not ok then return nil, err end
+  end
   if kind ~= "records" or not self._described then
     local ok, err = self:_describe()
     if not ok then return nil, err end
-    if kind == "shards" then return true end
   end
+  if self._coordinator then
+    local ok, err = lease_work(self)
+    if not ok then return nil, err end
+  end
+  if kind == "shards" then return true end
   local ok, err = self:_read(fetch)
   local compact = {}
   for _, id in ipairs(self._order) do
     if self._shards[id] then compact[#compact + 1] = id end
   end
   self._order = compact
+  if self._coordinator then self:_lease_checkpoints(false) end
   return ok, err
 end
 
@@ -312,11 +342,15 @@ function Stream:fetch_stream_state() return delivered(self:_fetch("state")) end
 --- Counters since the stream was made: records delivered (every listener
 -- returned), failed_attempts (a listener or unmarshall raised), retries
 -- (attempts at a record that had failed), failed_over (handed to on_failure),
--- on_failure_errors, skipped (created before a lost LATEST start), gaps.
+-- on_failure_errors, skipped (created before a lost LATEST start), gaps;
+-- with opts.leases, leases (the coordinator's stats: held, renewals, takes,
+-- steals, checkpoints, releases, creates, deletes, conflicts, lost,
+-- read_units, write_units).
 -- @treturn table a copy
 function Stream:stats()
   local copy = {}
   for k, v in pairs(self._stats) do copy[k] = v end
+  if self._coordinator then copy.leases = self._coordinator:stats() end
   return copy
 end
 
@@ -343,7 +377,9 @@ end
 --   describe_interval (s, default 10): DescribeStream at least this often (and
 --     at once when a shard ended or vanished)
 --   checkpoint: a file path, or a store with load() and save(state); loaded at
---     the start, saved after every fetch
+--     the start, saved after every fetch (not with opts.leases: the lease
+--     table is the checkpoint; then run ends by checkpointing the shards held
+--     and releasing their leases)
 --   duration (s): stop after this long;  sleep: function(seconds) (default ds.sleep:
 --     ngx.sleep inside nginx, else core.sleep)
 -- Returns true when stopped (or at the end of duration), or nil, err on a
@@ -361,6 +397,9 @@ function Stream:run(opts)
   local describe_interval = options.seconds(opts, "describe_interval", 10, 0, false, "run: ")
   local duration = options.seconds(opts, "duration", nil, 0, false, "run: ")
   local sleep = options.fn(opts, "sleep", runtime.sleep, "run: ")
+  if opts.checkpoint ~= nil and self._coordinator then
+    error("run: opts.checkpoint cannot be used with opts.leases (the lease table is the checkpoint)", 2)
+  end
   if self:_fetch_held() or self._running then
     return self:_fail(new_error("FetchInProgress", "run: the stream is already being read"))
   end
@@ -429,6 +468,10 @@ function Stream:run(opts)
     else
       pause, wait = wait, math.min(wait * 2, max_interval)
     end
+    if self._coordinator then
+      -- awake for the coordinator's next renew or scan (late by at most interval)
+      pause = math.min(pause, math.max(self._coordinator:next_due() - self._clock(), interval))
+    end
     if deadline then
       local left = deadline - now()
       if left <= 0 then break end
@@ -440,6 +483,7 @@ function Stream:run(opts)
     end
     if deadline and now() >= deadline then break end -- no extra poll at the deadline
   end
+  if self._coordinator then self:_lease_release() end
   self:_report_repeats()
   self._running, self._stop_requested = false, false
   self._clock = clock

@@ -196,6 +196,7 @@ function M:_page(sh, res, err, fetch)
   end
 
   for _, record in ipairs(records) do
+    if not self:_lease_holds(sh) then return "done" end -- lease lost: not one more record
     if self._running and self._stop_requested then
       -- stop() from a listener: keep the rest for the next run
       sh.iterator = nil
@@ -217,6 +218,7 @@ function M:_page(sh, res, err, fetch)
   end
 
   if not next_it then
+    if not self:_lease_holds(sh) then return "done" end
     if sh.horizon_check then self:_horizon_checked(sh, false) end
     sh.iterator = nil
     self:_retire(sh, false, fetch)             -- closed and read to its end

@@ -65,6 +65,7 @@ function M:_describe()
     start_id = last
   end
   if start_id then return nil, invalid("DescribeStream did not end", { operation = "describe_stream" }) end
+  if self._coordinator then return self:_lease_listed(listing) end -- shards are tracked when acquired
 
   -- After a restore (or start_at positions), shards we do not know that are
   -- ancestors of shards we do know were read before the state was saved.
@@ -124,14 +125,17 @@ function M:_retire(sh, gone, fetch)
     }
   end
   fetch.shards_changed = true
+  if self._coordinator then self:_lease_finished(sh.shard_id) end
   self:_notify("remove shards", { sh.shard_id })
 end
 
 -- A child waits until its parent is read to its end; a parent we do not
 -- track (finished, aged out of the stream, never seen) does not hold it back.
+-- With leases, the shard's lease must be held and every parent's lease be at
+-- SHARD_END or gone (the coordinator's readable).
 function M:_ready(sh)
   local parent = sh.parent_shard_id and self._shards[sh.parent_shard_id]
-  return parent == nil
+  return parent == nil and (not self._coordinator or self._coordinator:readable(sh.shard_id))
 end
 
 -- Whether sh may be read now: its parent is read to its end and it is not

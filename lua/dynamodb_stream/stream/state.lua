@@ -146,6 +146,45 @@ end
 
 local function str(v) return type(v) == "string" and v ~= "" and v or nil end
 
+-- One entry of a saved state (see get_shard_state) as a tracked shard, or
+-- (nil, summary) for a shard read to its end. Raises at the caller of its
+-- caller on a malformed entry.
+function M:_shard_from_entry(id, entry)
+  local seq = str(entry.sequenceNumber or entry.sequence_number)
+  if seq and not seqnum.valid(seq) then error("shard state: bad sequenceNumber for " .. id, 3) end
+  local parent = str(entry.parentShardId or entry.parent_shard_id)
+  if parent and has_control(parent) then
+    error("shard state: parentShardId of " .. id .. " contains a control character", 3)
+  end
+  if entry.finished == true then
+    return nil, { shard_id = id, parent_shard_id = parent, sequence_number = seq }
+  end
+  local pos = entry.position
+  if type(pos) == "table" then
+    pos = M.check_position(pos, "shard state " .. id)
+    -- A LATEST start saved without its time (by an older version): as the
+    -- npm package's state below.
+    if pos.type == "LATEST" and not pos.opened_at then pos = { type = "TRIM_HORIZON" } end
+  elseif seq then
+    pos = { type = "AFTER_SEQUENCE_NUMBER", sequence_number = seq }
+  else
+    -- A state without sequence numbers (the npm package's): if its iterator
+    -- has expired, nothing says what was delivered or when it was taken, so
+    -- read all that is left (lossless; no gap can be judged).
+    pos = { type = "TRIM_HORIZON" }
+  end
+  local it = str(entry.nextShardIterator or entry.next_shard_iterator)
+  if it and has_control(it) then
+    error("shard state: nextShardIterator of " .. id .. " contains a control character", 3)
+  end
+  return {
+    shard_id = id, parent_shard_id = parent, sequence_number = seq, position = pos, iterator = it,
+    -- a restored read from the trim horizon after a lost LATEST start (see the reader's _open)
+    horizon_check = it and pos.type == "TRIM_HORIZON" and pos.opened_at
+      and self:_beyond_retention(read_until(pos)) or nil,
+  }
+end
+
 --- Replaces the position with a state from get_shard_state (or one saved by
 -- the npm package: { [id] = { shardId, nextShardIterator } }). Copies; keeps
 -- no reference to the caller's tables. Raises on a malformed state.
@@ -153,6 +192,7 @@ local function str(v) return type(v) == "string" and v ~= "" and v or nil end
 -- @return true, or nil and a FetchInProgress error during a fetch
 function M:set_shard_state(state)
   if type(state) ~= "table" then error("shard state table expected", 2) end
+  if self._coordinator then error("set_shard_state: with opts.leases the lease table holds the positions", 2) end
   if self:_fetch_held() then
     return self:_fail(new_error("FetchInProgress", "cannot set the shard state during a fetch"))
   end
@@ -167,40 +207,11 @@ function M:set_shard_state(state)
   end
   table.sort(ids)
   for _, id in ipairs(ids) do
-    local entry = state[id]
-    local seq = str(entry.sequenceNumber or entry.sequence_number)
-    if seq and not seqnum.valid(seq) then error("shard state: bad sequenceNumber for " .. id, 2) end
-    local parent = str(entry.parentShardId or entry.parent_shard_id)
-    if parent and has_control(parent) then
-      error("shard state: parentShardId of " .. id .. " contains a control character", 2)
-    end
-    if entry.finished == true then
-      retired[id] = { shard_id = id, parent_shard_id = parent, sequence_number = seq }
+    local sh, finished = self:_shard_from_entry(id, state[id])
+    if finished then
+      retired[id] = finished
     else
-      local pos = entry.position
-      if type(pos) == "table" then
-        pos = M.check_position(pos, "shard state " .. id)
-        -- A LATEST start saved without its time (by an older version): as the
-        -- npm package's state below.
-        if pos.type == "LATEST" and not pos.opened_at then pos = { type = "TRIM_HORIZON" } end
-      elseif seq then
-        pos = { type = "AFTER_SEQUENCE_NUMBER", sequence_number = seq }
-      else
-        -- A state without sequence numbers (the npm package's): if its iterator
-        -- has expired, nothing says what was delivered or when it was taken, so
-        -- read all that is left (lossless; no gap can be judged).
-        pos = { type = "TRIM_HORIZON" }
-      end
-      local it = str(entry.nextShardIterator or entry.next_shard_iterator)
-      if it and has_control(it) then
-        error("shard state: nextShardIterator of " .. id .. " contains a control character", 2)
-      end
-      shards[id] = {
-        shard_id = id, parent_shard_id = parent, sequence_number = seq, position = pos, iterator = it,
-        -- a restored read from the trim horizon after a lost LATEST start (see the reader's _open)
-        horizon_check = it and pos.type == "TRIM_HORIZON" and pos.opened_at
-          and self:_beyond_retention(read_until(pos)) or nil,
-      }
+      shards[id] = sh
       order[#order + 1] = id
     end
   end
