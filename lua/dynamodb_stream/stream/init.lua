@@ -278,6 +278,7 @@ local function fetch_body(self, kind, fetch)
   if self._coordinator then
     local ok, err = lease_work(self)
     if not ok then return nil, err end
+    self:_lease_retry_ends()
   end
   if kind == "shards" then return true end
   local ok, err = self:_read(fetch)

@@ -256,11 +256,15 @@ function M:_lease_finished(id)
   if self:_lease_write(id, "SHARD_END", entry and saved_entry(entry)) then self._unsaved_ends[id] = nil end
 end
 
+-- The SHARD_ENDs that failed, tried again (by the next fetch, before it reads).
+function M:_lease_retry_ends()
+  for id in pairs(self._unsaved_ends) do self:_lease_finished(id) end
+end
+
 -- Checkpoints every held shard whose position moved since its last
 -- checkpoint, at most once per checkpoint_interval each (final: now, whatever
--- the interval), and the SHARD_ENDs not written yet.
+-- the interval).
 function M:_lease_checkpoints(final)
-  for id in pairs(self._unsaved_ends) do self:_lease_finished(id) end
   local now = self._clock()
   local state
   for _, id in ipairs(self._order) do
@@ -280,11 +284,11 @@ end
 -- The end of run: final checkpoints, then every lease released, so that the
 -- other workers take them at their next scan; nothing is held any more.
 function M:_lease_release()
+  self:_lease_retry_ends()
   self:_lease_checkpoints(true)
   local ok, err = self._coordinator:release_all()
-  if not ok then self:_fail(err) end
-  for id in pairs(self._shards) do self:_lease_drop(id) end
-  self._order = {}
+  if not ok and err then self:_fail(err) end
+  self._shards, self._retired, self._order, self._unsaved_ends = {}, {}, {}, {}
 end
 
 return M

@@ -125,8 +125,8 @@ function M:_retire(sh, gone, fetch)
     }
   end
   fetch.shards_changed = true
-  if self._coordinator then self:_lease_finished(sh.shard_id) end
   self:_notify("remove shards", { sh.shard_id })
+  if self._coordinator then self:_lease_finished(sh.shard_id) end
 end
 
 -- A child waits until its parent is read to its end; a parent we do not

@@ -1,0 +1,493 @@
+-- The stream's side of the lease table (opts.leases), against the scripted
+-- fake Streams client and a stub coordinator that keeps the coordinator's
+-- contract (see the brief in HACKING.md's leases section): the stub is
+-- scripted per test, so these specs prove what the stream does with what the
+-- coordinator says, not the coordinator itself.
+local Stream = require("dynamodb_stream.stream")
+local Fake = require("fake_streams")
+local errors = require("dynamodb_stream.errors")
+
+local TABLE_MODULE, COORDINATOR_MODULE = "dynamodb_stream.leases.table", "dynamodb_stream.leases.coordinator"
+
+-- A coordinator that holds what its script says. Each tick takes the next
+-- step of c.ticks: { acquired = ids, lost = ids } or { err = e }.
+local function stub_coordinator()
+  local c = { held = {}, leases = {}, log = {}, ticks = {}, due = math.huge, tick_calls = 0,
+    refuse = {} }
+  function c.sync(self, shards) self.synced = shards return true end
+  function c.tick(self)
+    self.tick_calls = self.tick_calls + 1
+    if self.on_tick then self:on_tick() end
+    local step = table.remove(self.ticks, 1) or {}
+    if step.err then return nil, step.err end
+    for _, id in ipairs(step.lost or {}) do self.held[id] = nil end
+    for _, id in ipairs(step.acquired or {}) do
+      self.held[id] = true
+      self.leases[id] = self.leases[id] or { shard_id = id, checkpoint = "TRIM_HORIZON", parents = {} }
+    end
+    return { acquired = step.acquired or {}, lost = step.lost or {} }
+  end
+  function c.next_due(self) return self.due end
+  function c.holds(self, id) return self.held[id] == true end
+  function c.readable(self, id)
+    if not self.held[id] then return false end
+    for _, p in ipairs(self.leases[id].parents or {}) do
+      if self.leases[p] and self.leases[p].checkpoint ~= "SHARD_END" then return false end
+    end
+    return true
+  end
+  function c.lease(self, id) return self.leases[id] end
+  function c.checkpoint(self, id, checkpoint, position)
+    if not self.held[id] or self.refuse[id] then
+      self.held[id] = nil
+      return nil, errors.new({ code = "LeaseLost", message = "lease of " .. id .. " lost" })
+    end
+    self.log[#self.log + 1] = "checkpoint " .. id .. " " .. checkpoint
+    self.leases[id].checkpoint, self.leases[id].position = checkpoint, position
+    return true
+  end
+  function c.release_all(self)
+    self.log[#self.log + 1] = "release_all"
+    self.held = {}
+    return true
+  end
+  function c.stats(self)
+    local n = 0
+    for _ in pairs(self.held) do n = n + 1 end
+    return { held = n, checkpoints = #self.log }
+  end
+  return c
+end
+
+describe("stream with opts.leases", function()
+  local fake, coord, made, ensure_results, now, saved_modules
+  local ddb = { call = function() end }
+
+  local function new_stream(lease_opts, opts)
+    local l = { dynamodb = ddb, table = "orders-leases", worker_id = "w1", checkpoint_interval = 5 }
+    for k, v in pairs(lease_opts or {}) do l[k] = v end
+    local o = { start_at = "TRIM_HORIZON", clock = function() return now end, leases = l }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    return Stream.new(fake, fake.stream_arn, o)
+  end
+
+  -- The checkpoints written and releases, in order.
+  local function writes() return coord.log end
+
+  before_each(function()
+    now = 100
+    fake = Fake.new()
+    coord = stub_coordinator()
+    made, ensure_results = {}, {}
+    saved_modules = { package.loaded[TABLE_MODULE], package.loaded[COORDINATOR_MODULE] }
+    package.loaded[TABLE_MODULE] = { new = function(client, name)
+      local lt = { client = client, name = name, ensures = 0 }
+      function lt.ensure(self)
+        self.ensures = self.ensures + 1
+        local r = table.remove(ensure_results, 1)
+        if r then return nil, r end
+        return true
+      end
+      made.table = lt
+      return lt
+    end }
+    package.loaded[COORDINATOR_MODULE] = { new = function(cfg) made.config = cfg return coord end }
+  end)
+
+  after_each(function()
+    package.loaded[TABLE_MODULE], package.loaded[COORDINATOR_MODULE] = saved_modules[1], saved_modules[2]
+  end)
+
+  describe("options", function()
+    it("builds the lease table and the coordinator as the contracts say", function()
+      now = 7
+      local s = new_stream({ lease_duration = 4 }, { start_at = "LATEST" })
+      assert.equals(ddb, made.table.client)
+      assert.equals("orders-leases", made.table.name)
+      local cfg = made.config
+      assert.equals(made.table, cfg.table)
+      assert.equals(fake.stream_arn, cfg.stream_arn)
+      assert.equals("w1", cfg.worker_id)
+      assert.equals(4, cfg.lease_duration)
+      assert.equals("LATEST", cfg.initial_checkpoint)
+      assert.equals(7, cfg.clock())
+      assert.equals("w1", s.worker_id)
+      new_stream()
+      assert.equals(10, made.config.lease_duration)  -- the default
+      assert.equals("TRIM_HORIZON", made.config.initial_checkpoint)
+    end)
+
+    it("makes a worker id of the host name, the pid and random hex, fresh each time", function()
+      local host = (io.open("/proc/sys/kernel/hostname"):read("*l"))
+      local l = { dynamodb = ddb, table = "orders-leases" }
+      local s1 = Stream.new(fake, fake.stream_arn, { leases = l })
+      local s2 = Stream.new(fake, fake.stream_arn, { leases = l })
+      local h, pid, hex = s1.worker_id:match("^(.+):(%d+):(%x+)$")
+      assert.equals(host, h)
+      assert.equals((io.open("/proc/self/stat"):read("*l"):match("^%d+")), pid)
+      assert.equals(16, #hex)
+      assert.are_not.equal(s1.worker_id, s2.worker_id)
+    end)
+
+    it("raises on every bad option with its message", function()
+      local cases = {
+        { 42, "opts.leases must be a table" },
+        { { table = "t-1" }, "opts.leases.dynamodb must be a DynamoDB client (ds.dynamodb())" },
+        { { dynamodb = {}, table = "t-1" }, "opts.leases.dynamodb must be a DynamoDB client (ds.dynamodb())" },
+        { { dynamodb = "x", table = "t-1" }, "opts.leases.dynamodb must be a DynamoDB client (ds.dynamodb())" },
+      }
+      local table_msg = "opts.leases.table must be a DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ . -)"
+      for _, name in ipairs({ false, 12, "", "ab", string.rep("a", 256), "has space", "a/b", "tab\tle" }) do
+        cases[#cases + 1] = { { dynamodb = ddb, table = name or nil }, table_msg }
+      end
+      local id_msg = "opts.leases.worker_id must be a non-empty string without control characters"
+      for _, id in ipairs({ "", 12, true, "host\n1", "a\0b", "del\127" }) do
+        cases[#cases + 1] = { { dynamodb = ddb, table = "t-1", worker_id = id }, id_msg }
+      end
+      for _, d in ipairs({ 0, -1, "10", 0 / 0, math.huge }) do
+        cases[#cases + 1] = { { dynamodb = ddb, table = "t-1", lease_duration = d },
+          "opts.leases.lease_duration must be a number of seconds > 0" }
+      end
+      for _, d in ipairs({ -0.5, "1", 0 / 0, math.huge, {} }) do
+        cases[#cases + 1] = { { dynamodb = ddb, table = "t-1", checkpoint_interval = d },
+          "opts.leases.checkpoint_interval must be a number of seconds >= 0" }
+      end
+      for i, case in ipairs(cases) do
+        local ok, err = pcall(Stream.new, fake, fake.stream_arn, { leases = case[1] })
+        assert(not ok, "case " .. i .. " was accepted")
+        assert.equals(case[2], (err:gsub("^.-:%d+: ", "")), "case " .. i)
+      end
+      -- the edges that are allowed
+      assert.truthy(Stream.new(fake, fake.stream_arn, { leases = { dynamodb = ddb, table = "a.b",
+        checkpoint_interval = 0, lease_duration = 0.5, worker_id = "x" } }))
+      assert.truthy(Stream.new(fake, fake.stream_arn, { leases = { dynamodb = ddb,
+        table = "A_z-0." .. string.rep("x", 249) } }))
+    end)
+
+    it("refuses the positions that the lease table holds: run's checkpoint, start_at positions, set_shard_state",
+      function()
+      local s = new_stream()
+      assert.has_error(function() s:run({ checkpoint = "state.json" }) end,
+        "run: opts.checkpoint cannot be used with opts.leases (the lease table is the checkpoint)")
+      assert.has_error(function() s:set_shard_state({}) end,
+        "set_shard_state: with opts.leases the lease table holds the positions")
+      assert.has_error(function() new_stream(nil, { start_at = { A = { type = "TRIM_HORIZON" } } }) end,
+        "opts.start_at positions cannot be used with opts.leases (the lease table holds the positions)")
+      assert.equals(0, #fake.calls)
+    end)
+  end)
+
+  describe("the lease table", function()
+    it("is made ready by the first fetch; a failure is that fetch's failure, tried again next time", function()
+      fake:add_shard("A")
+      ensure_results[1] = errors.new({ code = "AccessDeniedException", message = "no CreateTable" })
+      local s = new_stream()
+      local got
+      s:on("error", function(e) got = e end)
+      local records, err = s:fetch_stream_state()
+      assert.is_nil(records)
+      assert.equals("AccessDeniedException", err.code)
+      assert.equals(err, got)
+      assert.equals(0, #fake.calls)        -- nothing read without the lease table
+      assert.equals(0, coord.tick_calls)
+      assert.truthy(s:fetch_stream_state())
+      assert.truthy(s:fetch_stream_state())
+      assert.equals(2, made.table.ensures) -- once more, then never again
+    end)
+
+    it("gets every DescribeStream's shards through sync, with lineage and closed", function()
+      fake:add_shard("A", { closed = true })
+      fake:add_shard("B", { parent = "A" })
+      assert.truthy(new_stream():fetch_stream_shards())
+      assert.same({ { id = "A", closed = true }, { id = "B", parent = "A", closed = false } }, coord.synced)
+      assert.equals(1, coord.tick_calls)
+    end)
+  end)
+
+  describe("reading", function()
+    it("reads only the shards held; a shard acquired later starts from its lease", function()
+      fake:add_shard("A")
+      fake:add_shard("B")
+      fake:insert("A", { pk = "a1" })
+      fake:insert("B", { pk = "b1" })
+      local s = new_stream()
+      local log = Fake.recorder(s)
+      s:on("lease acquired", function(ids) log[#log + 1] = "acquired " .. table.concat(ids, ",") end)
+      coord.ticks = { { acquired = { "A" } } }
+      assert.equals(1, #s:fetch_stream_state())
+      fake:insert("B", { pk = "b2" })
+      assert.equals(0, #s:fetch_stream_state())
+      assert.equals(0, #fake:calls_on("B", "get_shard_iterator") + #fake:calls_on("B", "get_records"))
+      coord.ticks = { { acquired = { "B" } } }
+      assert.equals(2, #s:fetch_stream_state())
+      assert.same({ "acquired A", "new A", "insert a1", "acquired B", "new B", "insert b1", "insert b2" }, log)
+    end)
+
+    it("starts a shard acquired from its lease's position, else from its checkpoint", function()
+      fake:add_shard("P")                                  -- position
+      fake:add_shard("D")                                  -- digits
+      fake:add_shard("L")                                  -- LATEST
+      fake:add_shard("E", { closed = true })               -- SHARD_END
+      local seq = {}
+      for i = 1, 3 do
+        seq["P" .. i] = fake:insert("P", { pk = "p" .. i })
+        seq["D" .. i] = fake:insert("D", { pk = "d" .. i })
+        fake:insert("L", { pk = "l" .. i })
+      end
+      coord.leases = {
+        P = { shard_id = "P", checkpoint = "TRIM_HORIZON", parents = {}, position = { shardId = "P",
+          nextShardIterator = "another-workers-iterator",
+          sequenceNumber = seq.P1, position = { type = "AFTER_SEQUENCE_NUMBER", sequenceNumber = seq.P1 } } },
+        D = { shard_id = "D", checkpoint = seq.D2, parents = {} },
+        L = { shard_id = "L", checkpoint = "LATEST", parents = {} },
+        E = { shard_id = "E", checkpoint = "SHARD_END", parents = {} },
+      }
+      coord.ticks = { { acquired = { "P", "D", "L", "E" } } }
+      local s = new_stream()
+      local log = Fake.recorder(s)
+      s:fetch_stream_state()
+      fake:insert("L", { pk = "l4" })
+      s:fetch_stream_state()
+      assert.same({ "new P,D,L", "insert p2", "insert p3", "insert d3", "insert l4" }, log)
+      assert.equals(0, #fake:calls_on("E", "get_shard_iterator"))
+      assert.is_true(s:get_shard_state().E.finished)
+      -- the position is re-opened, not read through the old holder's iterator
+      assert.equals(0, fake:count("get_records", function(p) return p.ShardIterator == "another-workers-iterator" end))
+    end)
+
+    it("reports a lease position that does not parse and starts from the checkpoint", function()
+      fake:add_shard("A")
+      local s1 = fake:insert("A", { pk = "1" })
+      fake:insert("A", { pk = "2" })
+      coord.leases.A = { shard_id = "A", checkpoint = s1, parents = {},
+        position = { shardId = "A", sequenceNumber = "not digits" } }
+      coord.ticks = { { acquired = { "A" } } }
+      local s = new_stream()
+      local log = Fake.recorder(s)
+      s:fetch_stream_state()
+      assert.same({ "error BadLeaseItem", "new A", "insert 2" }, log)
+    end)
+
+    it("stops delivering a shard at once when its lease is lost in the middle of a page", function()
+      fake:add_shard("A")
+      fake:add_shard("B")
+      for i = 1, 5 do fake:insert("A", { pk = "a" .. i }) end
+      fake:insert("B", { pk = "b1" })
+      coord.ticks = { { acquired = { "A", "B" } } }
+      local s = new_stream()
+      local log = Fake.recorder(s)
+      s:on("lease lost", function(ids) log[#log + 1] = "lost " .. table.concat(ids, ",") end)
+      s:on("insert record", function(new) if new.pk.S == "a2" then coord.held.A = nil end end)
+      s:fetch_stream_state()
+      assert.same({ "new A,B", "insert a1", "insert a2", "insert b1" }, log)
+      assert.is_nil(s:get_shard_state().A)              -- its local state forgotten
+      for _, w in ipairs(writes()) do assert.not_matches("^checkpoint A", w) end
+      coord.ticks = { { lost = { "A" } } }
+      fake:insert("A", { pk = "a6" })
+      local reads = #fake:calls_on("A", "get_records")
+      s:fetch_stream_state()
+      assert.equals("lost A", log[#log])
+      assert.equals(reads, #fake:calls_on("A", "get_records"))
+    end)
+
+    it("drops a shard whose checkpoint is refused (LeaseLost) and a shard the tick says is lost", function()
+      fake:add_shard("A")
+      fake:add_shard("B")
+      fake:insert("A", { pk = "a1" })
+      fake:insert("B", { pk = "b1" })
+      coord.ticks = { { acquired = { "A", "B" } } }
+      coord.refuse.A = true
+      local s = new_stream()
+      local log = Fake.recorder(s)
+      s:fetch_stream_state()
+      assert.is_nil(s:get_shard_state().A)
+      assert.truthy(s:get_shard_state().B)
+      coord.ticks = { { lost = { "B" } } }
+      fake:insert("A", { pk = "a2" })
+      fake:insert("B", { pk = "b2" })
+      s:fetch_stream_state()
+      assert.same({ "new A,B", "insert a1", "insert b1" }, log)
+      assert.same({ "checkpoint B " .. fake:shard("B").records[1].dynamodb.SequenceNumber }, writes())
+      assert.same({}, s:get_shard_state())
+    end)
+  end)
+
+  describe("checkpoints", function()
+    it("writes a shard that advanced at most once per checkpoint_interval (the stream's clock)", function()
+      fake:add_shard("A")
+      coord.ticks = { { acquired = { "A" } } }
+      local s = new_stream({ checkpoint_interval = 5 })
+      s:fetch_stream_state()
+      assert.same({}, writes())                          -- nothing moved yet
+      local s1 = fake:insert("A", { pk = "1" })
+      s:fetch_stream_state()
+      assert.same({ "checkpoint A " .. s1 }, writes())  -- the first at once
+      local s2 = fake:insert("A", { pk = "2" })
+      now = now + 4.9
+      s:fetch_stream_state()
+      assert.equals(1, #writes())                        -- within the interval
+      now = now + 0.1
+      s:fetch_stream_state()                             -- nothing new read: the pending one
+      assert.same({ "checkpoint A " .. s1, "checkpoint A " .. s2 }, writes())
+      now = now + 60
+      s:fetch_stream_state()
+      assert.equals(2, #writes())                        -- nothing moved since
+      local pos = coord.leases.A.position
+      assert.same({ shardId = "A", sequenceNumber = s2,
+        position = { type = "AFTER_SEQUENCE_NUMBER", sequenceNumber = s2 } }, pos)
+    end)
+
+    it("with checkpoint_interval = 0, after every fetch that advanced", function()
+      fake:add_shard("A")
+      coord.ticks = { { acquired = { "A" } } }
+      local s = new_stream({ checkpoint_interval = 0 })
+      for i = 1, 3 do
+        fake:insert("A", { pk = tostring(i) })
+        s:fetch_stream_state()
+        assert.equals(i, #writes())
+      end
+    end)
+
+    it("checkpoints a LATEST start so that the next holder keeps it lossless", function()
+      fake:add_shard("A")
+      coord.leases.A = { shard_id = "A", checkpoint = "LATEST", parents = {} }
+      coord.ticks = { { acquired = { "A" } } }
+      local s = new_stream({}, { wall_clock = function() return 1700000000 end })
+      s:fetch_stream_state()
+      assert.same({ "checkpoint A LATEST" }, writes())
+      assert.same({ shardId = "A", position = { type = "LATEST", openedAt = 1700000000, readAt = 1700000000 } },
+        coord.leases.A.position)
+    end)
+
+    it("writes SHARD_END at a shard's end, whatever the interval, and its children wait for it", function()
+      fake:add_shard("A")
+      fake:add_shard("B", { parent = "A" })
+      local a1 = fake:insert("A", { pk = "a1" })
+      fake:close("A")
+      fake:insert("B", { pk = "b1" })
+      coord.leases.B = { shard_id = "B", checkpoint = "TRIM_HORIZON", parents = { "A" } }
+      coord.leases.A = { shard_id = "A", checkpoint = "TRIM_HORIZON", parents = {} }
+      coord.ticks = { { acquired = { "B" } } }          -- A is held by another worker
+      local s = new_stream({ checkpoint_interval = 1000 })
+      local log = Fake.recorder(s)
+      s:fetch_stream_state()
+      assert.equals(0, #fake:calls_on("B", "get_shard_iterator"))
+      coord.ticks = { { acquired = { "A" } } }          -- the other worker is gone
+      s:fetch_stream_state()
+      -- read to its end in one fetch: SHARD_END says it all
+      assert.same({ "checkpoint A SHARD_END", "checkpoint B " .. fake:shard("B").records[1].dynamodb.SequenceNumber },
+        writes())
+      assert.same({ "new B", "new A", "insert a1", "removed A", "insert b1" }, log)
+      assert.same({ shardId = "A", sequenceNumber = a1, finished = true }, coord.leases.A.position)
+    end)
+
+    it("tries a SHARD_END that failed again after the next fetch", function()
+      fake:add_shard("A", { closed = true })
+      coord.ticks = { { acquired = { "A" } } }
+      local fail = true
+      local checkpoint = coord.checkpoint
+      coord.checkpoint = function(self, ...)
+        if fail then return nil, errors.new({ code = "ProvisionedThroughputExceededException", message = "slow" }) end
+        return checkpoint(self, ...)
+      end
+      local s = new_stream()
+      local log = Fake.recorder(s)
+      s:fetch_stream_state()
+      assert.same({}, writes())
+      fail = false
+      s:fetch_stream_state()
+      assert.same({ "checkpoint A SHARD_END" }, writes())
+      s:fetch_stream_state()
+      assert.equals(1, #writes())
+      assert.same({ "new A", "removed A", "error ProvisionedThroughputExceededException" }, log)
+    end)
+  end)
+
+  describe("run", function()
+    it("on stop: the final checkpoints, then release_all, in that order", function()
+      fake:add_shard("A")
+      fake:add_shard("B")
+      local a, b = {}, {}
+      a[1] = fake:insert("A", { pk = "a1" })
+      b[1] = fake:insert("B", { pk = "b1" })
+      coord.ticks = { { acquired = { "A", "B" } } }
+      coord.due = 0
+      local s = new_stream({ checkpoint_interval = 1000 })
+      s:on("insert record", function(new) if new.pk.S == "a3" then s:stop() end end)
+      -- the first fetch delivers a1 and b1 (checkpointed at once); the next
+      -- is idle, and a2..a4 come during its pause
+      assert.is_true(s:run({ sleep = function()
+        for i = 2, 4 do a[i] = fake:insert("A", { pk = "a" .. i }) end
+      end }))
+      assert.same({ "checkpoint A " .. a[1], "checkpoint B " .. b[1], "checkpoint A " .. a[3], "release_all" },
+        writes())
+      assert.same({}, s:get_shard_state())
+    end)
+
+    it("ticks when due and sleeps no longer than the coordinator's next renew or scan", function()
+      fake:add_shard("A")
+      coord.ticks = { { acquired = { "A" } } }
+      coord.due = now
+      local early = 0
+      coord.on_tick = function(self)
+        if now < self.due - 1e-9 then early = early + 1 end
+        self.due = now + 0.35
+      end
+      local s = new_stream()
+      local pauses = {}
+      assert.is_true(s:run({ interval = 0.1, max_interval = 2, sleep = function(p)
+        pauses[#pauses + 1] = p
+        now = now + p
+        if #pauses == 12 then s:stop() end
+      end }))
+      local longest = 0
+      for _, p in ipairs(pauses) do longest = math.max(longest, p) end
+      assert.is_true(longest <= 0.35 + 1e-9, "slept " .. longest)
+      -- idle doubling alone would have reached 1.6 s: the cap is what kept it short
+      assert.is_true(longest >= 0.2)
+      local elapsed = 0
+      for _, p in ipairs(pauses) do elapsed = elapsed + p end
+      assert.equals(0, early)
+      assert.is_true(coord.tick_calls >= math.floor(elapsed / 0.35 / 2), "ticks: " .. coord.tick_calls)
+      assert.same({ "release_all" }, writes())
+    end)
+
+    it("emits acquired and lost, and ends on a fatal lease-table error", function()
+      fake:add_shard("A")
+      local denied = errors.new({ code = "AccessDeniedException", message = "no UpdateItem" })
+      coord.ticks = { { acquired = { "A" } }, { lost = { "A" } }, { err = denied } }
+      coord.due = 0
+      local s = new_stream()
+      local events = {}
+      s:on("lease acquired", function(ids) events[#events + 1] = "acquired " .. table.concat(ids, ",") end)
+      s:on("lease lost", function(ids) events[#events + 1] = "lost " .. table.concat(ids, ",") end)
+      s:on("error", function(e) events[#events + 1] = "error " .. e.code end)
+      local ok, err = s:run({ sleep = function() end })
+      assert.is_nil(ok)
+      assert.equals(denied, err)
+      assert.same({ "acquired A", "lost A", "error AccessDeniedException" }, events)
+      assert.same({ "release_all" }, writes())
+    end)
+  end)
+
+  it("reports a tick that failed and goes on reading the shards held", function()
+    fake:add_shard("A")
+    coord.ticks = { { acquired = { "A" } },
+      { err = errors.new({ code = "ProvisionedThroughputExceededException", message = "slow" }) } }
+    local s = new_stream()
+    local log = Fake.recorder(s)
+    s:fetch_stream_state()
+    fake:insert("A", { pk = "1" })
+    assert.equals(1, #s:fetch_stream_state())
+    assert.same({ "new A", "error ProvisionedThroughputExceededException", "insert 1" }, log)
+  end)
+
+  it("shows the coordinator's stats in stream:stats().leases, and none without leases", function()
+    fake:add_shard("A")
+    coord.ticks = { { acquired = { "A" } } }
+    local s = new_stream()
+    s:fetch_stream_state()
+    assert.same({ held = 1, checkpoints = 0 }, s:stats().leases)
+    assert.is_nil(Stream.new(fake, fake.stream_arn):stats().leases)
+  end)
+end)
