@@ -8,7 +8,8 @@ describe("in parallel rounds (a client with get_records_many):", function()
   setup(function() Fake.parallel = true end)
   teardown(function() Fake.parallel = nil end)
   for _, file in ipairs({ "spec/unit/stream_spec.lua", "spec/unit/defects/stream_defects_spec.lua",
-                          "spec/robustness/hostile_spec.lua", "spec/unit/stream_throttle_spec.lua" }) do
+                          "spec/robustness/hostile_spec.lua", "spec/unit/stream_throttle_spec.lua",
+                          "spec/unit/leases/stream_leases_spec.lua" }) do
     describe(file, function()
       -- The spec file runs in this file's environment (busted's), on 5.4 and LuaJIT.
       local chunk

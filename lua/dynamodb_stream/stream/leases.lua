@@ -191,7 +191,9 @@ function M:_lease_drop(id)
 end
 
 -- The coordinator's periodic work (renew, take, steal), then the shards
--- acquired start and the ones lost are dropped, with their events.
+-- acquired start and the ones lost are dropped, with their events. A tick
+-- may return its lists with an error of the table (a call that failed
+-- alongside): both are handled.
 function M:_lease_tick()
   local c = self._coordinator
   local res, err = c:tick()
@@ -217,6 +219,7 @@ function M:_lease_tick()
   self:_notify("lease lost", res.lost or {})
   self:_notify("lease acquired", res.acquired or {})
   self:_notify("new shards", started)
+  if err then return self:_lease_failure(err) end
   return true
 end
 
@@ -230,13 +233,15 @@ function M:_lease_holds(sh)
 end
 
 -- One fenced checkpoint; a lease lost drops the shard (the coordinator's next
--- tick reports it), any other failure is reported and tried again later.
+-- tick reports it); LeaseBusy (a renewal of that lease in flight, inside
+-- nginx) is tried again by the next fetch; any other failure is reported and
+-- tried again too.
 function M:_lease_write(id, checkpoint, position)
   local ok, err = self._coordinator:checkpoint(id, checkpoint, position)
   if ok then return true end
   if err and err.code == "LeaseLost" then
     self:_lease_drop(id)
-  else
+  elseif not (err and err.code == "LeaseBusy") then
     self:_fail(err)
   end
   return false

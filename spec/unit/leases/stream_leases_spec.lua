@@ -10,7 +10,9 @@ local errors = require("dynamodb_stream.errors")
 local TABLE_MODULE, COORDINATOR_MODULE = "dynamodb_stream.leases.table", "dynamodb_stream.leases.coordinator"
 
 -- A coordinator that holds what its script says. Each tick takes the next
--- step of c.ticks: { acquired = ids, lost = ids } or { err = e }.
+-- step of c.ticks: { acquired = ids, lost = ids, err = e } (lists and an
+-- error come back together, as the coordinator's tick may return them), or
+-- { err = e } alone (nil, e).
 local function stub_coordinator()
   local c = { held = {}, leases = {}, log = {}, ticks = {}, due = math.huge, tick_calls = 0,
     refuse = {} }
@@ -19,13 +21,13 @@ local function stub_coordinator()
     self.tick_calls = self.tick_calls + 1
     if self.on_tick then self:on_tick() end
     local step = table.remove(self.ticks, 1) or {}
-    if step.err then return nil, step.err end
+    if step.err and not (step.acquired or step.lost) then return nil, step.err end
     for _, id in ipairs(step.lost or {}) do self.held[id] = nil end
     for _, id in ipairs(step.acquired or {}) do
       self.held[id] = true
       self.leases[id] = self.leases[id] or { shard_id = id, checkpoint = "TRIM_HORIZON", parents = {} }
     end
-    return { acquired = step.acquired or {}, lost = step.lost or {} }
+    return { acquired = step.acquired or {}, lost = step.lost or {} }, step.err
   end
   function c.next_due(self) return self.due end
   function c.holds(self, id) return self.held[id] == true end
@@ -480,6 +482,16 @@ describe("stream with opts.leases", function()
     fake:insert("A", { pk = "1" })
     assert.equals(1, #s:fetch_stream_state())
     assert.same({ "new A", "error ProvisionedThroughputExceededException", "insert 1" }, log)
+  end)
+
+  it("handles the lists of a tick that also returned an error", function()
+    fake:add_shard("A")
+    fake:insert("A", { pk = "1" })
+    coord.ticks = { { acquired = { "A" }, err = errors.new({ code = "InternalServerError", message = "renew" }) } }
+    local s = new_stream()
+    local log = Fake.recorder(s)
+    assert.equals(1, #s:fetch_stream_state())
+    assert.same({ "new A", "error InternalServerError", "insert 1" }, log)
   end)
 
   it("shows the coordinator's stats in stream:stats().leases, and none without leases", function()
