@@ -309,6 +309,10 @@ function Stream:_fetch(kind)
     records = not self._running and {} or nil }
   local ok, res, err = pcall(fetch_body, self, kind, fetch)
   if self._fetching == hold then self._fetching = false end
+  if self._release_requested then -- stop() in this fetch, outside run
+    self._release_requested = nil
+    self:_lease_release()
+  end
   if not ok then err = new_error("InternalError", tostring(res)) end
   if not ok or res == nil then
     self:_fail(err)
@@ -438,8 +442,9 @@ function Stream:run(opts)
   local result, fatal = true, nil
   local shards_changed = false
   while not self._stop_requested do
+    -- (with leases, holding no shard is no reason: the shards are there, held by others)
     local describe = last_describe == nil or shards_changed
-      or now() - last_describe >= describe_interval or next(self._shards) == nil
+      or now() - last_describe >= describe_interval or (next(self._shards) == nil and not self._coordinator)
     if describe then last_describe = now() end
     -- New credentials ahead of their expiry, between fetches rather than in one.
     if self.client.refresh_credentials then
@@ -493,9 +498,15 @@ function Stream:run(opts)
 end
 
 --- Ends run() after the record being delivered (callable from a listener).
+-- With opts.leases, outside run, it checkpoints the shards held and releases
+-- their leases (at the end of the fetch when called from one).
 -- @return true
 function Stream:stop()
-  if self._running then self._stop_requested = true end
+  if self._running then
+    self._stop_requested = true
+  elseif self._coordinator then
+    if self:_fetch_held() then self._release_requested = true else self:_lease_release() end
+  end
   return true
 end
 

@@ -155,23 +155,36 @@ end
 
 local CHECKPOINT_TYPES = { TRIM_HORIZON = true, LATEST = true }
 
--- Where a shard acquired starts: its lease's position (an entry of
--- get_shard_state), else its checkpoint. Returns the tracked shard, or nil and
--- the summary of a shard already read to its end.
+-- The lease's saved position as a tracked shard (or the summary of a shard
+-- read to its end); nil when there is none, when it does not parse
+-- (reported: the checkpoint, written with it, loses nothing), or when it is
+-- behind a sequence-number checkpoint (an item this library did not write:
+-- the checkpoint is the committed progress).
+local function from_position(self, id, lease)
+  local cp = lease.checkpoint
+  if type(lease.position) ~= "table" or cp == "SHARD_END" then return nil end
+  local ok, sh, finished = pcall(self._shard_from_entry, self, id, lease.position)
+  if not ok then
+    self:_fail(new_error("BadLeaseItem", "lease of shard " .. id .. ": bad position (" .. tostring(sh)
+      .. "); starting from its checkpoint " .. tostring(cp), { shard_id = id }))
+    return nil
+  end
+  if sh and seqnum.valid(cp) and (sh.sequence_number == nil or seqnum.lt(sh.sequence_number, cp)) then
+    return nil
+  end
+  if sh then sh.iterator, sh.horizon_check = nil, nil end -- another worker's iterator: re-open
+  return sh, finished
+end
+
+-- Where a shard acquired starts: its lease's position, else its checkpoint.
+-- Returns the tracked shard; or nil and the summary of a shard already read
+-- to its end; or nil, nil and a BadLeaseItem error.
 function M:_lease_start(id, lease)
   local listed = self._listed[id]
   local parent = (lease.parents or {})[1] or (listed and listed.parent)
   local cp = lease.checkpoint
-  if type(lease.position) == "table" and cp ~= "SHARD_END" then
-    local ok, sh, finished = pcall(self._shard_from_entry, self, id, lease.position)
-    if ok then
-      if sh then sh.iterator, sh.horizon_check = nil, nil end -- another worker's iterator: re-open
-      return sh, finished
-    end
-    -- the checkpoint is never ahead of the position: from it, nothing is lost
-    self:_fail(new_error("BadLeaseItem", "lease of shard " .. id .. ": bad position (" .. tostring(sh)
-      .. "); starting from its checkpoint " .. tostring(cp), { shard_id = id }))
-  end
+  local from, finished = from_position(self, id, lease)
+  if from or finished then return from, finished end
   if cp == "SHARD_END" then return nil, { shard_id = id, parent_shard_id = parent } end
   local sh = { shard_id = id, parent_shard_id = parent }
   if CHECKPOINT_TYPES[cp] then
@@ -188,6 +201,13 @@ end
 -- Forgets a shard whose lease is gone: nothing more of it is delivered.
 function M:_lease_drop(id)
   self._shards[id], self._retired[id], self._unsaved_ends[id] = nil, nil, nil
+end
+
+local function in_order(order, id)
+  for _, x in ipairs(order) do
+    if x == id then return true end
+  end
+  return false
 end
 
 -- The coordinator's periodic work (renew, take, steal), then the shards
@@ -210,7 +230,7 @@ function M:_lease_tick()
       sh.closed = self._listed[id] and self._listed[id].closed or false
       sh.lease_saved = { position = sh.position, at = -math.huge }
       self._shards[id] = sh
-      self._order[#self._order + 1] = id
+      if not in_order(self._order, id) then self._order[#self._order + 1] = id end
       started[#started + 1] = id
     elseif finished then
       self._retired[id] = finished

@@ -270,6 +270,43 @@ describe("stream with opts.leases", function()
       assert.same({ "error BadLeaseItem", "new A", "insert 2" }, log)
     end)
 
+    it("starts from a sequence-number checkpoint that is ahead of the lease's position", function()
+      fake:add_shard("A")
+      local s1 = fake:insert("A", { pk = "1" })
+      local s2 = fake:insert("A", { pk = "2" })
+      fake:insert("A", { pk = "3" })
+      coord.leases.A = { shard_id = "A", checkpoint = s2, parents = {}, position = { shardId = "A",
+        sequenceNumber = s1, position = { type = "AFTER_SEQUENCE_NUMBER", sequenceNumber = s1 } } }
+      coord.ticks = { { acquired = { "A" } } }
+      local s = new_stream()
+      local log = Fake.recorder(s)
+      s:fetch_stream_state()
+      assert.same({ "new A", "insert 3" }, log)
+    end)
+
+    it("reads a shard lost and taken back in one tick once, from its lease", function()
+      fake:add_shard("A")
+      fake:insert("A", { pk = "1" })
+      coord.ticks = { { acquired = { "A" } } }
+      local s = new_stream({ checkpoint_interval = 0 })
+      local log = Fake.recorder(s)
+      s:fetch_stream_state()
+      fake:insert("A", { pk = "2" })
+      coord.ticks = { { lost = { "A" }, acquired = { "A" } } }
+      local first = #fake.calls + 1
+      s:fetch_stream_state()
+      assert.same({ "new A", "insert 1", "new A", "insert 2" }, log)
+      -- one reader of A: each iterator asked once (a page, then caught up)
+      local asked = {}
+      for i = first, #fake.calls do
+        local call = fake.calls[i]
+        if call.op == "get_records" then
+          assert.is_nil(asked[call.params.ShardIterator], "iterator asked twice")
+          asked[call.params.ShardIterator] = true
+        end
+      end
+    end)
+
     it("stops delivering a shard at once when its lease is lost in the middle of a page", function()
       fake:add_shard("A")
       fake:add_shard("B")
@@ -426,6 +463,19 @@ describe("stream with opts.leases", function()
       assert.same({}, s:get_shard_state())
     end)
 
+    it("does not call DescribeStream at every poll when this worker holds no shard", function()
+      fake:add_shard("A")
+      coord.due = math.huge                             -- never acquires anything
+      local s = new_stream()
+      local polls = 0
+      assert.is_true(s:run({ describe_interval = 10, sleep = function(p)
+        now = now + p
+        polls = polls + 1
+        if polls == 10 then s:stop() end                -- 7.5 s of idle pauses
+      end }))
+      assert.equals(1, fake:count("describe_stream"))
+    end)
+
     it("ticks when due and sleeps no longer than the coordinator's next renew or scan", function()
       fake:add_shard("A")
       coord.ticks = { { acquired = { "A" } } }
@@ -470,6 +520,20 @@ describe("stream with opts.leases", function()
       assert.same({ "acquired A", "lost A", "error AccessDeniedException" }, events)
       assert.same({ "release_all" }, writes())
     end)
+  end)
+
+  it("stop() outside run checkpoints and releases; from a listener, at the end of that fetch", function()
+    fake:add_shard("A")
+    fake:insert("A", { pk = "1" })
+    local a2 = fake:insert("A", { pk = "2" })
+    coord.ticks = { { acquired = { "A" } } }
+    local s = new_stream({ checkpoint_interval = 1000 })
+    s:on("insert record", function(new) if new.pk.S == "2" then s:stop() end end)
+    s:fetch_stream_state()
+    assert.same({ "checkpoint A " .. a2, "release_all" }, writes())
+    assert.same({}, s:get_shard_state())
+    assert.is_true(s:stop())                            -- again: nothing held, nothing to write
+    assert.same({ "checkpoint A " .. a2, "release_all", "release_all" }, writes())
   end)
 
   it("reports a tick that failed and goes on reading the shards held", function()
