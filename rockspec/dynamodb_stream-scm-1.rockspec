@@ -60,6 +60,7 @@ build = {
     ["dynamodb_stream.stream.records"] = "lua/dynamodb_stream/stream/records.lua",
     ["dynamodb_stream.stream.state"] = "lua/dynamodb_stream/stream/state.lua",
     ["dynamodb_stream.checkpoint"] = "lua/dynamodb_stream/checkpoint.lua",
+    ["dynamodb_stream.leases.coordinator"] = "lua/dynamodb_stream/leases/coordinator.lua",
     ["dynamodb_stream.seqnum"] = "lua/dynamodb_stream/seqnum.lua",
     ["dynamodb_stream.retry"] = "lua/dynamodb_stream/retry.lua",
     ["dynamodb_stream.compat"] = "lua/dynamodb_stream/compat.lua",
