@@ -229,6 +229,17 @@ describe("leases.coordinator sync", function()
     assert.truthy(w.table:item(ARN, "q"))
   end)
 
+  it("cleanup keeps a finished lease while its own parent's lease exists", function()
+    local w = new_world()
+    local a = add(w, "A")
+    w.table:put(ARN, { shard_id = "g", checkpoint = "5" }) -- unlisted, never finished
+    w.table:put(ARN, { shard_id = "p", checkpoint = "SHARD_END", parents = { "g" } })
+    w.table:put(ARN, { shard_id = "c", checkpoint = "77", parents = { "p" } })
+    assert.is_true(a:sync({ { id = "c", parent = "p" } }))
+    assert.truthy(w.table:item(ARN, "p"))
+    assert.equal(0, a:stats().deletes)
+  end)
+
   it("races 13/14: a deleted parent is not recreated by a later sync, by anyone, and the child proceeds", function()
     local w = new_world()
     local a = add(w, "A")
@@ -352,6 +363,21 @@ describe("leases.coordinator races", function()
     check_single_owner(w, 3)
   end)
 
+  it("a scan that shows the lease taken drops it at once, without a renewal", function()
+    local w = new_world()
+    local a = add(w, "A")
+    assert.is_true(a:sync(shards(1)))
+    run(w, 1) -- taken at 0; next scan at D/4, next renewal at D/3
+    local item = w.table:item(ARN, "shard-01")
+    w.table:take(ARN, "shard-01", "B", item.counter, "A")
+    local renewals = w.table:count("renew")
+    w.now = D / 4
+    local res = a:tick()
+    assert.same({ "shard-01" }, res.lost)
+    assert.is_false(a:holds("shard-01"))
+    assert.equal(renewals, w.table:count("renew"))
+  end)
+
   it("race 3: the owner pauses past the lease, the lease is taken, the owner's checkpoint is refused", function()
     local w = new_world()
     local a = add(w, "A")
@@ -468,13 +494,21 @@ describe("leases.coordinator races", function()
     local h = held(w)
     assert.equal(16, h.A + h.B)
     assert.equal(8, math.max(h.A, h.B))
-    add(w, "C")
+    local c = add(w, "C")
     local joined = w.now
     run(w, joined + 10 * D) -- one steal per lease_duration: 6 steals are needed
     h = held(w)
     assert.equal(16, h.A + h.B + h.C)
     assert.is_true(math.max(h.A, h.B, h.C) <= 6, "max " .. math.max(h.A, h.B, h.C))
     assert.is_true(math.min(h.A, h.B, h.C) >= 5)
+    local last_steal = {}
+    for _, e in ipairs(w.log) do
+      if e.what == "acquired" and e.t > joined then -- nothing was free: every take was a steal
+        assert.is_true(e.t - (last_steal[e.who] or -math.huge) >= D, "two steals within a lease_duration")
+        last_steal[e.who] = e.t
+      end
+    end
+    assert.is_true(c:stats().steals >= 5)
     local settled = w.now
     run(w, settled + 50 * D)
     assert.equal(0, count_events(w, "acquired", settled + 1e-9))
