@@ -12,8 +12,9 @@
 -- Worker ids: the default is `host:pid:random` (64 random bits), unique per process. A
 -- worker starting with the id of a lease's owner takes that lease back at its first scan,
 -- without waiting for expiry (leases.md 2.2). Give a fixed `worker_id` only when no two
--- live processes can share it: two processes with one id both believe they hold the same
--- leases until one of them fails a renewal (leases.md 7, invariant 9, race 8).
+-- live processes can share it: the table cannot tell two processes with one id apart (a
+-- renewal refused because the other one wrote is taken for our own lost answer), so both
+-- would hold the same leases and read the same shards (leases.md 7, invariant 9, race 8).
 -- @module dynamodb_stream.leases.coordinator
 local core = require("dynamodb_stream.core")
 local compat = require("dynamodb_stream.compat")
@@ -68,21 +69,20 @@ local function first_line(path)
   return line
 end
 
--- host:pid:random, unique per process (64 bits from /dev/urandom).
+-- host:pid:random, unique per process (64 bits from /dev/urandom when it can be read).
 local function default_worker_id()
   local host = first_line("/proc/sys/kernel/hostname") or first_line("/etc/hostname") or os.getenv("HOSTNAME")
   host = (host or ""):gsub("[%c%s|:]", "")
   local pid = (first_line("/proc/self/stat") or ""):match("^(%d+)") or "0"
-  local bytes
-  local f = io.open("/dev/urandom", "rb")
+  local f, bytes = io.open("/dev/urandom", "rb"), nil
   if f then bytes = f:read(8) f:close() end
-  if not bytes or #bytes < 8 then
-    bytes = string.format("%08x%08x", math.random(0, 0x7fffffff), math.floor(core.monotime() * 1e6) % 0x7fffffff)
-    return (host ~= "" and host or "host") .. ":" .. pid .. ":" .. bytes
+  local random
+  if bytes and #bytes == 8 then
+    random = bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end)
+  else
+    random = string.format("%08x%08x", math.random(0, 0x7fffffff), math.floor(core.monotime() * 1e6) % 0x7fffffff)
   end
-  return (host ~= "" and host or "host") .. ":" .. pid .. ":" .. (bytes:gsub(".", function(c)
-    return string.format("%02x", c:byte())
-  end))
+  return (host ~= "" and host or "host") .. ":" .. pid .. ":" .. random
 end
 
 local function check_options(opts)
@@ -364,11 +364,12 @@ function Coordinator:_scan(result)
     local lease = self._view[id]
     if lease and lease.owner ~= self._me then self:_drop(id, result.lost) end -- taken from us
   end
-  for _, choice in ipairs(self:_choose(now)) do
+  local chosen = self:_choose(now)
+  self._scanned = true -- later, a lease of ours we do not hold (a lost take answer) expires first
+  for _, choice in ipairs(chosen) do
     local ok, take_err = self:_take(choice.lease, choice.stolen, result)
     if ok == nil then return take_err end
   end
-  self._scanned = true
   return self:_confirm_parents()
 end
 

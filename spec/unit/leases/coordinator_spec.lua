@@ -2,8 +2,8 @@
 -- table (spec/support/fake_lease_table.lua), several coordinators ("workers") sharing one
 -- table and one injected clock. The races are those of leases.md section 7 about the state
 -- machine; each `it` names its number. Not here: 16 and 17 (table creation and DescribeStream
--- pagination belong to the table and the stream), 5's and 8's multi-process variants
--- (spec/integration/leases and spec/robustness).
+-- pagination belong to the table and the stream); 8 only within one process (two
+-- coordinators with one id), its multi-process form belongs to spec/robustness.
 local Coordinator = require("dynamodb_stream.leases.coordinator")
 local FakeTable = require("fake_lease_table")
 
@@ -710,6 +710,40 @@ describe("leases.coordinator races", function()
     assert.same({ "shard-01", "shard-02" }, (function() table.sort(res.acquired) return res.acquired end)())
     assert.equal(0, again:stats().steals)
     assert.equal(switches, w.table:item(ARN, "shard-01").owner_switches) -- no change of owner
+  end)
+
+  it("race 8: a restart under the same id while the old one lives: both hold (why ids are unique)", function()
+    local w = new_world()
+    local old = add(w, "A")
+    assert.is_true(old:sync(shards(2)))
+    run(w, 1)
+    local new = Coordinator.new({ table = w.table, stream_arn = ARN, worker_id = "A", lease_duration = D,
+      clock = w.clock })
+    w.order[#w.order + 1] = "A2"
+    w.alive.A2 = new
+    run(w, 5 * D)
+    -- the new one took them back at once; the old one's renewals, refused, read back as
+    -- "owner A, counter + 1" and pass for its own lost answers: two readers of one shard.
+    -- The default worker_id (unique per process: see the options) is what prevents this.
+    assert.equal(2, new:stats().held)
+    assert.equal(2, old:stats().held)
+    assert.is_true(new:holds("shard-01") and old:holds("shard-01"))
+  end)
+
+  it("a take whose answer was lost: the lease waits for its expiry, then is taken; nothing hangs", function()
+    local w = new_world()
+    local a = add(w, "A")
+    assert.is_true(a:sync(shards(1)))
+    w.table:lose_response("take")
+    local res, err = a:tick()
+    assert.is_nil(res)
+    assert.equal("Timeout", err.code)
+    assert.equal("A", w.table:item(ARN, "shard-01").owner)
+    assert.is_false(a:holds("shard-01"))
+    run(w, D - 0.01)
+    assert.is_false(a:holds("shard-01"))
+    run(w, D + D / 4)
+    assert.is_true(a:holds("shard-01"))
   end)
 
   it("max_leases caps what a worker takes", function()
