@@ -5,7 +5,8 @@
 -- `nil, err`; a failed condition is `err.code == "LeaseConflict"`, any other failure keeps
 -- the service's code. Bad arguments raise. A lease is
 -- `{ shard_id, owner, counter, checkpoint, position, parents, owner_switches }`.
--- Why each condition is what it is: the races it closes are named at each method.
+-- Every update's condition names an existing attribute, so that it fails on a missing
+-- item instead of creating one (leases.md 7, race 20).
 -- @module dynamodb_stream.leases.table
 
 local core = require("dynamodb_stream.core")

@@ -87,6 +87,50 @@ describe("leases.table against DynamoDB Local", function()
       assert.same({ 0.1, 0.2 }, pauses)
     end)
 
+    it("race 16 for real: 4 processes started together, one CreateTable wins, all see it ACTIVE, one create of the first lease", function()
+      local name, stream, dir = unique("fleet"), arn(), helper.tmpdir()
+      local go = dir .. "/go"
+      local code = ([[
+        local ds = require("dynamodb_stream")
+        local core = require("dynamodb_stream.core")
+        local LeaseTable = require("dynamodb_stream.leases.table")
+        local ddb = ds.dynamodb({ endpoint = %q, region = "us-east-1",
+          credentials = { access_key_id = %q, secret_access_key = "local-secret" } })
+        local ops = {}
+        local lt = LeaseTable.new({ call = function(_, op, params)
+          local answer, err = ddb:call(op, params)
+          ops[#ops + 1] = op .. "=" .. (answer and "ok" or err.code)
+          return answer, err
+        end }, %q)
+        while not io.open(%q) do core.sleep(0.002) end
+        local ok, err = lt:ensure()
+        io.write("ensure ", tostring(ok or err), " ", table.concat(ops, ","), "\n")
+        local created = lt:create(%q, { shard_id = "s1", checkpoint = "TRIM_HORIZON" })
+        io.write("create ", tostring(created), "\n")
+      ]]):format(helper.ddb_local_endpoint(), NAMESPACE, name, go, stream)
+      local env = { LUA_PATH = package.path, LUA_CPATH = package.cpath }
+      local jobs = {}
+      for i = 1, 4 do
+        jobs[i] = helper.env_command(env, helper.lua .. " -e " .. helper.shell_quote(code))
+          .. " >" .. dir .. "/out" .. i .. " 2>&1 &"
+      end
+      assert(helper.execute(table.concat(jobs, " ") .. " sleep 1; touch " .. go .. "; wait"))
+      local creators, in_use, created = 0, 0, 0
+      for i = 1, 4 do
+        local out = helper.read_file(dir .. "/out" .. i)
+        assert.matches("^ensure true DescribeTable=", out)
+        if out:find("CreateTable=ok", 1, true) then creators = creators + 1 end
+        if out:find("CreateTable=ResourceInUseException", 1, true) then in_use = in_use + 1 end
+        if out:find("create true", 1, true) then created = created + 1 end
+        assert.matches("create %a+\n$", out)
+      end
+      helper.rmdir(dir)
+      assert.equal(1, creators)
+      assert.equal(1, created)
+      assert.equal("ACTIVE", assert(ddb:describe_table({ TableName = name })).Table.TableStatus)
+      print(string.format("\n  race 16: 1 CreateTable won, %d of 3 others met ResourceInUse", in_use))
+    end)
+
     it("a table that stays CREATING: LeaseTableNotReady after wait_timeout, bounded backoff", function()
       local name = unique("stuck")
       assert.is_true(LeaseTable.new(ddb, name):ensure())
@@ -137,6 +181,7 @@ describe("leases.table against DynamoDB Local", function()
         assert.equal("BadLeaseTable", err.code)
         assert.matches(name, err.message, 1, true)
         assert.matches("HASH leaseKey (S)", err.message, 1, true)
+        assert.equal("fatal", errors.class(err))
         assert.equal(0, assert(ddb:scan({ TableName = name })).Count)
       end)
     end
@@ -266,6 +311,7 @@ describe("leases.table against DynamoDB Local", function()
         local leases, err = lt:list(stream)
         assert.is_nil(leases)
         assert.equal("BadLeaseItem", err.code)
+        assert.equal("fatal", errors.class(err))
         assert.matches('lease item "' .. stream .. '|bad": ' .. field .. " ", err.message, 1, true)
         local lease, get_err = lt:get(stream, "bad")
         assert.is_nil(lease)
