@@ -190,7 +190,8 @@ describe("leases.table against DynamoDB Local", function()
   describe("a lost answer retried by the client (races 4 and 5)", function()
     -- A client whose transport forwards the first UpdateItem, then answers it with a
     -- timeout: the service client retries the same request, which DynamoDB refuses.
-    local function losing_client()
+    -- meanwhile (optional) runs between the lost answer and the retry.
+    local function losing_client(meanwhile)
       local http = core.http({})
       local lost = 0
       local transport = {
@@ -202,6 +203,7 @@ describe("leases.table against DynamoDB Local", function()
           end
           if update and lost == 0 and status == 200 then
             lost = lost + 1
+            if meanwhile then meanwhile() end
             return nil, "Timeout: the answer was lost", "Timeout"
           end
           return status, answer, headers
@@ -257,6 +259,36 @@ describe("leases.table against DynamoDB Local", function()
       local stored = LeaseTable.new(ddb, shared):get(stream, "s1")
       assert.is_nil(stored.owner)
       assert.equal(2, stored.counter)
+    end)
+
+    it("a lost answer, then the lease taken before the retry: LeaseConflict, the taker's state kept", function()
+      local stream
+      local client = losing_client(function()
+        assert.equal(3, LeaseTable.new(ddb, shared):take(stream, "s1", "b", 2, "a"))
+      end)
+      local lt
+      lt, stream = setup_held(client)
+      local counter, err = lt:checkpoint(stream, "s1", "a", 1, "400")
+      assert.is_nil(counter)
+      assert.equal("LeaseConflict", err.code)
+      assert.matches("owner b, counter 3", err.message, 1, true)
+      local stored = lt:get(stream, "s1")
+      assert.equal("b", stored.owner)
+      assert.equal(3, stored.counter)
+      assert.equal("400", stored.checkpoint) -- a's checkpoint did land, before b took over
+      assert.equal(0, lt:stats().recovered)
+      assert.equal(1, lt:stats().conflicts)
+    end)
+
+    it("a refused write whose re-read fails: that error, not a conflict (the lease's fate is unknown)", function()
+      local lt, stream = setup_held(wrapped(function(op, _, forward)
+        if op == "GetItem" then return nil, service_error(op, "ThrottlingException", "slow down") end
+        return forward()
+      end))
+      local counter, err = lt:renew(stream, "s1", "a", 7)
+      assert.is_nil(counter)
+      assert.equal("ThrottlingException", err.code)
+      assert.equal(0, lt:stats().conflicts)
     end)
 
     it("the same stale call made twice by hand is not mistaken for a lost answer", function()
