@@ -51,6 +51,7 @@ build = {
     ["dynamodb_stream.service"] = "lua/dynamodb_stream/service.lua",
     ["dynamodb_stream.client"] = "lua/dynamodb_stream/client.lua",
     ["dynamodb_stream.dynamodb"] = "lua/dynamodb_stream/dynamodb.lua",
+    ["dynamodb_stream.leases.table"] = "lua/dynamodb_stream/leases/table.lua",
     ["dynamodb_stream.emitter"] = "lua/dynamodb_stream/emitter.lua",
     ["dynamodb_stream.stream"] = "lua/dynamodb_stream/stream/init.lua",
     ["dynamodb_stream.stream.checks"] = "lua/dynamodb_stream/stream/checks.lua",
