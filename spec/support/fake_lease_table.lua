@@ -1,9 +1,12 @@
 -- An in-memory lease table with exactly the contract of dynamodb_stream.leases.table
 -- (see that module and the common brief of issue 14): the same methods, arguments,
--- results and errors (a failed condition is `err.code == "LeaseConflict"`; a write whose
--- condition fails but whose re-read shows our own write applied counts as success, as
--- the real table's retry does). One object may be shared by several coordinators (the
--- "workers" of a spec); items are keyed by stream ARN and shard id.
+-- results and errors (a failed condition is `err.code == "LeaseConflict"`). The real table
+-- recognises a lost answer only within one call (its write token survives the client's
+-- retries); a call here has no retries, so a lost answer (lose_response) reaches the
+-- caller as a Timeout and the caller's next write with the old counter is refused, as
+-- there. spec/unit/leases/fake_lease_table_spec.lua runs the real table's contract cases
+-- (spec/integration/leases/table_conformance.lua) against it. One object may be shared by
+-- several coordinators (the "workers" of a spec); items are keyed by stream ARN and shard id.
 --
 --   local fake = require("fake_lease_table").new()
 --   fake:fail("renew", "ProvisionedThroughputExceededException", { times = 3 })
@@ -26,13 +29,6 @@ local function copy(v)
   local out = {}
   for k, x in pairs(v) do out[k] = copy(x) end
   return out
-end
-
-local function same(a, b)
-  if type(a) ~= "table" or type(b) ~= "table" then return a == b end
-  for k, v in pairs(a) do if not same(v, b[k]) then return false end end
-  for k in pairs(b) do if a[k] == nil then return false end end
-  return true
 end
 
 -- The argument checks of the real table (they raise at the caller of the method).
@@ -141,21 +137,13 @@ function Fake:_bill(kind)
   s[kind .. "_units"] = s[kind .. "_units"] + (kind == "read" and 0.5 or 1)
 end
 
--- One conditional write: cond(stored) -> may it apply; apply(stored) -> result;
--- ours(stored) -> does a refused write show our own earlier write (a lost answer).
-function Fake:_write(method, stream_arn, shard_id, fault, cond, apply, ours)
+-- One conditional write: cond(stored) -> may it apply; apply(stored) -> result.
+function Fake:_write(method, stream_arn, shard_id, fault, cond, apply)
   if fault and not fault.lose then return nil, fault_error(method, fault) end
   self:_bill("write")
   local stream = self._items[stream_arn]
   local stored = stream and stream[shard_id]
-  if not (stored and cond(stored)) then
-    if stored and ours and ours(stored) then
-      self._stats.recovered = self._stats.recovered + 1
-      if method == "release" then return true end
-      return stored.counter
-    end
-    return conflict(self, method, shard_id)
-  end
+  if not (stored and cond(stored)) then return conflict(self, method, shard_id) end
   local result = apply(stored)
   if fault then return nil, fault_error(method, fault) end
   return result
@@ -221,8 +209,7 @@ function Fake:renew(stream_arn, shard_id, owner, counter)
   local fault = self:_enter("renew", shard_id, stream_arn, shard_id, owner, counter)
   return self:_write("renew", stream_arn, shard_id, fault,
     function(s) return s.owner == owner and s.counter == counter end,
-    function(s) s.counter = s.counter + 1 return s.counter end,
-    function(s) return s.owner == owner and s.counter == counter + 1 end)
+    function(s) s.counter = s.counter + 1 return s.counter end)
 end
 
 --- Condition counter = c; owner = me, the counter + 1, owner switches + 1 on a change.
@@ -236,8 +223,7 @@ function Fake:take(stream_arn, shard_id, owner, counter, previous_owner)
       if previous_owner ~= owner then s.owner_switches = s.owner_switches + 1 end
       s.owner, s.counter = owner, s.counter + 1
       return s.counter
-    end,
-    function(s) return s.owner == owner and s.counter == counter + 1 end)
+    end)
 end
 
 --- Condition owner = me and counter = c; checkpoint, position, owner switches = 0, counter + 1.
@@ -253,10 +239,6 @@ function Fake:checkpoint(stream_arn, shard_id, owner, counter, checkpoint, posit
       s.checkpoint, s.position, s.owner_switches = checkpoint, copy(position), 0
       s.counter = s.counter + 1
       return s.counter
-    end,
-    function(s)
-      return s.owner == owner and s.counter == counter + 1 and s.checkpoint == checkpoint
-        and same(s.position, position) and s.owner_switches == 0
     end)
 end
 
@@ -267,8 +249,7 @@ function Fake:release(stream_arn, shard_id, owner, counter)
   local fault = self:_enter("release", shard_id, stream_arn, shard_id, owner, counter)
   local ok, err = self:_write("release", stream_arn, shard_id, fault,
     function(s) return s.owner == owner and s.counter == counter end,
-    function(s) s.owner, s.counter = nil, s.counter + 1 return true end,
-    function(s) return s.owner == nil and s.counter == counter + 1 end)
+    function(s) s.owner, s.counter = nil, s.counter + 1 return true end)
   if ok then return true end
   return nil, err
 end

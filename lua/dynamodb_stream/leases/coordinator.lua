@@ -12,9 +12,9 @@
 -- Worker ids: the default is `host:pid:random` (64 random bits), unique per process. A
 -- worker starting with the id of a lease's owner takes that lease back at its first scan,
 -- without waiting for expiry (leases.md 2.2). Give a fixed `worker_id` only when no two
--- live processes can share it: the table cannot tell two processes with one id apart (a
--- renewal refused because the other one wrote is taken for our own lost answer), so both
--- would hold the same leases and read the same shards (leases.md 7, invariant 9, race 8).
+-- live processes can share it: the newer one takes the leases of the older at once, and
+-- both read those shards until the older one's next renewal fails (leases.md 7,
+-- invariant 9, race 8).
 -- @module dynamodb_stream.leases.coordinator
 local core = require("dynamodb_stream.core")
 local compat = require("dynamodb_stream.compat")

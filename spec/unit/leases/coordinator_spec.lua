@@ -712,7 +712,7 @@ describe("leases.coordinator races", function()
     assert.equal(switches, w.table:item(ARN, "shard-01").owner_switches) -- no change of owner
   end)
 
-  it("race 8: a restart under the same id while the old one lives: both hold (why ids are unique)", function()
+  it("race 8: a restart under the same id while the old one lives: the new one keeps them, the old stops", function()
     local w = new_world()
     local old = add(w, "A")
     assert.is_true(old:sync(shards(2)))
@@ -721,13 +721,20 @@ describe("leases.coordinator races", function()
       clock = w.clock })
     w.order[#w.order + 1] = "A2"
     w.alive.A2 = new
-    run(w, 5 * D)
-    -- the new one took them back at once; the old one's renewals, refused, read back as
-    -- "owner A, counter + 1" and pass for its own lost answers: two readers of one shard.
-    -- The default worker_id (unique per process: see the options) is what prevents this.
+    w.now = 1.5
+    tick(w, "A2") -- the new one takes them back at once
     assert.equal(2, new:stats().held)
-    assert.equal(2, old:stats().held)
-    assert.is_true(new:holds("shard-01") and old:holds("shard-01"))
+    -- until the old one's next renewal, both read the shards: the overlap a unique id
+    -- (the default worker_id) avoids
+    assert.is_true(old:holds("shard-01") and new:holds("shard-01"))
+    run(w, 5 * D)
+    assert.equal(2, new:stats().held)
+    assert.equal(0, old:stats().held)
+    assert.equal(2, count_events(w, "lost"))
+    assert.equal("LeaseLost", select(2, old:checkpoint("shard-01", "9")).code)
+    run(w, 50 * D) -- the old one never takes them back: to it they look held by itself, renewed
+    assert.equal(2, new:stats().held)
+    assert.equal(2, count_events(w, "lost"))
   end)
 
   it("a take whose answer was lost: the lease waits for its expiry, then is taken; nothing hangs", function()
