@@ -67,6 +67,10 @@ local CLASS = {
   -- The stream, or a shard: the consumer retires a shard that is not found
   -- before it asks, so what reaches run() is the stream.
   ResourceNotFoundException = "fatal",
+  -- The lease table (leases/table.lua): not a lease table, or an item in it that does not
+  -- parse; a person must look at it.
+  BadLeaseTable = "fatal",
+  BadLeaseItem = "fatal",
 }
 
 -- The redactors of the live clients (service.lua), weakly keyed by client:

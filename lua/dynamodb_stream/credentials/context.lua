@@ -18,6 +18,18 @@ local M = {}
 -- @treturn table the context
 function M.new(opts)
   opts = opts or {}
+  if type(opts) ~= "table" then error("credentials: options must be a table", 3) end
+  for _, name in ipairs({ "clock", "sleep", "transport" }) do
+    if opts[name] ~= nil and type(opts[name]) ~= "function" then
+      error("credentials: " .. name .. " must be a function", 3)
+    end
+  end
+  if opts.env ~= nil and type(opts.env) ~= "table" and type(opts.env) ~= "function" then
+    error("credentials: env must be a table of variables or a function(name)", 3)
+  end
+  if opts.region ~= nil and (type(opts.region) ~= "string" or not opts.region:match("^[%w-]+$")) then
+    error("credentials: region must be a name such as 'us-east-1'", 3)
+  end
   local env = opts.env or os.getenv
   if type(env) == "table" then
     local vars = env

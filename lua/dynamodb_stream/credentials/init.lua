@@ -168,10 +168,18 @@ function M.static(creds)
   return p
 end
 
+-- What each constructor needs when it finds nothing configured.
+local NEEDS = {
+  imds = "instance metadata is disabled (AWS_EC2_METADATA_DISABLED=true)",
+  container = "not configured: set AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or AWS_CONTAINER_CREDENTIALS_FULL_URI",
+  web_identity = "not configured: pass role_arn and web_identity_token_file, or set AWS_ROLE_ARN and "
+    .. "AWS_WEB_IDENTITY_TOKEN_FILE",
+}
+
 -- A builder's answer made a public constructor's: the provider, or an error raised.
 local function built(what, p, why)
   if p then return p end
-  error("credentials." .. what .. ": " .. (why or "not configured"), 3)
+  error("credentials." .. what .. ": " .. (why or NEEDS[what] or "not configured"), 3)
 end
 
 --- One profile of the shared files, resolved as the chain would (role, web identity, SSO,

@@ -80,6 +80,8 @@ describe("credentials end to end", function()
     assert.is_true(s.issued >= 12 and s.issued <= 14, "issued " .. s.issued)
     assert.equals(s.issued, #s.keys)
     assert.equals(0, streams:stats().credential_refreshes)
+    io.stderr:write(string.format("\n# credentials: 30 simulated minutes on 5-minute credentials: %d changes "
+      .. "delivered, %d requests accepted, %d credential sets fetched, 0 refused\n", #got, s.accepted, s.issued))
   end)
 
   it("a client whose keys were rotated out fetches new ones when refused, and sends again", function()
