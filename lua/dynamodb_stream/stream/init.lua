@@ -256,13 +256,6 @@ function Stream:_fetch_held()
   return self._fetching ~= false and self._fetching ~= nil
 end
 
--- The coordinator's tick (opts.leases): at each fetch outside run, and inside
--- run when it is due.
-local function lease_work(self)
-  if self._running and self._clock() < self._coordinator:next_due() then return true end
-  return self:_lease_tick()
-end
-
 -- What a fetch does, by kind: "shards" (DescribeStream only), "records" (read,
 -- after a first DescribeStream), "state" (both). With leases, the shards held
 -- are checkpointed after the read.
@@ -276,7 +269,8 @@ local function fetch_body(self, kind, fetch)
     if not ok then return nil, err end
   end
   if self._coordinator then
-    local ok, err = lease_work(self)
+    -- the tick: at each fetch outside run, when it is due inside run
+    local ok, err = self:_lease_tick_due(not self._running)
     if not ok then return nil, err end
     self:_lease_retry_ends()
   end

@@ -108,6 +108,7 @@ function M:_lease_setup(o)
   self.worker_id = o.worker_id
   self._checkpoint_interval = o.checkpoint_interval
   self._lease_ensured = false
+  self._lease_due = -math.huge  -- the coordinator's next_due after the last tick
   self._unsaved_ends = {}  -- shard ids read to their end whose SHARD_END is not written yet
 end
 
@@ -243,12 +244,28 @@ function M:_lease_tick()
   return true
 end
 
+-- The tick when the coordinator is due (or now, forced).
+function M:_lease_tick_due(force)
+  if not force and self._clock() < self._lease_due then return true end
+  local ok, err = self:_lease_tick()
+  self._lease_due = self._coordinator:next_due()
+  return ok, err
+end
+
 -- Whether the shard's lease is still held (always true without leases): the
--- reader asks before each record it delivers.
+-- reader asks before each record it delivers. A long fetch (slow listeners,
+-- full pages) ticks here when due, so that its leases are renewed on time and
+-- a lease lost is noticed within one renewal interval.
 function M:_lease_holds(sh)
   local c = self._coordinator
-  if not c or c:holds(sh.shard_id) then return true end
-  self:_lease_drop(sh.shard_id)
+  if not c then return true end
+  if self._clock() >= self._lease_due then
+    local ok, err = self:_lease_tick_due(true)
+    if not ok then self:_fail(err) end
+  end
+  -- (lost and taken back by that tick: sh is no longer the shard read)
+  if self._shards[sh.shard_id] == sh and c:holds(sh.shard_id) then return true end
+  if self._shards[sh.shard_id] == sh then self:_lease_drop(sh.shard_id) end
   return false
 end
 

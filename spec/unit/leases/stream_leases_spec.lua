@@ -329,6 +329,39 @@ describe("stream with opts.leases", function()
       assert.equals(reads, #fake:calls_on("A", "get_records"))
     end)
 
+    it("ticks in the middle of a long page when due, and stops there when the tick says lost", function()
+      fake:add_shard("A")
+      for i = 1, 8 do fake:insert("A", { pk = "a" .. i }) end
+      coord.due = now
+      coord.on_tick = function(self) self.due = now + 2.5 end -- a renewal every 2.5 s
+      coord.ticks = { { acquired = { "A" } }, {}, { lost = { "A" } } }
+      local s = new_stream()
+      local log = Fake.recorder(s)
+      s:on("lease lost", function(ids) log[#log + 1] = "lost " .. table.concat(ids, ",") end)
+      s:on("insert record", function() now = now + 1 end)   -- a slow listener: 1 s a record
+      s:fetch_stream_state()
+      -- ticks at 100 (acquired), before a4 at 103 (renewed), before a7 at 106 (lost)
+      assert.same({ "new A", "insert a1", "insert a2", "insert a3", "insert a4", "insert a5", "insert a6",
+        "lost A" }, log)
+      assert.equals(3, coord.tick_calls)
+    end)
+
+    it("stops the page of a shard lost and taken back by a tick in its middle, and reads it from its lease",
+      function()
+      fake:add_shard("A")
+      for i = 1, 4 do fake:insert("A", { pk = "a" .. i }) end
+      coord.due = now
+      coord.on_tick = function(self) self.due = self.tick_calls == 1 and now + 2.5 or math.huge end
+      coord.ticks = { { acquired = { "A" } }, { lost = { "A" }, acquired = { "A" } } }
+      local s = new_stream()
+      local log = Fake.recorder(s)
+      s:on("insert record", function() now = now + 1 end)
+      s:fetch_stream_state()
+      -- the second tick (before a4) hands A over anew: its lease still says TRIM_HORIZON
+      assert.same({ "new A", "insert a1", "insert a2", "insert a3", "new A",
+        "insert a1", "insert a2", "insert a3", "insert a4" }, log)
+    end)
+
     it("drops a shard whose checkpoint is refused (LeaseLost) and a shard the tick says is lost", function()
       fake:add_shard("A")
       fake:add_shard("B")
