@@ -7,56 +7,11 @@
 -- @module dynamodb_stream.stream.leases
 local errors = require("dynamodb_stream.errors")
 local seqnum = require("dynamodb_stream.seqnum")
-local runtime = require("dynamodb_stream.runtime")
 local checks = require("dynamodb_stream.stream.checks")
 
 local new_error, has_control = checks.new_error, checks.has_control
 
 local M = {}
-
-local function first_line(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local line = f:read("*l")
-  f:close()
-  return line
-end
-
-local function hostname()
-  local name = first_line("/proc/sys/kernel/hostname")
-  if not name or name == "" then
-    local p = io.popen("uname -n 2>/dev/null")
-    if p then name = p:read("*l") p:close() end
-  end
-  name = name and name:gsub("[%c%s]", "") or ""
-  return name ~= "" and name or "unknown-host"
-end
-
-local function pid()
-  local ngx = runtime.ngx()
-  if ngx and ngx.worker and ngx.worker.pid then return tostring(ngx.worker.pid()) end
-  return (first_line("/proc/self/stat") or ""):match("^(%d+)") or "0"
-end
-
--- 8 random bytes in hex: a restarted process with the same host and pid (a
--- container) still gets a fresh id (leases.md 7, invariant 9).
-local function random_hex()
-  local f = io.open("/dev/urandom", "rb")
-  local bytes = f and f:read(8)
-  if f then f:close() end
-  if not bytes or #bytes ~= 8 then
-    bytes = {}
-    for i = 1, 8 do bytes[i] = string.char(math.random(0, 255)) end
-    bytes = table.concat(bytes)
-  end
-  return (bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end))
-end
-
---- The default worker id: hostname .. ":" .. pid .. ":" .. 16 random hex digits.
--- @treturn string
-function M.default_worker_id()
-  return hostname() .. ":" .. pid() .. ":" .. random_hex()
-end
 
 local function is_client(v)
   local t = type(v)
@@ -74,7 +29,8 @@ end
 --- opts.leases checked: raises (error level 0: the caller re-raises at its
 -- own caller) with a message naming the option.
 -- @param l opts.leases
--- @treturn table { dynamodb, table, worker_id, lease_duration, checkpoint_interval }
+-- @treturn table { dynamodb, table, worker_id (nil: the coordinator's default,
+-- host:pid:random), lease_duration, checkpoint_interval }
 function M.options(l)
   if type(l) ~= "table" then error("opts.leases must be a table", 0) end
   if not is_client(l.dynamodb) then
@@ -85,15 +41,15 @@ function M.options(l)
     error("opts.leases.table must be a DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ . -)", 0)
   end
   local id = l.worker_id
-  if id ~= nil and (type(id) ~= "string" or id == "" or has_control(id)) then
-    error("opts.leases.worker_id must be a non-empty string without control characters", 0)
+  if id ~= nil and (type(id) ~= "string" or id == "" or #id > 256 or has_control(id)) then
+    error("opts.leases.worker_id must be a non-empty string of at most 256 bytes without control characters", 0)
   end
   local duration = seconds(l.lease_duration, 10, 0, true)
   if not duration then error("opts.leases.lease_duration must be a number of seconds > 0", 0) end
   local interval = seconds(l.checkpoint_interval, 1, 0, false)
   if not interval then error("opts.leases.checkpoint_interval must be a number of seconds >= 0", 0) end
-  return { dynamodb = l.dynamodb, table = name, worker_id = id or M.default_worker_id(),
-    lease_duration = duration, checkpoint_interval = interval }
+  return { dynamodb = l.dynamodb, table = name, worker_id = id, lease_duration = duration,
+    checkpoint_interval = interval }
 end
 
 -- Sets up the lease table and this worker's coordinator from checked options
@@ -105,7 +61,7 @@ function M:_lease_setup(o)
     lease_duration = o.lease_duration, clock = function() return self._clock() end,
     initial_checkpoint = self._start_type,
   })
-  self.worker_id = o.worker_id
+  self.worker_id = self._coordinator:worker_id()
   self._checkpoint_interval = o.checkpoint_interval
   self._lease_ensured = false
   self._lease_due = -math.huge  -- the coordinator's next_due after the last tick

@@ -17,6 +17,7 @@ local function stub_coordinator()
   local c = { held = {}, leases = {}, log = {}, ticks = {}, due = math.huge, tick_calls = 0,
     refuse = {} }
   function c.sync(self, shards) self.synced = shards return true end
+  function c.worker_id(self) return self.config.worker_id end
   function c.tick(self)
     self.tick_calls = self.tick_calls + 1
     if self.on_tick then self:on_tick() end
@@ -93,7 +94,10 @@ describe("stream with opts.leases", function()
       made.table = lt
       return lt
     end }
-    package.loaded[COORDINATOR_MODULE] = { new = function(cfg) made.config = cfg return coord end }
+    package.loaded[COORDINATOR_MODULE] = { new = function(cfg)
+      made.config, coord.config = cfg, cfg
+      return coord
+    end }
   end)
 
   after_each(function()
@@ -119,7 +123,10 @@ describe("stream with opts.leases", function()
       assert.equals("TRIM_HORIZON", made.config.initial_checkpoint)
     end)
 
-    it("makes a worker id of the host name, the pid and random hex, fresh each time", function()
+    it("gets the coordinator's default worker id: the host name, the pid and random hex, fresh each time",
+      function()
+      -- the real modules (nothing is sent before the first fetch)
+      package.loaded[TABLE_MODULE], package.loaded[COORDINATOR_MODULE] = nil, nil
       local host = (io.open("/proc/sys/kernel/hostname"):read("*l"))
       local l = { dynamodb = ddb, table = "orders-leases" }
       local s1 = Stream.new(fake, fake.stream_arn, { leases = l })
@@ -142,8 +149,8 @@ describe("stream with opts.leases", function()
       for _, name in ipairs({ false, 12, "", "ab", string.rep("a", 256), "has space", "a/b", "tab\tle" }) do
         cases[#cases + 1] = { { dynamodb = ddb, table = name or nil }, table_msg }
       end
-      local id_msg = "opts.leases.worker_id must be a non-empty string without control characters"
-      for _, id in ipairs({ "", 12, true, "host\n1", "a\0b", "del\127" }) do
+      local id_msg = "opts.leases.worker_id must be a non-empty string of at most 256 bytes without control characters"
+      for _, id in ipairs({ "", 12, true, "host\n1", "a\0b", "del\127", string.rep("w", 257) }) do
         cases[#cases + 1] = { { dynamodb = ddb, table = "t-1", worker_id = id }, id_msg }
       end
       for _, d in ipairs({ 0, -1, "10", 0 / 0, math.huge }) do
@@ -163,7 +170,7 @@ describe("stream with opts.leases", function()
       assert.truthy(Stream.new(fake, fake.stream_arn, { leases = { dynamodb = ddb, table = "a.b",
         checkpoint_interval = 0, lease_duration = 0.5, worker_id = "x" } }))
       assert.truthy(Stream.new(fake, fake.stream_arn, { leases = { dynamodb = ddb,
-        table = "A_z-0." .. string.rep("x", 249) } }))
+        table = "A_z-0." .. string.rep("x", 249), worker_id = string.rep("w", 256) } }))
     end)
 
     it("refuses the positions that the lease table holds: run's checkpoint, start_at positions, set_shard_state",
