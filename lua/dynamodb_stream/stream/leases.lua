@@ -191,6 +191,8 @@ function M:_lease_tick()
       started[#started + 1] = id
     elseif finished then
       self._retired[id] = finished
+      -- read to its end by a holder that did not get SHARD_END written
+      if lease.checkpoint ~= "SHARD_END" then self._unsaved_ends[id] = true end
     end
   end
   self:_notify("lease lost", res.lost or {})

@@ -264,6 +264,17 @@ describe("stream with opts.leases", function()
       assert.equals(0, fake:count("get_records", function(p) return p.ShardIterator == "another-workers-iterator" end))
     end)
 
+    it("writes SHARD_END for a lease whose position says finished without it", function()
+      fake:add_shard("A", { closed = true })
+      local a1 = "100000000000000000009"
+      coord.leases.A = { shard_id = "A", checkpoint = a1, parents = {},
+        position = { shardId = "A", sequenceNumber = a1, finished = true } }
+      coord.ticks = { { acquired = { "A" } } }
+      new_stream():fetch_stream_state()
+      assert.same({ "checkpoint A SHARD_END" }, writes())
+      assert.equals(0, #fake:calls_on("A", "get_shard_iterator"))
+    end)
+
     it("reports a lease position that does not parse and starts from the checkpoint", function()
       fake:add_shard("A")
       local s1 = fake:insert("A", { pk = "1" })
