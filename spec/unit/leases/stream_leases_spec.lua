@@ -618,3 +618,108 @@ describe("stream with opts.leases", function()
     assert.is_nil(Stream.new(fake, fake.stream_arn):stats().leases)
   end)
 end)
+
+-- The stream with the real coordinator over the in-memory lease table
+-- (spec/support/fake_lease_table.lua), on one injected clock: workers share
+-- four shards and a split, one stops gracefully, one dies.
+describe("stream with opts.leases, the real coordinator and the fake lease table", function()
+  local FakeTable = require("fake_lease_table")
+  local D = 10
+  local fake, lease_table, now, saved
+
+  before_each(function()
+    now, fake, lease_table = 0, Fake.new(), FakeTable.new()
+    for i = 1, 4 do fake:add_shard("S" .. i) end
+    saved = package.loaded[TABLE_MODULE]
+    package.loaded[TABLE_MODULE] = { new = function() return lease_table end }
+  end)
+
+  after_each(function() package.loaded[TABLE_MODULE] = saved end)
+
+  local function worker(id)
+    local s = Stream.new(fake, fake.stream_arn, { start_at = "TRIM_HORIZON", clock = function() return now end,
+      leases = { dynamodb = { call = function() end }, table = "leases", worker_id = id, lease_duration = D } })
+    s.got, s.errors = {}, {}
+    s:on("insert record", function(_, _, record) s.got[#s.got + 1] = record.shardId .. ":" .. record.eventID end)
+    s:on("error", function(e) s.errors[#s.errors + 1] = e end)
+    return s
+  end
+
+  -- One change in every open shard.
+  local function write_all()
+    for _, shard in ipairs(fake.shards) do
+      if not shard.closed then fake:insert(shard.id, { pk = shard.id }) end
+    end
+  end
+
+  -- The changes nobody delivered, and how many were delivered twice.
+  local function tally(workers)
+    local seen, dups = {}, 0
+    for _, w in ipairs(workers) do
+      for _, key in ipairs(w.got) do
+        if seen[key] then dups = dups + 1 end
+        seen[key] = true
+      end
+    end
+    local missing = 0
+    for _, shard in ipairs(fake.shards) do
+      for _, r in ipairs(shard.records) do
+        if not seen[shard.id .. ":" .. r.eventID] then missing = missing + 1 end
+      end
+    end
+    return missing, dups
+  end
+
+  it("split the shards, hand them over on stop and after a death, and lose nothing", function()
+    local w1, w2 = worker("w1"), worker("w2")
+    for round = 1, 30 do
+      write_all()
+      assert.truthy(w1:fetch_stream_state())
+      assert.truthy(w2:fetch_stream_state())
+      now = now + 1
+      if round == 10 then
+        fake:close("S1")
+        fake:add_shard("S5", { parent = "S1" })
+      end
+    end
+    assert.equals(2, w1:stats().leases.held)
+    assert.equals(2, w2:stats().leases.held)
+    local missing, dups_before_stop = tally({ w1, w2 })
+    assert.equals(0, missing)
+
+    -- graceful: w1 checkpoints and releases; w2 takes them at its next scan
+    w1:stop()
+    assert.equals(0, w1:stats().leases.held)
+    local rounds = 0
+    repeat
+      write_all()
+      assert.truthy(w2:fetch_stream_state())
+      now, rounds = now + 1, rounds + 1
+    until w2:stats().leases.held == 4 or rounds > D
+    assert.is_true(rounds <= math.ceil(D / 4) + 1, "handed over in " .. rounds .. " s")
+    local dups
+    missing, dups = tally({ w1, w2 })
+    assert.equals(0, missing)
+    assert.equals(dups_before_stop, dups)          -- a graceful stop duplicates nothing
+
+    -- death: w2 stops being called; w3 takes everything after expiry
+    local w3 = worker("w3")
+    rounds = 0
+    repeat
+      write_all()
+      assert.truthy(w3:fetch_stream_state())
+      now, rounds = now + 1, rounds + 1
+    until w3:stats().leases.held == 4 or rounds > 3 * D
+    assert.is_true(rounds <= 1.5 * D + 1, "failed over in " .. rounds .. " s")
+    for _ = 1, 3 do
+      write_all()
+      assert.truthy(w3:fetch_stream_state())
+      now = now + 1
+    end
+    missing = tally({ w1, w2, w3 })
+    assert.equals(0, missing)
+    assert.same({}, w1.errors)
+    assert.same({}, w2.errors)
+    assert.same({}, w3.errors)
+  end)
+end)
