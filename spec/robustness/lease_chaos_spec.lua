@@ -50,7 +50,7 @@ describe("lease chaos: workers killed, added and stopped over a live stream", fu
     return
   end
 
-  local tmp, srv
+  local tmp, srv, keep
   local workers = {} -- slot -> { id, shell, pid, proc, log, stop_file }
 
   setup(function()
@@ -65,7 +65,7 @@ describe("lease chaos: workers killed, added and stopped over a live stream", fu
       end
     end
     if srv then srv.stop() end
-    if tmp then helper.rmdir(tmp) end
+    if tmp and not keep then helper.rmdir(tmp) end
   end)
 
   it("loses nothing, keeps per-key order, fails over within 1.5 x lease_duration", function()
@@ -94,7 +94,8 @@ describe("lease chaos: workers killed, added and stopped over a live stream", fu
         q("endpoint=" .. srv.endpoint), q("arn=" .. srv.arn), q("ddb=" .. helper.ddb_local_endpoint()),
         q("namespace=" .. namespace), q("table=" .. table_name), "lease_duration=" .. LEASE_DURATION,
         q("id=" .. id), q("log=" .. w.log), q("stop_file=" .. w.stop_file),
-        ">/dev/null 2>" .. q(tmp .. "/" .. id .. ".stderr") .. " & echo $!; wait $!; wait $!",
+        ">/dev/null 2>" .. q(tmp .. "/" .. id .. ".stderr") .. " & echo $!;",
+        "exec 2>/dev/null; wait $!; wait $!", -- no "Killed" from the shell
       }, " ")
       w.proc = assert(helper.popen(cmd))
       w.shell = helper.tointeger(tonumber(w.proc:read("*l")))
@@ -147,12 +148,16 @@ describe("lease chaos: workers killed, added and stopped over a live stream", fu
     local t0 = monotime()
     for slot = 1, 4 do start(slot) end
     -- The fleet holds every shard before the writer starts.
-    local deadline = monotime() + 30
+    local deadline, held = monotime() + 30, 0
     repeat
       ds.sleep(0.2)
-      local held = 0
-      for _, w in pairs(workers) do held = held + holding(w) end
+      held = 0
+      for _, w in pairs(workers) do
+        assert(helper.alive(w.pid), w.id .. " died at its start: " .. stderr_of(w))
+        held = held + holding(w)
+      end
     until held >= SHARDS or monotime() > deadline
+    assert(held >= SHARDS, "the fleet holds " .. held .. " of " .. SHARDS .. " shards after 30 s")
     srv.start_writer(CHANGES, KEYS, RATE, SEED)
 
     local stopped_slot
@@ -164,6 +169,7 @@ describe("lease chaos: workers killed, added and stopped over a live stream", fu
         if holding(w) > 0 then candidates[#candidates + 1] = slot end
       end
       table.sort(candidates)
+      for _, w in pairs(workers) do assert(helper.alive(w.pid), w.id .. " died: " .. stderr_of(w)) end
       assert(#candidates > 0, "no worker holds a lease at kill " .. k)
       local slot = candidates[math.random(#candidates)]
       kill(slot)
@@ -243,6 +249,10 @@ describe("lease chaos: workers killed, added and stopped over a live stream", fu
         return d
       end)())))
     for i = 1, math.min(20, #report.problems) do io.stderr:write("#   ", report.problems[i], "\n") end
+    if #report.problems > 0 then
+      keep = true
+      io.stderr:write("#   the logs are kept in ", tmp, "\n")
+    end
 
     assert(#report.problems == 0, #report.problems .. " problems, first: " .. tostring(report.problems[1]))
     assert.equals(CHANGES, #changes)

@@ -14,7 +14,7 @@
 --   A <id> <t> <shard> ...                      'lease acquired'
 --   L <id> <t> <shard> ...                      'lease lost'
 --   D <id> <shard> <key> <version> <seq> <t>    each delivered change
---   E <id> <t> <code>                           each 'error' event
+--   E <id> <t> <code> <message>                 each 'error' event
 --   X <id> <t> <ok> <err>                       run returned (after stop: final
 --                                               checkpoints and leases released)
 -- It stops gracefully once stop_file exists (the spec's SIGTERM handler, a
@@ -29,7 +29,11 @@ for _, a in ipairs(arg) do
   if not k then io.stderr:write("lease_worker: bad argument " .. a .. "\n") os.exit(2) end
   args[k] = v
 end
-local function need(name) return assert(args[name], name .. "= is required") end
+local function need(name)
+  local v = args[name]
+  if not v then error(name .. "= is required", 2) end
+  return v
+end
 
 local id = need("id")
 local log = assert(io.open(need("log"), "a"))
@@ -70,7 +74,10 @@ stream:on("record", function(record, shard_id)
 end)
 stream:on("lease acquired", function(shard_ids) line("A", id, now(), table.concat(shard_ids, " ")) end)
 stream:on("lease lost", function(shard_ids) line("L", id, now(), table.concat(shard_ids, " ")) end)
-stream:on("error", function(err) line("E", id, now(), tostring(type(err) == "table" and err.code or err)) end)
+stream:on("error", function(err)
+  local text = type(err) == "table" and tostring(err.code) .. " " .. tostring(err.message) or tostring(err)
+  line("E", id, now(), (text:gsub("%s+", " ")))
+end)
 
 line("S", id, now())
 local ok, err = stream:run({
