@@ -5,7 +5,10 @@
 -- Log lines (t: monotonic seconds, one clock for every process of the machine):
 --   S <id> <t>   A <id> <t> <shard>...   L <id> <t> <shard>...   E <id> <t> <code>
 --   X <id> <t> <ok> <err>   D <id> <shard> <key> <version> <seq> <t>
---   K <id> <t>   (the spec SIGKILLed id)      T <id> <t>   (the spec asked id to stop)
+--   K <id> <t> [<t_dead>]  (the spec SIGKILLed id: t before the kill, from which a
+--                           failover is measured; t_dead after it, when id's
+--                           holdings end: it may deliver in between)
+--   T <id> <t>   (the spec asked id to stop)
 local M = {}
 
 --- Parses log text into entries { kind, id, t, shards | shard, key, version, seq | ... }.
@@ -29,7 +32,13 @@ function M.parse(text, name)
       end
     elseif kind == "S" or kind == "K" or kind == "T" or kind == "X" or kind == "E" then
       local id, t, rest = l:match("^%u (%S+) ([%d.]+) ?(.*)$")
-      if id then e = { kind = kind, id = id, t = tonumber(t), rest = rest } end
+      if id then
+        e = { kind = kind, id = id, t = tonumber(t), rest = rest }
+        if kind == "K" then
+          e.dead_at = tonumber(rest:match("^[%d.]+$") or t)
+          if not e.dead_at or e.dead_at < e.t then e = nil end
+        end
+      end
     end
     if not e then error(string.format("%s:%d: bad line %q", name or "log", n, l), 2) end
     out[#out + 1] = e
@@ -65,7 +74,9 @@ local function holdings(entries, until_t)
       end
     elseif e.kind == "L" then
       for _, s in ipairs(e.shards) do close(e.id, s, e.t) end
-    elseif e.kind == "K" or e.kind == "X" then
+    elseif e.kind == "K" then
+      close_all(e.id, e.dead_at)
+    elseif e.kind == "X" then
       close_all(e.id, e.t)
     end
   end

@@ -101,6 +101,14 @@ describe("lease chaos checker", function()
     local r = run((CLEAN:gsub("A w2 12.5 s1 s2\n", "A w2 12.65 s1 s2\n")))
     assert.equals(1, #r.unheld)
     assert(has_problem(r, "^w2 delivered a v2 of s1 at 12%.600 without holding its lease$"))
+    -- After the SIGKILL landed, w1 delivers nothing; between the spec's kill
+    -- command and its landing (t_dead), it still may.
+    local late = CLEAN:gsub("K w1 10.0\n", "K w1 10.0\nD w1 s1 a 3 103 10.01\n")
+    assert.equals(1, #run(late).unheld)
+    local landing = CLEAN:gsub("K w1 10.0\n", "K w1 10.0 10.02\nD w1 s1 a 3 103 10.01\n")
+    r = run(landing)
+    assert.same({}, r.problems)
+    assert.near(2.6, r.failovers[1].worst, 1e-9) -- measured from before the kill
   end)
 
   it("reports a failover or a graceful handover slower than its bound", function()
@@ -120,6 +128,8 @@ describe("lease chaos checker", function()
     assert.same({ kind = "D", id = "w1", shard = "s1", key = "a", version = 1, seq = "101", t = 2.0 }, entries[2])
     assert.has_error(function() check.parse("S w1 1.0\nD w1 s1 a one 101 2.0\n", "w1.log") end,
       'w1.log:2: bad line "D w1 s1 a one 101 2.0"')
+    assert.has_error(function() check.parse("K w1 2.0 1.0\n", "spec.log") end, 'spec.log:1: bad line "K w1 2.0 1.0"')
+    assert.equals(2.5, check.parse("K w1 2.0 2.5\n")[1].dead_at)
   end)
 
   it("gives the distribution of a list of seconds", function()
