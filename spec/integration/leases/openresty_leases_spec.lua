@@ -40,12 +40,14 @@ describe("leases in OpenResty: two nginx nodes share a stream", function()
 
   it("each node holds about half the shards; stopping one moves its shards to the other", function()
     srv = live.start({ "--shards", tostring(SHARDS), "--records", "0" }, 300)
+    -- nginx's workers run as another user: their logs go where they may write.
+    os.execute("chmod 755 " .. helper.shell_quote(tmp) .. " && mkdir -m 777 " .. helper.shell_quote(tmp .. "/nodes"))
     local namespace = "leasenginx" .. os.time()
     local function start_node(name)
       local cfg = {
         node = name, endpoint = srv.endpoint, arn = srv.arn, ddb = helper.ddb_local_endpoint(),
         namespace = namespace, table = "nginx_leases", lease_duration = LEASE_DURATION,
-        log = tmp .. "/" .. name .. ".log",
+        log = tmp .. "/nodes/" .. name .. ".log",
       }
       local node = nginx.start({
         ready = "/status",
