@@ -144,10 +144,11 @@ describe("lease chaos: workers killed, added and stopped over a live stream", fu
       while helper.alive(w.pid) and monotime() < deadline do ds.sleep(0.05) end
       local stopped = not helper.alive(w.pid)
       if not stopped then os.execute("kill -9 " .. w.pid) end
-      w.proc:close()
+      local exited, how, code = w.proc:close() -- the shell's status is the worker's
       w.proc = nil
       workers[slot] = nil
       assert(stopped, w.id .. " did not stop within 10 s of its SIGTERM")
+      assert(exited, w.id .. " ended by " .. tostring(how) .. " " .. tostring(code) .. " after its SIGTERM: " .. stderr_of(w))
       local log = helper.read_file(w.log) or ""
       assert(log:match("\nX " .. w.id:gsub("%.", "%%.") .. " [%d.]+ true nil\n$"),
         w.id .. " did not end its run cleanly: " .. log:sub(-300) .. stderr_of(w))
