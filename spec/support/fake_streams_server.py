@@ -54,6 +54,31 @@ TrimmedDataAccessException.)
 
 GET /_stats answers (without authentication) {"calls": {op: n}, "errors":
 {code: n}, "max_in_flight": n, "in_flight": n}. POST /_stats/reset zeroes them.
+
+A live stream (control endpoints, without authentication, JSON in and out;
+--records 0 starts with empty shards). Each shard covers a range of a 32-bit
+hash space, as DynamoDB's partitions do: the roots share it equally, children
+halve their parent's. A change to key K goes to the open shard whose range
+holds crc32(K), so one key's changes follow one lineage and their order is
+the order of the shards (parents first) and, in a shard, of sequence numbers.
+  POST /_control/put {"key": K, "version": V} or {"changes": [{"key", "version"}, ...]}
+      appends INSERT (version 1) or MODIFY changes with NewImage {pk: K, v: V}
+      (and OldImage v: V-1); "version" defaults to the key's last + 1.
+      -> {"written": [{"key", "version", "shard", "seq"}]}
+  POST /_control/writer {"changes": N, "keys": K, "rate": R, "seed": S}
+      a thread appends N changes over keys "key-00000".."key-<K-1>" (picked at
+      random, seeded) at R changes/s; 409 while one runs.
+  GET /_control/writer -> {"written": n, "target": N, "running": bool}
+  POST /_control/split {"shard": ID}  (default: the first open shard)
+      closes it and opens two children, each with half its range
+      -> {"parent": ID, "children": [ID, ID]}
+  POST /_control/rollover  closes every open shard, each replaced by one child
+      with its range (what DynamoDB does about every 4 hours)
+      -> {"closed": [IDs], "opened": [IDs]}
+  GET /_control/changes -> {"changes": [[key, version, shard, seq], ...]} every
+      change put so far, in the order written.
+A closed shard keeps its records; GetRecords at its end returns no
+NextShardIterator, and DescribeStream lists it with EndingSequenceNumber.
 """
 import argparse
 import base64
@@ -66,6 +91,7 @@ import socket
 import sys
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler
 
 import test_server
@@ -76,6 +102,7 @@ CORAL_NS = "com.amazon.coral.service#"
 DEFAULT_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/fake/stream/2024-01-01T00:00:00.000"
 DEFAULT_ACCESS_KEY = "AKID"
 DEFAULT_SECRET = "fake-streams-secret-0123456789"
+HASH_SPACE = 1 << 32
 
 
 class ApiError(Exception):
@@ -135,6 +162,7 @@ class Shard(object):
         self.starting = None
         self.ending = None  # set when closed
         self.trimmed = 0
+        self.range = None   # [lo, hi) of the key hash space, set by assign_ranges
 
 
 class Stream(object):
@@ -144,6 +172,13 @@ class Stream(object):
         self.shards = []
         self.by_id = {}
         self.seq = 0
+        # Live changes: the control endpoints and the writer thread append
+        # while GetRecords reads; every operation on the stream holds this.
+        self.lock = threading.RLock()
+        self.versions = {}   # key -> last version put
+        self.changes = []    # [key, version, shard id, seq] in the order written
+        self.generation = 1
+        self.minted = 0
 
     def next_seq(self):
         self.seq += 1
@@ -193,6 +228,95 @@ class Stream(object):
         self.shards.sort(key=lambda x: x.id)
         return s
 
+    def assign_ranges(self):
+        """Roots share the hash space equally, children halve their parent's."""
+        roots = [s for s in self.shards if s.parent is None or s.parent not in self.by_id]
+        for i, s in enumerate(roots):
+            s.range = (i * HASH_SPACE // len(roots), (i + 1) * HASH_SPACE // len(roots))
+        pending = [s for s in self.shards if s.range is None]
+        while pending:
+            for s in pending:
+                parent = self.by_id[s.parent]
+                if parent.range is None:
+                    continue
+                siblings = [c for c in self.shards if c.parent == parent.id]
+                lo, hi = parent.range
+                k = siblings.index(s)
+                s.range = (lo + k * (hi - lo) // len(siblings), lo + (k + 1) * (hi - lo) // len(siblings))
+            pending = [s for s in pending if s.range is None]
+
+    def open_shards(self):
+        return [s for s in self.shards if s.ending is None]
+
+    def close(self, s):
+        s.ending = s.seqs[-1] if s.seqs else s.starting
+
+    def new_child(self, parent, lo, hi):
+        self.minted += 1
+        child = self.add_shard(shard_id(self.generation, self.minted), parent.id, 0, False)
+        child.range = (lo, hi)
+        return child
+
+    def split(self, sid=None):
+        with self.lock:
+            open_ = self.open_shards()
+            s = self.by_id.get(sid) if sid else (open_[0] if open_ else None)
+            if s is None or s.ending is not None:
+                raise ApiError("ValidationException", "no open shard %s to split" % sid)
+            self.close(s)
+            self.generation += 1
+            lo, hi = s.range
+            mid = (lo + hi) // 2
+            children = [self.new_child(s, lo, mid), self.new_child(s, mid, hi)]
+            return {"parent": s.id, "children": [c.id for c in children]}
+
+    def rollover(self):
+        with self.lock:
+            open_ = self.open_shards()
+            for s in open_:
+                self.close(s)
+            self.generation += 1
+            opened = [self.new_child(s, s.range[0], s.range[1]) for s in open_]
+            return {"closed": [s.id for s in open_], "opened": [c.id for c in opened]}
+
+    def put(self, key, version=None):
+        """Appends one change of key to the open shard that covers it."""
+        if not isinstance(key, str) or not key:
+            raise ApiError("ValidationException", "key must be a non-empty string")
+        with self.lock:
+            if version is None:
+                version = self.versions.get(key, 0) + 1
+            if not isinstance(version, int) or version < 1:
+                raise ApiError("ValidationException", "version must be a positive integer")
+            h = zlib.crc32(key.encode("utf-8"))
+            s = next((x for x in self.shards if x.ending is None and x.range[0] <= h < x.range[1]), None)
+            if s is None:
+                raise ApiError("ValidationException", "no open shard covers " + key)
+            seq = self.next_seq()
+            ddb = {
+                "ApproximateCreationDateTime": int(time.time()),
+                "Keys": {"pk": {"S": key}},
+                "NewImage": {"pk": {"S": key}, "v": {"N": str(version)}},
+                "SequenceNumber": str(seq),
+                "StreamViewType": "NEW_AND_OLD_IMAGES",
+            }
+            if version > 1:
+                ddb["OldImage"] = {"pk": {"S": key}, "v": {"N": str(version - 1)}}
+            ddb["SizeBytes"] = len(json.dumps(ddb, separators=(",", ":")))
+            record = {
+                "eventID": "%032x" % random.getrandbits(128),
+                "eventName": "INSERT" if version == 1 else "MODIFY",
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": "us-east-1",
+                "dynamodb": ddb,
+            }
+            s.records.append(json.dumps(record, separators=(",", ":")))
+            s.seqs.append(seq)
+            self.versions[key] = max(version, self.versions.get(key, 0))
+            self.changes.append([key, version, s.id, str(seq)])
+            return {"key": key, "version": version, "shard": s.id, "seq": str(seq)}
+
     def shard_json(self, s):
         rng = {"StartingSequenceNumber": str(s.starting)}
         if s.ending is not None:
@@ -215,6 +339,7 @@ def build_stream(args, config):
         for spec in config["shards"]:
             stream.add_shard(spec["id"], spec.get("parent"), int(spec.get("records", args.records)),
                              bool(spec.get("closed", False)), int(spec.get("trimmed", 0)))
+        stream.assign_ranges()
         return stream
     if args.lineage == "flat":
         for n in range(args.shards):
@@ -227,7 +352,30 @@ def build_stream(args, config):
                 stream.add_shard(shard_id(1, 2 * n + k), shard_id(0, n), args.records, args.closed)
     else:
         raise SystemExit("unknown lineage " + args.lineage)
+    stream.assign_ranges()
     return stream
+
+
+class Writer(object):
+    """Appends `changes` changes over `keys` keys at `rate` per second."""
+
+    def __init__(self, stream, changes, keys, rate, seed):
+        self.stream, self.target, self.keys, self.rate = stream, changes, keys, rate
+        self.rng = random.Random(seed)
+        self.written = 0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        start = time.monotonic()
+        while self.written < self.target:
+            due = min(self.target, int((time.monotonic() - start) * self.rate) + 1)
+            while self.written < due:
+                self.stream.put("key-%05d" % self.rng.randrange(self.keys))
+                self.written += 1
+            time.sleep(0.005)
+
+    def running(self):
+        return self.thread.is_alive()
 
 
 # --------------------------------------------------------------------------
@@ -311,6 +459,49 @@ class Api(object):
         self.errors = {}
         self.in_flight = 0
         self.max_in_flight = 0
+        self.writer = None
+
+    def control(self, method, path, body):
+        """The live stream's control endpoints: (status, JSON text)."""
+        stream = self.stream
+        if method == "GET" and path == "/_control/changes":
+            with stream.lock:
+                return 200, json.dumps({"changes": stream.changes})
+        if method == "GET" and path == "/_control/writer":
+            w = self.writer
+            return 200, json.dumps({"written": w.written if w else 0, "target": w.target if w else 0,
+                                    "running": bool(w and w.running())})
+        if method != "POST":
+            return 404, json.dumps({"error": "not found"})
+        try:
+            params = json.loads(body.decode("utf-8") or "{}")
+        except ValueError:
+            return 400, json.dumps({"error": "body is not JSON"})
+        if not isinstance(params, dict):
+            return 400, json.dumps({"error": "body must be a JSON object"})
+        try:
+            if path == "/_control/put":
+                changes = params["changes"] if "changes" in params else [params]
+                if not isinstance(changes, list) or not all(isinstance(c, dict) for c in changes):
+                    raise ApiError("ValidationException", "changes must be a list of objects")
+                return 200, json.dumps({"written": [stream.put(c.get("key"), c.get("version"))
+                                                    for c in changes]})
+            if path == "/_control/split":
+                return 200, json.dumps(stream.split(params.get("shard")))
+            if path == "/_control/rollover":
+                return 200, json.dumps(stream.rollover())
+            if path == "/_control/writer":
+                if self.writer and self.writer.running():
+                    return 409, json.dumps({"error": "a writer is running"})
+                n, keys, rate = params.get("changes"), params.get("keys"), params.get("rate")
+                if not all(isinstance(x, (int, float)) and x > 0 for x in (n, keys, rate)):
+                    raise ApiError("ValidationException", "changes, keys and rate must be positive numbers")
+                self.writer = Writer(stream, int(n), int(keys), float(rate), params.get("seed", 1))
+                self.writer.thread.start()
+                return 200, json.dumps({"started": True})
+        except ApiError as e:
+            return 400, json.dumps({"error": e.message})
+        return 404, json.dumps({"error": "not found"})
 
     # -- iterators: base64url of "arn|shard|position|issued|nonce"
     def make_iterator(self, shard, pos):
@@ -459,6 +650,8 @@ class Handler(BaseHTTPRequestHandler):
                 stats = {"calls": dict(api.calls), "errors": dict(api.errors),
                          "max_in_flight": api.max_in_flight, "in_flight": api.in_flight}
             self._send(200, json.dumps(stats), "application/json")
+        elif self.path.startswith("/_control/"):
+            self._send(*api.control("GET", self.path, b""), ctype="application/json")
         else:
             self._send(404, "not found", "text/plain")
 
@@ -470,6 +663,9 @@ class Handler(BaseHTTPRequestHandler):
             with api.lock:
                 api.calls, api.errors, api.max_in_flight = {}, {}, api.in_flight
             self._send(200, "{}", "application/json")
+            return
+        if self.path.startswith("/_control/"):
+            self._send(*api.control("POST", self.path, body), ctype="application/json")
             return
         with api.lock:
             api.in_flight += 1
@@ -495,7 +691,9 @@ class Handler(BaseHTTPRequestHandler):
             delay = api.latency if op == "GetRecords" else api.other_latency
             if delay > 0:
                 time.sleep(delay)
-            self._send(200, getattr(api, op)(params))
+            with api.stream.lock:
+                answer = getattr(api, op)(params)
+            self._send(200, answer)
         except ApiError as e:
             with api.lock:
                 api.errors[e.code] = api.errors.get(e.code, 0) + 1
