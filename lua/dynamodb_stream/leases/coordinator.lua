@@ -288,10 +288,16 @@ function Coordinator:_shuffle(list)
   return list
 end
 
+-- A worker is counted live while one of its counters moved within this part of the
+-- lease duration (it renews every third): a dead worker stops holding the targets of the
+-- others down before its leases expire, so that, when several die one after another,
+-- the leases of the first are not left waiting for the expiry of the last one's.
+local LIVE = 0.7
+
 -- What to take at this scan (the balance rules): -> list of { lease, stolen }.
 function Coordinator:_choose(now)
   local me, counts, total = self._me, { [self._me] = 0 }, 0
-  local available, own, by_owner = {}, {}, {}
+  local available, own, by_owner, live = {}, {}, {}, { [self._me] = true }
   for _, id in ipairs(sorted_keys(self._view)) do
     local lease = self._view[id]
     if lease.checkpoint ~= SHARD_END then -- finished leases are not balanced (nor read)
@@ -304,6 +310,7 @@ function Coordinator:_choose(now)
         own[#own + 1] = lease -- a restart under the same id (leases.md 2.2)
       else
         counts[lease.owner] = (counts[lease.owner] or 0) + 1
+        if now - self._since[id].at < LIVE * self._d then live[lease.owner] = true end
         if lease.owner ~= me then -- ours but not held (a lost take answer): it expires
           by_owner[lease.owner] = by_owner[lease.owner] or {}
           table.insert(by_owner[lease.owner], lease)
@@ -312,7 +319,7 @@ function Coordinator:_choose(now)
     end
   end
   local workers = 0
-  for _ in pairs(counts) do workers = workers + 1 end
+  for _ in pairs(live) do workers = workers + 1 end
   local target = total == 0 and 0 or (workers >= total and 1 or math.ceil(total / workers))
   if self._max and target > self._max then target = self._max end
   local room = (self._max or math.huge) - counts[me]

@@ -555,6 +555,35 @@ describe("leases.coordinator races", function()
     assert.is_true(latest <= last + 1.5 * D, "failover " .. (latest - last))
   end)
 
+  it("rolling kills: a worker that took a lease and died does not hold back the leases of one that died before", function()
+    local w = new_world()
+    local a = add(w, "A")
+    add(w, "B") add(w, "V")
+    assert.is_true(a:sync(shards(9)))
+    run(w, 40 * D)
+    local v_last, orphans = w.last_write.V, {}
+    for _, lease in ipairs(assert(w.table:list(ARN))) do
+      if lease.owner == "V" then orphans[lease.shard_id] = true end
+    end
+    w.alive.V = nil -- V dies; X joins and, nothing being expired yet, steals one lease
+    local x = add(w, "X")
+    run(w, w.now + D / 2)
+    assert.is_true(x:stats().held >= 1)
+    w.alive.X = nil -- and dies with that fresh lease
+    for _, lease in ipairs(assert(w.table:list(ARN))) do
+      if lease.owner == "X" then orphans[lease.shard_id] = nil end
+    end
+    run(w, v_last + 4 * D)
+    local taken = {}
+    for _, e in ipairs(w.log) do
+      if e.what == "acquired" and orphans[e.shard] and e.t > v_last then taken[e.shard] = taken[e.shard] or e.t end
+    end
+    for shard in pairs(orphans) do
+      assert.is_truthy(taken[shard], shard .. " never taken")
+      assert.is_true(taken[shard] - v_last <= 1.5 * D, shard .. ": failover " .. (taken[shard] - v_last))
+    end
+  end)
+
   it("failover time over 20 kills: from the holder's last renewal to another's take, D <= t <= 1.5 D", function()
     local times = {}
     for k = 1, 20 do
