@@ -1,8 +1,10 @@
 /* ds_os.c - what the module asks of the operating system: core.sleep,
- * core.monotime, core.write_file_atomic (atomic_file.c), core.lock_file and
- * core.run_process (process.c). */
+ * core.monotime, core.write_file_atomic (atomic_file.c), core.lock_file,
+ * core.run_process (process.c) and the stop signals (core.watch_stop_signals,
+ * core.stop_signal). */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -12,8 +14,65 @@
 #include "ds_os.h"
 #include "process.h"
 
+/* The stop signal (SIGTERM or SIGINT) caught while watched, 0 before. The
+ * handler only records it: run() sees it between two fetches. */
+static volatile sig_atomic_t stop_signal_caught = 0;
+static struct sigaction saved_term, saved_int;
+static int watching_stop_signals = 0;
+
+static void on_stop_signal(int sig)
+{
+    stop_signal_caught = sig;
+}
+
+/* core.watch_stop_signals(on): true installs a handler for SIGTERM and SIGINT
+ * that records the signal (core.stop_signal) instead of ending the process;
+ * false puts back the handlers there were before. -> true | nil, "SignalError: ...". */
+static int core_watch_stop_signals(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TBOOLEAN);
+    int on = lua_toboolean(L, 1);
+    if (on && !watching_stop_signals) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_stop_signal;
+        sigemptyset(&sa.sa_mask);
+        stop_signal_caught = 0;
+        if (sigaction(SIGTERM, &sa, &saved_term) != 0)
+            return ds_fail(L, "SignalError", strerror(errno));
+        if (sigaction(SIGINT, &sa, &saved_int) != 0) {
+            int e = errno;
+            sigaction(SIGTERM, &saved_term, NULL);
+            return ds_fail(L, "SignalError", strerror(e));
+        }
+        watching_stop_signals = 1;
+    } else if (!on && watching_stop_signals) {
+        sigaction(SIGTERM, &saved_term, NULL);
+        sigaction(SIGINT, &saved_int, NULL);
+        watching_stop_signals = 0;
+        stop_signal_caught = 0;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.stop_signal() -> "TERM" | "INT" | nil: the stop signal caught since the
+ * watch began. */
+static int core_stop_signal(lua_State *L)
+{
+    int sig = stop_signal_caught;
+    if (sig == SIGTERM)
+        lua_pushliteral(L, "TERM");
+    else if (sig == SIGINT)
+        lua_pushliteral(L, "INT");
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
 /* core.sleep(seconds): blocks the calling thread without spinning; resumes
- * after a signal interrupts it so the whole interval is slept. */
+ * after a signal interrupts it so the whole interval is slept, unless it was a
+ * watched stop signal (run() then stops at once, not a whole pause later). */
 static int core_sleep(lua_State *L)
 {
     lua_Number seconds = luaL_checknumber(L, 1);
@@ -21,7 +80,7 @@ static int core_sleep(lua_State *L)
     struct timespec left;
     left.tv_sec = (time_t)seconds;
     left.tv_nsec = (long)((seconds - floor(seconds)) * 1e9);
-    while (nanosleep(&left, &left) != 0 && errno == EINTR)
+    while (nanosleep(&left, &left) != 0 && errno == EINTR && stop_signal_caught == 0)
         ;
     return 0;
 }
@@ -178,6 +237,8 @@ static const luaL_Reg os_funcs[] = {
     {"sleep", core_sleep},
     {"monotime", core_monotime},
     {"run_process", core_run_process},
+    {"watch_stop_signals", core_watch_stop_signals},
+    {"stop_signal", core_stop_signal},
     {NULL, NULL},
 };
 

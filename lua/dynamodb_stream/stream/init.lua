@@ -381,6 +381,10 @@ end
 --     and releasing their leases)
 --   duration (s): stop after this long;  sleep: function(seconds) (default ds.sleep:
 --     ngx.sleep inside nginx, else core.sleep)
+--   stop_on_signals (plain Lua only): SIGTERM and SIGINT stop run as stop() does
+--     (with leases: final checkpoints, then the leases released), at the end of
+--     the fetch in progress or at once in an idle pause; the process's own
+--     handlers are back when run returns
 -- Returns true when stopped (or at the end of duration), or nil, err on a
 -- fatal error (errors.class: wrong credentials, no permission, the stream is
 -- gone; the checkpoint cannot be read). Errors are emitted as 'error', or with
@@ -396,6 +400,13 @@ function Stream:run(opts)
   local describe_interval = options.seconds(opts, "describe_interval", 10, 0, false, "run: ")
   local duration = options.seconds(opts, "duration", nil, 0, false, "run: ")
   local sleep = options.fn(opts, "sleep", runtime.sleep, "run: ")
+  local stop_on_signals = opts.stop_on_signals
+  if stop_on_signals ~= nil and type(stop_on_signals) ~= "boolean" then
+    error("run: stop_on_signals must be a boolean", 2)
+  end
+  if stop_on_signals and runtime.in_nginx() then
+    error("run: stop_on_signals is for plain Lua: inside nginx, nginx owns the signals", 2)
+  end
   if opts.checkpoint ~= nil and self._coordinator then
     error("run: opts.checkpoint cannot be used with opts.leases (the lease table is the checkpoint)", 2)
   end
@@ -435,7 +446,15 @@ function Stream:run(opts)
   local wait, last_describe = interval, nil
   local result, fatal = true, nil
   local shards_changed = false
-  while not self._stop_requested do
+  if stop_on_signals then
+    local watching, werr = core.watch_stop_signals(true)
+    if not watching then self:_fail(new_error("SignalError", werr)) end
+  end
+  local function signalled()
+    if stop_on_signals and core.stop_signal() then self._stop_requested = true end
+    return self._stop_requested
+  end
+  while not signalled() do
     -- (with leases, holding no shard is no reason: the shards are there, held by others)
     local describe = last_describe == nil or shards_changed
       or now() - last_describe >= describe_interval or (next(self._shards) == nil and not self._coordinator)
@@ -457,7 +476,7 @@ function Stream:run(opts)
       result, fatal = nil, err  -- wrong credentials, no permission, the stream is gone
       break
     end
-    if self._stop_requested then break end
+    if signalled() then break end
     local pause
     -- Again at once only after a fetch that moved past records: one that
     -- took nothing (idle, or a shard that never advances) pauses. A fetch
@@ -484,6 +503,7 @@ function Stream:run(opts)
     if deadline and now() >= deadline then break end -- no extra poll at the deadline
   end
   if self._coordinator then self:_lease_release() end
+  if stop_on_signals then core.watch_stop_signals(false) end
   self:_report_repeats()
   self._running, self._stop_requested = false, false
   self._clock = clock
