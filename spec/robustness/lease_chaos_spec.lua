@@ -59,7 +59,7 @@ describe("lease chaos: workers killed, added and stopped over a live stream", fu
   end
 
   local tmp, srv, keep
-  local workers = {} -- slot -> { id, shell, pid, proc, log, stop_file }
+  local workers = {} -- slot -> { id, shell, pid, proc, log }
 
   setup(function()
     tmp = helper.tmpdir()
@@ -89,21 +89,21 @@ describe("lease chaos: workers killed, added and stopped over a live stream", fu
     srv = live.start({ "--shards", tostring(SHARDS), "--records", "0", "--seed", tostring(SEED) }, 400)
     local incarnation, logs = {}, {}
 
-    -- Starts (or restarts) the worker of a slot. A shell runs it in the
-    -- background and turns its own SIGTERM into the worker's stop file.
+    -- Starts (or restarts) the worker of a slot, in the background of a shell
+    -- that reports both pids and then the worker's exit status.
     local function start(slot)
       incarnation[slot] = (incarnation[slot] or 0) + 1
       local id = "w" .. slot .. "." .. incarnation[slot]
-      local w = { id = id, log = tmp .. "/" .. id .. ".log", stop_file = tmp .. "/" .. id .. ".stop" }
+      local w = { id = id, log = tmp .. "/" .. id .. ".log" }
       local cmd = table.concat({
-        "echo $$; trap ': >" .. q(w.stop_file) .. "' TERM;",
+        "echo $$;",
         "env", q("LUA_PATH=" .. package.path), q("LUA_CPATH=" .. package.cpath), helper.lua,
         "spec/support/lease_worker.lua",
         q("endpoint=" .. srv.endpoint), q("arn=" .. srv.arn), q("ddb=" .. helper.ddb_local_endpoint()),
         q("namespace=" .. namespace), q("table=" .. table_name), "lease_duration=" .. LEASE_DURATION,
-        q("id=" .. id), q("log=" .. w.log), q("stop_file=" .. w.stop_file),
+        q("id=" .. id), q("log=" .. w.log),
         ">/dev/null 2>" .. q(tmp .. "/" .. id .. ".stderr") .. " & echo $!;",
-        "exec 2>/dev/null; wait $!; wait $!", -- no "Killed" from the shell
+        "exec 2>/dev/null; wait $!", -- no "Killed" from the shell
       }, " ")
       w.proc = assert(helper.popen(cmd))
       w.shell = helper.tointeger(tonumber(w.proc:read("*l")))
@@ -139,11 +139,11 @@ describe("lease chaos: workers killed, added and stopped over a live stream", fu
       w.proc = nil
     end
 
-    -- Asks a worker to stop (SIGTERM to its shell) and waits for it.
+    -- Asks a worker to stop (SIGTERM: run{ stop_on_signals = true }) and waits for it.
     local function stop(slot, logged)
       local w = workers[slot]
       if logged then event("T", w.id, monotime()) end
-      os.execute("kill -TERM " .. w.shell)
+      os.execute("kill -TERM " .. w.pid)
       local deadline = monotime() + 10
       while helper.alive(w.pid) and monotime() < deadline do ds.sleep(0.05) end
       local stopped = not helper.alive(w.pid)

@@ -2,7 +2,7 @@
 -- spec/robustness/lease_chaos_spec.lua runs, kills and stops it:
 --
 --   lua5.4|luajit spec/support/lease_worker.lua endpoint=URL arn=ARN ddb=URL \
---     namespace=NS table=NAME lease_duration=S id=WORKER log=PATH stop_file=PATH
+--     namespace=NS table=NAME lease_duration=S id=WORKER log=PATH
 --
 -- endpoint: the Streams endpoint (spec/support/fake_streams_server.py, whose
 -- default credentials it uses); ddb: DynamoDB Local for the lease table, with
@@ -17,9 +17,9 @@
 --   E <id> <t> <code> <message>                 each 'error' event
 --   X <id> <t> <ok> <err>                       run returned (after stop: final
 --                                               checkpoints and leases released)
--- It stops gracefully once stop_file exists (the spec's SIGTERM handler, a
--- shell trap, creates it: plain Lua cannot catch a signal), checked at each
--- idle pause and every 50 ms while records flow; then exits 0 (1 when run failed).
+-- SIGTERM stops it gracefully (run{ stop_on_signals = true }: at the end of the
+-- fetch in progress, or at once in an idle pause); then it exits 0 (1 when run
+-- failed).
 local ds = require("dynamodb_stream")
 local monotime = require("dynamodb_stream.core").monotime
 
@@ -58,19 +58,10 @@ local stream = ds.new(streams, need("arn"), {
              lease_duration = assert(tonumber(need("lease_duration")), "lease_duration must be a number") },
 })
 
-local stop_file = need("stop_file")
-local last_check = 0
-local function stop_if_asked()
-  last_check = monotime()
-  local f = io.open(stop_file, "r")
-  if f then f:close() stream:stop() end
-end
-
 stream:on("record", function(record, shard_id)
   local ddb = record.dynamodb
   line("D", id, shard_id, ddb.Keys.pk, string.format("%d", tonumber(tostring(ddb.NewImage.v))),
     ddb.SequenceNumber, now())
-  if monotime() - last_check >= 0.05 then stop_if_asked() end
 end)
 stream:on("lease acquired", function(shard_ids) line("A", id, now(), table.concat(shard_ids, " ")) end)
 stream:on("lease lost", function(shard_ids) line("L", id, now(), table.concat(shard_ids, " ")) end)
@@ -80,13 +71,7 @@ stream:on("error", function(err)
 end)
 
 line("S", id, now())
-local ok, err = stream:run({
-  interval = 0.05, max_interval = 0.2, describe_interval = 1,
-  sleep = function(s)
-    stop_if_asked()
-    ds.sleep(s)
-  end,
-})
+local ok, err = stream:run({ interval = 0.05, max_interval = 0.2, describe_interval = 1, stop_on_signals = true })
 line("X", id, now(), tostring(ok), (tostring(err and (err.code or err)):gsub("%s", "_")))
 log:close()
 os.exit(ok and 0 or 1)
