@@ -160,14 +160,20 @@ describe("core.run_process", function()
   end)
 
   it("leaves no zombie and no descriptor behind", function()
-    local before = open_fds()
-    for _ = 1, 3 do
+    local function every_kind()
       sh("echo x")
       sh("sleep 30", { timeout = 0.05 })
       sh("head -c 300000 /dev/zero", { timeout = 10, max_output = 1000 })
       sh("sleep 30 & echo grandchild")
       core.run_process({ "no-such-program-for-ds-spec" }, { timeout = 10 })
     end
+    -- Once first: what opens a descriptor for good on first use (ASan's runtime at the
+    -- first fork, as seen in one CI run) is not a leak.
+    every_kind()
+    collectgarbage()
+    local before = open_fds()
+    for _ = 1, 3 do every_kind() end
+    collectgarbage()
     assert.equals(before, open_fds())
     assert.same({}, zombie_children())
   end)
