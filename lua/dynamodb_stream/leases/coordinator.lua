@@ -589,15 +589,26 @@ function Coordinator:sync(shards)
     order[#order + 1] = s
   end
   for _, s in ipairs(shards) do visit(s) end
+  local created_now = {}
   for _, s in ipairs(order) do
     if not leased[s.id] and not named[s.id] and not self._gone[s.id] then
-      local from_parent = s.parent and (leased[s.parent] or listed[s.parent])
-      local lease = { shard_id = s.id, checkpoint = from_parent and "TRIM_HORIZON" or self._initial,
+      -- A child reads its whole shard (nothing between parent and child is lost), except
+      -- under a parent that starts at LATEST in this same sync: then "from now" holds for
+      -- the child too, not the hours of records it already has.
+      local checkpoint = self._initial
+      if s.parent and (leased[s.parent] or listed[s.parent]) then
+        local parent_new = created_now[s.parent]
+        checkpoint = (parent_new and parent_new.checkpoint == "LATEST") and "LATEST" or "TRIM_HORIZON"
+      end
+      local lease = { shard_id = s.id, checkpoint = checkpoint,
         parents = { s.parent }, counter = 0, owner_switches = 0 }
       local created
       created, err = self._table:create(self._arn, lease)
       if created == nil then return nil, err end
-      if created then self._stats.creates = self._stats.creates + 1 end
+      if created then
+        self._stats.creates = self._stats.creates + 1
+        created_now[s.id] = lease
+      end
       leased[s.id] = lease
     end
   end

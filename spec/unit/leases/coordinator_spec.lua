@@ -163,7 +163,7 @@ describe("leases.coordinator options", function()
 end)
 
 describe("leases.coordinator sync", function()
-  it("creates leases parents first: children at TRIM_HORIZON, roots at initial_checkpoint", function()
+  it("creates leases parents first: roots at initial_checkpoint, children of a known parent at TRIM_HORIZON", function()
     local w = new_world()
     local a = add(w, "A", { initial_checkpoint = "LATEST" })
     local created = {}
@@ -172,7 +172,8 @@ describe("leases.coordinator sync", function()
     assert.is_true(a:sync({ { id = "c", parent = "p" }, { id = "p", closed = true }, { id = "orphan", parent = "gone" } }))
     assert.same({ "p", "c", "orphan" }, created)
     assert.equal("LATEST", w.table:item(ARN, "p").checkpoint)
-    assert.equal("TRIM_HORIZON", w.table:item(ARN, "c").checkpoint)
+    -- its parent is new too, starting at LATEST: "from now" holds for the child
+    assert.equal("LATEST", w.table:item(ARN, "c").checkpoint)
     assert.same({ "p" }, w.table:item(ARN, "c").parents)
     assert.equal("LATEST", w.table:item(ARN, "orphan").checkpoint)
     assert.same({ "gone" }, w.table:item(ARN, "orphan").parents)
@@ -180,6 +181,14 @@ describe("leases.coordinator sync", function()
     assert.is_true(a:sync({ { id = "c", parent = "p" }, { id = "p" }, { id = "orphan", parent = "gone" } }))
     assert.equal(3, a:stats().creates) -- the second sync created nothing
     assert.equal(3, #created)          -- nor tried to
+    -- a child found later, of a parent leased before: its whole shard, nothing lost
+    assert.is_true(a:sync({ { id = "c", parent = "p" }, { id = "p", closed = true }, { id = "d", parent = "c" } }))
+    assert.equal("TRIM_HORIZON", w.table:item(ARN, "d").checkpoint)
+    local t = new_world()
+    local b = add(t, "B", { initial_checkpoint = "TRIM_HORIZON" })
+    assert.is_true(b:sync({ { id = "p", closed = true }, { id = "c", parent = "p" } }))
+    assert.equal("TRIM_HORIZON", t.table:item(ARN, "p").checkpoint)
+    assert.equal("TRIM_HORIZON", t.table:item(ARN, "c").checkpoint)
   end)
 
   it("race 12: two workers creating the same leases at once: each created once, same parents", function()
