@@ -90,21 +90,7 @@ end
 -- tracked only when acquired, so the listing updates the ones held and is
 -- handed to the coordinator, which makes the lease items.
 function M:_lease_listed(listing)
-  local listed = {}
-  for _, s in ipairs(listing) do
-    listed[s.id] = s
-    local sh = self._shards[s.id]
-    if sh then
-      sh.parent_shard_id = sh.parent_shard_id or s.parent
-      sh.closed = s.closed
-    end
-  end
-  for id in pairs(self._retired) do
-    if not listed[id] then self._retired[id] = nil end
-  end
-  self._listed = listed
-  self._initial = false
-  self._described = true
+  self:_listed_now(listing)
   local ok, err = self._coordinator:sync(listing)
   if not ok then return self:_lease_failure(err) end
   return true

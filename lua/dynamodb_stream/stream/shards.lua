@@ -82,13 +82,10 @@ function M:_describe()
     end
   end
 
-  local listed, new_ids = {}, {}
+  local new_ids = {}
   for _, s in ipairs(listing) do
-    listed[s.id] = true
     local sh = self._shards[s.id]
     if sh then
-      sh.parent_shard_id = sh.parent_shard_id or s.parent
-      sh.closed = s.closed
       if sh.announce then sh.announce = nil; new_ids[#new_ids + 1] = s.id end
     elseif self._retired[s.id] then -- luacheck: ignore 542
       -- read to its end already
@@ -103,14 +100,31 @@ function M:_describe()
       new_ids[#new_ids + 1] = s.id
     end
   end
+  self:_listed_now(listing)
+  self:_notify("new shards", new_ids)
+  return true
+end
+
+-- Takes a DescribeStream listing ({ { id, parent, closed }, ... }) in: the shards
+-- tracked learn their parent and whether they are closed, retired shards no longer
+-- listed are forgotten, and the first listing is behind us. -> listed (id -> entry).
+function M:_listed_now(listing)
+  local listed = {}
+  for _, s in ipairs(listing) do
+    listed[s.id] = s
+    local sh = self._shards[s.id]
+    if sh then
+      sh.parent_shard_id = sh.parent_shard_id or s.parent
+      sh.closed = s.closed
+    end
+  end
   for id in pairs(self._retired) do
     if not listed[id] then self._retired[id] = nil end
   end
   self._listed = listed
   self._initial = false
   self._described = true
-  self:_notify("new shards", new_ids)
-  return true
+  return listed
 end
 
 -- Stops tracking a shard (read to its end, or gone) and reports it once. A
