@@ -4,8 +4,10 @@ local ds = require("dynamodb_stream")
 local errors = require("dynamodb_stream.errors")
 local helper = require("helper")
 
--- A table keyed by pk (S), and by sk (N) when with_sort.
+-- A table keyed by pk (S), and by sk (N) when with_sort; empty, even when an
+-- earlier run in the same DynamoDB Local left one.
 local function create_table(ddb, name, with_sort)
+  ddb:delete_table({ TableName = name })
   local attributes = { { AttributeName = "pk", AttributeType = "S" } }
   local schema = { { AttributeName = "pk", KeyType = "HASH" } }
   if with_sort then
