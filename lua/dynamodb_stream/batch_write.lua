@@ -119,6 +119,50 @@ local function not_written(err, entries, summary)
   return nil, err
 end
 
+-- The requests to write, as entries { index, request, id, attempts }: one
+-- BatchWriteItem may not hold two requests for one key, and the last request
+-- for a key is what writing them in order would leave, so it is the one kept.
+-- Raises (at level) on a request without its key attributes.
+local function last_per_key(requests, key_names, level)
+  local ids, last = {}, {}
+  for i = 1, #requests do
+    local id, why = identity(attributes_of(requests[i]), key_names)
+    if not id then fail("requests[" .. i .. "]: " .. why, level + 1) end
+    ids[i], last[id] = id, i
+  end
+  local entries = {}
+  for i = 1, #requests do
+    if last[ids[i]] == i then entries[#entries + 1] = { index = i, request = requests[i], id = ids[i], attempts = 0 } end
+  end
+  return entries
+end
+
+-- The calls of one round: up to max_in_flight chunks of CHUNK entries, those
+-- sent again (resend) first, then new ones from entries[next_fresh] on ->
+-- chunks, their bodies, the entries of resend left for a later round, and
+-- the new next_fresh.
+local function next_round(table_name, resend, entries, next_fresh, max_in_flight)
+  local r, chunks, bodies = 1, {}, {}
+  while #chunks < max_in_flight and (r <= #resend or next_fresh <= #entries) do
+    local chunk, list = {}, {}
+    while #chunk < CHUNK do
+      local entry
+      if r <= #resend then
+        entry, r = resend[r], r + 1
+      elseif next_fresh <= #entries then
+        entry, next_fresh = entries[next_fresh], next_fresh + 1
+      else
+        break
+      end
+      chunk[#chunk + 1], list[#list + 1] = entry, entry.request
+    end
+    chunks[#chunks + 1], bodies[#bodies + 1] = chunk, { RequestItems = { [table_name] = list } }
+  end
+  local left = {}
+  for k = r, #resend do left[#left + 1] = resend[k] end
+  return chunks, bodies, left, next_fresh
+end
+
 --- Writes every request (see `dynamodb_stream.dynamodb:batch_write_all`).
 -- @param client a DynamoDB client
 -- @tparam string table_name the table
@@ -147,19 +191,7 @@ function batch_write.all(client, table_name, requests, opts)
       return not_written(err, all, summary)
     end
   end
-  -- One BatchWriteItem may not hold two requests for one key: the last
-  -- request for a key is what writing them in order would leave, so it is
-  -- the one kept.
-  local ids, last = {}, {}
-  for i = 1, n do
-    local id, why = identity(attributes_of(requests[i]), key_names)
-    if not id then fail("requests[" .. i .. "]: " .. why, 2) end
-    ids[i], last[id] = id, i
-  end
-  local entries = {} -- the requests to write: { index, request, id, attempts }
-  for i = 1, n do
-    if last[ids[i]] == i then entries[#entries + 1] = { index = i, request = requests[i], id = ids[i], attempts = 0 } end
-  end
+  local entries = last_per_key(requests, key_names, 2)
   summary.superseded = n - #entries
 
   local policy = client._retry
@@ -173,27 +205,8 @@ function batch_write.all(client, table_name, requests, opts)
       for _, entry in ipairs(waiting) do attempt = math.max(attempt, entry.attempts) end
       policy.sleep(policy:backoff(attempt))
     end
-    -- Up to max_in_flight chunks: the entries sent again first, then new ones.
-    local resend, r = waiting, 1
-    waiting = {}
-    local chunks, bodies = {}, {}
-    while #chunks < max_in_flight and (r <= #resend or next_fresh <= #entries) do
-      local chunk, list = {}, {}
-      while #chunk < CHUNK do
-        local entry
-        if r <= #resend then
-          entry, r = resend[r], r + 1
-        elseif next_fresh <= #entries then
-          entry, next_fresh = entries[next_fresh], next_fresh + 1
-        else
-          break
-        end
-        chunk[#chunk + 1], list[#list + 1] = entry, entry.request
-      end
-      chunks[#chunks + 1], bodies[#bodies + 1] = chunk, { RequestItems = { [table_name] = list } }
-    end
-    for k = r, #resend do waiting[#waiting + 1] = resend[k] end
-
+    local chunks, bodies
+    chunks, bodies, waiting, next_fresh = next_round(table_name, waiting, entries, next_fresh, max_in_flight)
     local answers, errs = client:call_many("BatchWriteItem", bodies, nil, #bodies)
     summary.batches = summary.batches + #bodies
     for k, chunk in ipairs(chunks) do
