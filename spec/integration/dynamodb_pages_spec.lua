@@ -225,6 +225,42 @@ describe("ddb:scan_pages and ddb:query_pages", function()
   end)
 end)
 
+describe("a parallel scan of more segments than a transport takes at once", function()
+  it("asks at most 1024 at a time and reads every segment to its end", function()
+    local rounds, asked = {}, {}
+    -- Each segment has two pages; the fake answers what a Scan would.
+    local fake = {
+      call_many = function(_, operation, list, _, max_in_flight)
+        assert.equals("Scan", operation)
+        rounds[#rounds + 1] = { n = #list, max_in_flight = max_in_flight }
+        local answers = {}
+        for i, params in ipairs(list) do
+          assert.equals(1030, params.TotalSegments)
+          asked[#asked + 1] = params.Segment .. ":" .. tostring(params.ExclusiveStartKey and params.ExclusiveStartKey.at)
+          answers[i] = { Items = { params.Segment }, Count = 1,
+            LastEvaluatedKey = params.ExclusiveStartKey == nil and { at = "second" } or nil }
+        end
+        return answers, {}
+      end,
+    }
+    local per_segment = {}
+    for page, err in require("dynamodb_stream.pages").scan(fake, { TableName = "t", segments = 1030 }) do
+      assert.is_truthy(page, err)
+      per_segment[page.Items[1]] = (per_segment[page.Items[1]] or 0) + 1
+    end
+    for s = 0, 1029 do assert.equals(2, per_segment[s], "segment " .. s) end
+    for _, round in ipairs(rounds) do
+      assert.is_true(round.n <= 1024)
+      assert.equals(round.n, round.max_in_flight)
+    end
+    assert.same({ 1024, 1024, 12 }, { rounds[1].n, rounds[2].n, rounds[3].n })
+    assert.equals(3, #rounds)
+    assert.equals("0:nil", asked[1])
+    assert.equals("1029:nil", asked[1030])   -- the 6 left out of round 1 come first in round 2
+    assert.equals("0:second", asked[1031])
+  end)
+end)
+
 describe("ddb:batch_write_all", function()
   local ddb, sleeps
 
