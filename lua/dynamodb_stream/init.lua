@@ -49,7 +49,8 @@ function ds.client(opts)
 end
 
 --- A DynamoDB client (`dynamodb_stream.dynamodb`).
--- `call(operation, params)` for any operation, methods for the common ones and `scan_all`.
+-- `call(operation, params)` for any operation, methods for the common ones, `scan_pages`,
+-- `query_pages`, `scan_all` and `batch_write_all`.
 -- @tparam[opt] table opts the same options as `client`
 -- @return the client; raises on a bad option
 function ds.dynamodb(opts)
