@@ -83,6 +83,12 @@ local NOT_YET = { replicate = true, verify = true }
 
 -- ---------------------------------------------------------------- arguments
 
+-- A word of the command line in a message: quoted, control bytes escaped
+-- (the message stays one line).
+local function quoted(word)
+  return "'" .. word:gsub("%c", function(c) return ("\\%03d"):format(c:byte()) end) .. "'"
+end
+
 -- A bad usage: main writes it on one line with "see --help", exit 2.
 local function usage_error(command, message)
   error({ usage = message, command = command }, 0)
@@ -142,8 +148,8 @@ local function parse(argv)
     if only_args or word == "-" or word:sub(1, 1) ~= "-" then
       if command == nil then
         command = word
-        if NOT_YET[word] then usage_error(nil, "'" .. word .. "' is not available yet") end
-        if not COMMANDS[word] and word ~= "help" then usage_error(nil, "unknown command '" .. word .. "'") end
+        if NOT_YET[word] then usage_error(nil, quoted(word) .. " is not available yet") end
+        if not COMMANDS[word] and word ~= "help" then usage_error(nil, "unknown command " .. quoted(word)) end
       else
         args[#args + 1] = word
       end
@@ -158,7 +164,7 @@ local function parse(argv)
       name = name or word
       local spec = GLOBAL_OPTIONS[name] or (COMMANDS[command] and COMMANDS[command].options[name])
       if not spec then
-        usage_error(command, "unknown option '" .. name .. "'" .. (command and " for " .. command or ""))
+        usage_error(command, "unknown option " .. quoted(name) .. (command and " for " .. command or ""))
       end
       if value == nil then
         value = argv[i + 1]
@@ -170,21 +176,21 @@ local function parse(argv)
       if seen[name] then usage_error(command, name .. " given twice") end
       seen[name] = true
       local checked, why = spec.check(value)
-      if checked == nil then usage_error(command, name .. " '" .. value .. "': " .. why) end
+      if checked == nil then usage_error(command, name .. " " .. quoted(value) .. ": " .. why) end
       opts[spec.key] = checked
     end
     i = i + 1
   end
   if command == "help" then
     local topic = args[1]
-    if topic ~= nil and not COMMANDS[topic] then usage_error(nil, "no help on '" .. topic .. "'") end
-    if args[2] ~= nil then usage_error(nil, "unexpected argument '" .. args[2] .. "'") end
+    if topic ~= nil and not COMMANDS[topic] then usage_error(nil, "no help on " .. quoted(topic)) end
+    if args[2] ~= nil then usage_error(nil, "unexpected argument " .. quoted(args[2])) end
     return { help = true, command = topic }
   end
   if command == nil then usage_error(nil, "a command is missing") end
   local wanted = COMMANDS[command].args
   if #args < #wanted then usage_error(command, command .. ": " .. wanted[#args + 1] .. " is missing") end
-  if #args > #wanted then usage_error(command, command .. ": unexpected argument '" .. args[#wanted + 1] .. "'") end
+  if #args > #wanted then usage_error(command, command .. ": unexpected argument " .. quoted(args[#wanted + 1])) end
   return { command = command, args = args, opts = opts }
 end
 
@@ -213,13 +219,13 @@ local function stream_arn(target, opts)
   local answer, err = ddb:describe_table({ TableName = target })
   if not answer then
     if type(err) == "table" and err.code == "ResourceNotFoundException" then
-      failure("table '" .. target .. "' not found")
+      failure("table " .. quoted(target) .. " not found")
     end
-    failure("table '" .. target .. "': " .. tostring(err))
+    failure("table " .. quoted(target) .. ": " .. tostring(err))
   end
   local arn = answer.Table and answer.Table.LatestStreamArn
   if type(arn) ~= "string" then
-    failure("table '" .. target .. "' has no stream (enable one: StreamSpecification)")
+    failure("table " .. quoted(target) .. " has no stream (enable one: StreamSpecification)")
   end
   return arn
 end
@@ -263,9 +269,9 @@ end
 local function shard_line(shard, depth)
   local range = shard.SequenceNumberRange or {}
   local ending = range.EndingSequenceNumber
-  return ("%s%s  %s  %s .. %s"):format(("  "):rep(depth), tostring(shard.ShardId),
-    ending == nil and "open  " or "closed", tostring(range.StartingSequenceNumber or "?"),
-    ending == nil and "" or tostring(ending))
+  local from = tostring(range.StartingSequenceNumber or "?")
+  return ("%s%s  %s  %s"):format(("  "):rep(depth), tostring(shard.ShardId), ending == nil and "open  " or "closed",
+    ending == nil and from .. " .." or from .. " .. " .. tostring(ending))
 end
 
 local function describe(io, args, opts)

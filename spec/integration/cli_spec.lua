@@ -76,7 +76,7 @@ describe("dynamodb-stream against DynamoDB Local", function()
     assert.equals("Status  ENABLED", l[3])
     assert.equals("View    NEW_AND_OLD_IMAGES", l[4])
     assert.matches("^Shards  %d+ %(1 open%)$", l[5])
-    assert.matches("^  shardId%-[%w-]+  open    %d+ %.%. $", l[#l])
+    assert.matches("^  shardId%-[%w-]+  open    %d+ %.%.$", l[#l])
     local by_arn
     code, by_arn = run({ "describe", arn })
     assert.equals(0, code)

@@ -80,6 +80,10 @@ describe("dynamodb-stream: bad usage (exit 2, one line naming it, see --help)", 
     { { "replicate", "a", "b" }, "'replicate' is not available yet", "dynamodb-stream --help" },
     { { "verify", "a", "b" }, "'verify' is not available yet", "dynamodb-stream --help" },
     { { "help", "nothing" }, "no help on 'nothing'", "dynamodb-stream --help" },
+    { { "tail", "t", "--from", "a\nb" }, "--from 'a\\010b': must be latest or trim-horizon",
+      "dynamodb-stream tail --help" },
+    { { "--\27[31m" }, "unknown option '--\\027[31m'", "dynamodb-stream --help" },
+    { { "list\n" }, "unknown command 'list\\010'", "dynamodb-stream --help" },
   }
   for _, case in ipairs(cases) do
     local argv, message, see = case[1], case[2], case[3]
@@ -190,8 +194,8 @@ describe("dynamodb-stream describe", function()
     local a, b, c, d = fake:shard("A"), fake:shard("B"), fake:shard("C"), fake:shard("D")
     assert.equals("  A  closed  " .. a.starting .. " .. " .. a.ending, lines[6])
     assert.equals("    B  closed  " .. b.starting .. " .. " .. b.ending, lines[7])
-    assert.equals("      C  open    " .. c.starting .. " .. ", lines[8])
-    assert.equals("    D  open    " .. d.starting .. " .. ", lines[9])
+    assert.equals("      C  open    " .. c.starting .. " ..", lines[8])
+    assert.equals("    D  open    " .. d.starting .. " ..", lines[9])
     assert.equals("  E  open    ", lines[10]:sub(1, 12))
     assert.equals("    F001  closed", lines[11]:sub(1, 16))
     assert.equals("    F100  closed", lines[110]:sub(1, 16))
