@@ -379,9 +379,22 @@ local function tail(io, args, opts)
     printed = printed + 1
     if opts.max_records and printed >= opts.max_records then stream:stop() end
   end)
+  -- Errors on stderr, each kind (operation, code, shard) once: run retries
+  -- the passing ones, and ends on a fatal one.
+  local reported = {}
+  stream:on("error", function(e)
+    local kind = type(e) == "table" and (tostring(e.operation) .. "|" .. tostring(e.code) .. "|" .. tostring(e.shard_id))
+      or tostring(e)
+    if reported[kind] or (write_failed and e.code == "ListenerError") then return end
+    reported[kind], reported[e] = true, true
+    io.write_error("tail: " .. tostring(e))
+  end)
   local ok, err = stream:run({ checkpoint = opts.checkpoint, duration = opts.duration, stop_on_signals = true })
   if write_failed then failure("cannot write to stdout: " .. tostring(write_failed)) end
-  if not ok then failure(tostring(err)) end
+  if not ok then
+    if reported[err] then return 1 end
+    failure(tostring(err))
+  end
   return 0
 end
 
@@ -416,6 +429,7 @@ function M.main(argv, sys)
   local stdout, stderr = sys.stdout or io.stdout, sys.stderr or io.stderr
   local out = {
     is_terminal = sys.is_terminal or stdout_is_terminal,
+    write_error = function(line) stderr:write(NAME, ": ", line, "\n") end,
     -- one line, flushed at once (a pipe into jq sees each line as it comes)
     write_line = function(line)
       local ok, err = stdout:write(line, "\n")

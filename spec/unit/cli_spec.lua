@@ -306,6 +306,17 @@ describe("dynamodb-stream tail", function()
     assert.is_nil(out:find("\27", 1, true))
   end)
 
+  it("errors go to stderr once each; a fatal one ends tail with exit 1", function()
+    local fake = fake_with_changes()
+    fake:fail("get_shard_iterator", "AccessDeniedException", { times = 1000 })
+    fake_clients(fake)
+    local status, out, err = run({ "tail", fake.stream_arn, "--from", "trim-horizon" })
+    assert.equals(1, status)
+    assert.equals("", out)
+    assert.equals(1, select(2, err:gsub("\n", "")), err)
+    assert.matches("^dynamodb%-stream: tail: .*AccessDeniedException", err)
+  end)
+
   it("a write that fails stops tail with exit 1, its change not checkpointed", function()
     local fake = fake_with_changes()
     fake_clients(fake)
@@ -316,7 +327,7 @@ describe("dynamodb-stream tail", function()
     local status = cli.main({ "tail", fake.stream_arn, "--from", "trim-horizon", "--checkpoint", dir },
       { stdout = broken, stderr = err, is_terminal = function() return false end })
     assert.equals(1, status)
-    assert.matches("tail: cannot write to stdout: Broken pipe", err.text)
+    assert.equals("dynamodb-stream: tail: cannot write to stdout: Broken pipe\n", err.text)
     -- the next run starts at the first change again
     fake_clients(fake)
     local out
