@@ -44,6 +44,9 @@ TARGET := $(BUILD)/dynamodb_stream/core.so
 LUA_SRC := $(wildcard lua/dynamodb_stream/*.lua)
 LUA_STREAM_SRC := $(wildcard lua/dynamodb_stream/stream/*.lua)
 LUA_CREDENTIALS_SRC := $(wildcard lua/dynamodb_stream/credentials/*.lua)
+LUA_LEASES_SRC := $(wildcard lua/dynamodb_stream/leases/*.lua)
+# The interpreter bin/dynamodb-stream is installed to run with (its #! line).
+LUA_BIN ?= $(or $(shell command -v $(LUA) 2>/dev/null),$(LUA))
 
 # Paths that let a plain interpreter find the module from the repository root.
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
@@ -186,10 +189,18 @@ install: $(TARGET)
 	install -m 0644 $(LUA_STREAM_SRC) $(DESTDIR)$(LUA_SHAREDIR)/dynamodb_stream/stream/
 	install -d $(DESTDIR)$(LUA_SHAREDIR)/dynamodb_stream/credentials
 	install -m 0644 $(LUA_CREDENTIALS_SRC) $(DESTDIR)$(LUA_SHAREDIR)/dynamodb_stream/credentials/
+	install -d $(DESTDIR)$(LUA_SHAREDIR)/dynamodb_stream/leases
+	install -m 0644 $(LUA_LEASES_SRC) $(DESTDIR)$(LUA_SHAREDIR)/dynamodb_stream/leases/
+	install -d $(DESTDIR)$(PREFIX)/bin
+	sed -e '1s|.*|#!$(LUA_BIN)|' \
+	  -e 's|^local installed_paths = nil$$|local installed_paths = { "$(LUA_SHAREDIR)", "$(LUA_LIBDIR)" }|' \
+	  bin/dynamodb-stream >$(DESTDIR)$(PREFIX)/bin/dynamodb-stream
+	chmod 0755 $(DESTDIR)$(PREFIX)/bin/dynamodb-stream
 
 uninstall:
 	rm -f $(DESTDIR)$(LUA_LIBDIR)/dynamodb_stream/core.so
 	rm -rf $(DESTDIR)$(LUA_SHAREDIR)/dynamodb_stream
+	rm -f $(DESTDIR)$(PREFIX)/bin/dynamodb-stream
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(LUAJIT_BUILD) build-5.3 build-5.1

@@ -78,7 +78,10 @@ build = {
     ["dynamodb_stream.credentials.sso"] = "lua/dynamodb_stream/credentials/sso.lua",
     ["dynamodb_stream.credentials.process"] = "lua/dynamodb_stream/credentials/process.lua",
     ["dynamodb_stream.credentials.profile"] = "lua/dynamodb_stream/credentials/profile.lua",
+    ["dynamodb_stream.cli"] = "lua/dynamodb_stream/cli.lua",
   },
+  -- luarocks writes its own wrapper in the tree's bin/, with the tree's paths and interpreter
+  install = { bin = { ["dynamodb-stream"] = "bin/dynamodb-stream" } },
   copy_directories = { "examples" },
 }
 test_dependencies = { "busted" }

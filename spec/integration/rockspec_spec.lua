@@ -40,6 +40,28 @@ describe("rockspec", function()
     assert.same(listing("ls lua/dynamodb_stream/*.lua lua/dynamodb_stream/*/*.lua"), files)
   end)
 
+  it("installs bin/dynamodb-stream", function()
+    assert.same({ ["dynamodb-stream"] = "bin/dynamodb-stream" }, spec.build.install.bin)
+  end)
+
+  -- make install: every module, and the command with the interpreter and the
+  -- module directories of that make, so it runs with an empty environment
+  -- from any PREFIX.
+  it("make install installs a command that runs from the prefix with no LUA_PATH", function()
+    local dir = helper.tmpdir()
+    local ok = helper.execute("make -s install PREFIX=" .. helper.shell_quote(dir) .. " >" .. helper.shell_quote(dir .. "/log") .. " 2>&1")
+    local log = helper.read_file(dir .. "/log")
+    local bin = dir .. "/bin/dynamodb-stream"
+    local first = (helper.read_file(bin) or ""):match("^[^\n]*")
+    local out = helper.capture("env -i " .. helper.shell_quote(bin) .. " --version 2>&1")
+    local installed = helper.capture("cd " .. helper.shell_quote(dir .. "/share/lua/5.4") .. " && find . -name '*.lua' | sort")
+    helper.rmdir(dir)
+    assert.is_true(ok, log)
+    assert.equals("#!" .. helper.capture("command -v lua5.4"):gsub("\n$", ""), first)
+    assert.matches("^dynamodb%-stream %S+\n$", out)
+    assert.equals(helper.capture("cd lua && find . -name '*.lua' | sort"), installed)
+  end)
+
   -- Each luarocks line of the README's "Build and install", run as written
   -- (in a copy of the tracked files, with a temporary tree as LuaRocks'
   -- only tree), installs a module that works from that tree under each
@@ -74,8 +96,12 @@ describe("rockspec", function()
           io.write(so, " ", ds.json_encode(ds.unmarshall(av).l))
         ]], lua)
       end
+      -- the command, through the wrapper luarocks wrote into the tree's bin/
+      local command = helper.capture(helper.env_command({ PATH = os.getenv("PATH") },
+        helper.shell_quote(dir .. "/tree/bin/dynamodb-stream") .. " --version 2>&1"))
       helper.rmdir(dir)
       assert.is_true(ok, line .. "\n" .. log)
+      assert.matches("^dynamodb%-stream %S+\n$", command, nil, line .. ": " .. command)
       for lua, out in pairs(outs) do
         assert.matches("/tree/lib/lua/" .. version .. "/dynamodb_stream/core.so []", out, 1, true, lua .. ": " .. out)
       end
