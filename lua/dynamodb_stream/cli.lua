@@ -230,38 +230,46 @@ local function stream_arn(target, opts)
   return arn
 end
 
+-- Calls operation page after page: params[start] = the answer's last key (found by
+-- last_of(answer)) until there is none; each answer goes to on_page. A page that names
+-- the key it started from would loop: a failure. what names the call in messages.
+local function each_page(client, operation, what, params, start, last_of, on_page)
+  local name = what:match("^%S+")
+  repeat
+    local answer, err = client[operation](client, params)
+    if not answer then failure(what .. ": " .. tostring(err)) end
+    on_page(answer)
+    local last = last_of(answer)
+    if last == NULL or last == "" then last = nil end
+    if last ~= nil and last == params[start] then
+      failure(name .. " returned the same page again (" .. start:gsub("^ExclusiveStart", "LastEvaluated")
+        .. " " .. tostring(last) .. ")")
+    end
+    params[start] = last
+  until last == nil
+end
+
 local function list(io, _, opts)
   local client = make_client(ds.client, opts)
-  local params = { TableName = opts.table }
-  repeat
-    local answer, err = client:list_streams(params)
-    if not answer then failure("ListStreams: " .. tostring(err)) end
-    for _, s in ipairs(answer.Streams or {}) do
-      io.write_line(table.concat({ tostring(s.TableName), tostring(s.StreamLabel), tostring(s.StreamArn) }, "\t"))
-    end
-    local last = answer.LastEvaluatedStreamArn
-    if last ~= nil and last == params.ExclusiveStartStreamArn then
-      failure("ListStreams returned the same page again (LastEvaluatedStreamArn " .. tostring(last) .. ")")
-    end
-    params.ExclusiveStartStreamArn = last
-  until last == nil
+  each_page(client, "list_streams", "ListStreams", { TableName = opts.table }, "ExclusiveStartStreamArn",
+    function(answer) return answer.LastEvaluatedStreamArn end,
+    function(answer)
+      for _, s in ipairs(answer.Streams or {}) do
+        io.write_line(table.concat({ tostring(s.TableName), tostring(s.StreamLabel), tostring(s.StreamArn) }, "\t"))
+      end
+    end)
   return 0
 end
 
 -- Every DescribeStream page -> the description, its Shards those of every page.
 local function describe_stream(client, arn)
-  local params, shards, description = { StreamArn = arn }, {}, nil
-  repeat
-    local answer, err = client:describe_stream(params)
-    if not answer then failure("DescribeStream " .. arn .. ": " .. tostring(err)) end
-    description = answer.StreamDescription or {}
-    for _, shard in ipairs(description.Shards or {}) do shards[#shards + 1] = shard end
-    local last = description.LastEvaluatedShardId
-    if last ~= nil and last == params.ExclusiveStartShardId then
-      failure("DescribeStream returned the same page again (LastEvaluatedShardId " .. tostring(last) .. ")")
-    end
-    params.ExclusiveStartShardId = last
-  until last == nil
+  local shards, description = {}, nil
+  each_page(client, "describe_stream", "DescribeStream " .. arn, { StreamArn = arn }, "ExclusiveStartShardId",
+    function(answer) return (answer.StreamDescription or {}).LastEvaluatedShardId end,
+    function(answer)
+      description = answer.StreamDescription or {}
+      for _, shard in ipairs(description.Shards or {}) do shards[#shards + 1] = shard end
+    end)
   description.Shards = shards
   return description
 end
