@@ -37,17 +37,7 @@ local function client(srv, secret, access_key)
   })
 end
 
--- Every shard of the stream, following LastEvaluatedShardId; and the pages.
-local function describe_all(c, arn, limit)
-  local shards, pages, start = {}, 0, nil
-  repeat
-    local res = assert(c:describe_stream({ StreamArn = arn, Limit = limit, ExclusiveStartShardId = start }))
-    pages = pages + 1
-    for _, s in ipairs(res.StreamDescription.Shards) do shards[#shards + 1] = s end
-    start = res.StreamDescription.LastEvaluatedShardId
-  until start == nil
-  return shards, pages
-end
+local describe_all = require("live_streams").describe_all
 
 local function iterator(c, arn, shard_id, kind, seq)
   local res, err = c:get_shard_iterator({

@@ -18,6 +18,7 @@
 --                                        -- raw access, no condition (a spec's hand)
 local errors = require("dynamodb_stream.errors")
 local compat = require("dynamodb_stream.compat")
+local helper = require("helper")
 
 local Fake = {}
 Fake.__index = Fake
@@ -25,10 +26,7 @@ Fake.__index = Fake
 local SENTINELS = { TRIM_HORIZON = true, LATEST = true, SHARD_END = true }
 
 local function copy(v)
-  if type(v) ~= "table" then return v end
-  local out = {}
-  for k, x in pairs(v) do out[k] = copy(x) end
-  return out
+  return type(v) == "table" and helper.deep_copy(v) or v
 end
 
 -- The argument checks of the real table (they raise at the caller of the method).
