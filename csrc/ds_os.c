@@ -20,8 +20,20 @@ static volatile sig_atomic_t stop_signal_caught = 0;
 static struct sigaction saved_term, saved_int;
 static int watching_stop_signals = 0;
 
+/* A second stop signal ends the process at once, as the signal's default
+ * action (what a user pressing Ctrl-C twice expects of a slow stop). The
+ * signal is blocked in its handler: raise() delivers it on return. */
 static void on_stop_signal(int sig)
 {
+    if (stop_signal_caught != 0) {
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        sigemptyset(&dfl.sa_mask);
+        sigaction(sig, &dfl, NULL);
+        raise(sig);
+        return;
+    }
     stop_signal_caught = sig;
 }
 

@@ -57,6 +57,42 @@ describe("run with stop_on_signals", function()
     end)
   end
 
+  it("ends the process at once on a second signal, while a listener is still busy", function()
+    local dir = helper.tmpdir()
+    -- the listener takes 8 s over its record; the first SIGTERM can only stop run after it
+    helper.write_file(dir .. "/child.lua", [[
+local Fake = require("fake_streams")
+local Stream = require("dynamodb_stream.stream")
+local core = require("dynamodb_stream.core")
+local fake = Fake.new()
+fake:add_shard("A")
+fake:insert("A", { pk = "k" })
+local stream = Stream.new(fake, fake.stream_arn, { start_at = "TRIM_HORIZON" })
+stream:on("record", function()
+  io.write("busy\n") io.flush()
+  local t = core.monotime()
+  while core.monotime() - t < 8 do end
+end)
+stream:run({ stop_on_signals = true, duration = 20 })
+io.write("returned\n")
+]])
+    local cmd = string.format("(LUA_PATH=%s LUA_CPATH=%s %s %s/child.lua & echo $!; wait $!; "
+      .. "echo status=$?) 2>/dev/null", helper.shell_quote(package.path), helper.shell_quote(package.cpath),
+      helper.lua, dir)
+    local p = assert(io.popen(cmd))
+    local pid = p:read("*l")
+    assert.equals("busy", p:read("*l"))
+    local core = require("dynamodb_stream.core")
+    local t = core.monotime()
+    os.execute("kill -TERM " .. pid .. "; sleep 0.3; kill -TERM " .. pid)
+    local out = p:read("*a")
+    p:close()
+    helper.rmdir(dir)
+    assert.is_true(core.monotime() - t < 4, "the busy listener was waited for")
+    assert.not_matches("returned", out)
+    assert.matches("status=143", out)
+  end)
+
   it("refuses a value that is not a boolean", function()
     local Stream = require("dynamodb_stream.stream")
     local fake = require("fake_streams").new()
