@@ -79,6 +79,7 @@ build = {
     ["dynamodb_stream.credentials.process"] = "lua/dynamodb_stream/credentials/process.lua",
     ["dynamodb_stream.credentials.profile"] = "lua/dynamodb_stream/credentials/profile.lua",
     ["dynamodb_stream.cli"] = "lua/dynamodb_stream/cli.lua",
+    ["dynamodb_stream.cli_progress"] = "lua/dynamodb_stream/cli_progress.lua",
   },
   -- luarocks writes its own wrapper in the tree's bin/, with the tree's paths and interpreter
   install = { bin = { ["dynamodb-stream"] = "bin/dynamodb-stream" } },
