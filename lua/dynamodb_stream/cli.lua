@@ -426,6 +426,12 @@ local function stdout_is_terminal()
   return status == true or status == 0
 end
 
+--- Whether the process's stdout is a terminal: what main decides when sys
+-- gives no is_terminal (the replicate display asks the same).
+-- @function stdout_is_terminal
+-- @treturn boolean
+M.stdout_is_terminal = stdout_is_terminal
+
 --- Runs the command.
 -- @tparam table argv the arguments (as the global `arg`: argv[1] is the first)
 -- @tparam[opt] table sys `stdout`, `stderr` (files, or anything with write and

@@ -40,6 +40,12 @@ local function whole(x)
   return ("%.3g"):format(x)
 end
 
+-- A number below 10 with one decimal, rounded half up (as on every Lua:
+-- LuaJIT's "%.1f" rounds ties otherwise than C's).
+local function tenths(x)
+  return ("%.1f"):format(math.floor(x * 10 + 0.5) / 10)
+end
+
 local function counted(x)
   if x < 1e15 then return ("%d"):format(math.floor(x)) end
   return ("%.3g"):format(x)
@@ -49,14 +55,14 @@ end
 -- @tparam number seconds at least 0
 -- @treturn string
 function M.duration(seconds)
-  if seconds < 9.95 then return ("%.1f s"):format(seconds) end
+  if seconds < 9.95 then return tenths(seconds) .. " s" end
   if seconds < 59.5 then return whole(seconds) .. " s" end
   if seconds < 59.5 * 60 then return whole(seconds / 60) .. " min" end
   return whole(seconds / 3600) .. " h"
 end
 
 local function rate_text(rate, unit)
-  if rate < 10 then return ("%.1f %s/s"):format(rate, unit) end
+  if rate < 9.95 then return tenths(rate) .. " " .. unit .. "/s" end
   return whole(rate) .. " " .. unit .. "/s"
 end
 
