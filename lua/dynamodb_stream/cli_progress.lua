@@ -107,6 +107,7 @@ function M.new(opts)
     phase = nil,       -- of the last update
     caught_up = nil,   -- of the last update
     last = nil,        -- the last progress table
+    last_at = nil,     -- clock when it came
     shown_at = nil,    -- clock of the last line written or redrawn
     shown = nil,       -- its text
     finished = false,
@@ -217,7 +218,7 @@ function Display:update(p)
   local changed = v.phase ~= self.phase
   if changed then self.samples = {} end
   local rate = self:_rate(now, v.phase == "scan" and v.scanned or v.changes)
-  self.phase, self.last = v.phase, p
+  self.phase, self.last, self.last_at = v.phase, p, now
   local flipped = v.caught_up ~= self.caught_up
   self.caught_up = v.caught_up
   local since = self.shown_at and now - self.shown_at
@@ -232,20 +233,24 @@ function Display:update(p)
 end
 
 --- Shows the last progress and ends the display: on a terminal the final
--- line and "\n"; otherwise a last plain line. Its text ends with ", done"
--- and the time p.elapsed. Later updates and finishes do nothing.
--- @tparam[opt] table p the last progress (default: the last one updated;
--- with none ever, nothing is written)
+-- line and "\n" (call it before writing anything else, an error message on
+-- stderr say); otherwise a last plain line. Instead of the rate of the last
+-- seconds it shows the time of the run, p.elapsed: ", after 3 min" on a
+-- terminal (the line fits in 80 columns), ", stopped after 3 min" in a log.
+-- Later updates and finishes do nothing.
+-- @tparam[opt] table p the last progress (default: the last one updated,
+-- its elapsed time counted on to now; with none ever, nothing is written)
 function Display:finish(p)
   if p ~= nil and type(p) ~= "table" then error("display:finish: the progress must be a table", 2) end
   if self.finished then return end
   self.finished = true
-  p = p or self.last
-  if p == nil then return end
-  local now, v = self.clock(), read(p)
-  if v.phase ~= self.phase then self.samples = {} end
-  local rate = self:_rate(now, v.phase == "scan" and v.scanned or v.changes)
-  local text = self:_text(v, rate) .. ", done" .. (v.elapsed and " in " .. M.duration(v.elapsed) or "")
+  local now = self.clock()
+  local v = p and read(p) or self.last and read(self.last)
+  if v == nil then return end
+  if p == nil and v.elapsed and now >= self.last_at then v.elapsed = v.elapsed + (now - self.last_at) end
+  local stopped = self.terminal and "" or ", stopped"
+  if v.elapsed then stopped = stopped .. (self.terminal and ", after " or " after ") .. M.duration(v.elapsed) end
+  local text = self:_text(v, nil) .. stopped
   self:_show(text, now, "\n")
 end
 

@@ -50,8 +50,7 @@ describe("cli_progress on a pseudo-terminal and piped", function()
     end
     assert.equals("\rscan [----------] 0/1000 items (0%), 0 changes applied\27[K", draws[1])
     assert.equals("\rfollow 20 changes applied, lag 0.5 s\27[K", draws[12])
-    assert.equals("\rfollow 50 changes applied, 20 changes/s, lag 0.5 s, caught up, done in 7.0 s\27[K\n",
-      draws[16])
+    assert.equals("\rfollow 50 changes applied, lag 0.5 s, caught up, after 7.0 s\27[K\n", draws[16])
     assert.equals(1, select(2, out:gsub("\n", "")))              -- the line ends once, at the finish
   end)
 
@@ -63,7 +62,7 @@ describe("cli_progress on a pseudo-terminal and piped", function()
     assert.equals(table.concat({
       "replicate: scan 0/1000 items (0%), 0 changes applied\n",  -- the first update
       "replicate: follow 20 changes applied, lag 0.5 s\n",      -- the change of phase (5.5 s: before the next 10 s)
-      "replicate: follow 50 changes applied, 20 changes/s, lag 0.5 s, caught up, done in 7.0 s\n",
+      "replicate: follow 50 changes applied, lag 0.5 s, caught up, stopped after 7.0 s\n",
     }), out)
   end)
 end)
