@@ -7,6 +7,44 @@ local helper = require("helper")
 local q = helper.shell_quote
 
 local HAVE_SCRIPT = helper.execute("command -v script >/dev/null 2>&1 && command -v stty >/dev/null 2>&1")
+local NO_SCRIPT = "script (util-linux) or stty is not installed: no pseudo-terminal to test in"
+
+-- Runs a shell command line (a pipeline too), its output into the file out:
+-- exit status, output.
+local function run(command, out)
+  os.remove(out)
+  local _, _, code = helper.execute("(" .. command .. ") >" .. helper.shell_quote(out) .. " 2>&1 </dev/null")
+  return code, helper.read_file(out)
+end
+
+-- Runs command_line with its stdout and stderr piped into cat, the output
+-- into the file out: command_line's exit status (sh has no pipefail), output.
+local function run_piped(command_line, out)
+  local status = out .. ".status"
+  os.remove(status)
+  local code, text = run("{ " .. command_line .. " 2>&1; echo $? >" .. helper.shell_quote(status) .. "; } | cat", out)
+  assert.equals(0, code, text)
+  return tonumber(helper.read_file(status)), text
+end
+
+-- The command line that runs command_line on a pseudo-terminal; stty -onlcr:
+-- the terminal passes "\n" as it is, so the capture is exactly what was written.
+local function on_terminal(command_line)
+  return "script -qfec " .. helper.shell_quote("stty -onlcr; " .. command_line) .. " /dev/null"
+end
+
+-- The redraws of a capture ("\r" text "\27[K", the last one then "\n"),
+-- checked: nothing else in it, one newline at the very end.
+local function redraws(out)
+  local draws = {}
+  for draw in out:gmatch("\r[^\r]*") do draws[#draws + 1] = draw end
+  assert.equals(out, table.concat(draws))                      -- nothing before the first "\r"
+  for i, draw in ipairs(draws) do
+    assert.matches("^\r[^%c]+\27%[K" .. (i == #draws and "\n" or "") .. "$", draw)
+  end
+  assert.equals(1, select(2, out:gsub("\n", "")))              -- the line ends once, at the finish
+  return draws
+end
 
 describe("cli_progress on a pseudo-terminal and piped", function()
   local dir
@@ -21,41 +59,28 @@ describe("cli_progress on a pseudo-terminal and piped", function()
     return helper.env_command(env, helper.lua .. " spec/support/progress_driver.lua " .. q(dir .. "/decision"))
   end
 
-  -- Runs a shell command line (a pipeline too), its output into a file: exit
-  -- status, output.
-  local function run(command)
-    local out = dir .. "/out"
-    os.remove(out)
+  local function run_driver(command, pipe)
     os.remove(dir .. "/decision")
-    local _, _, code = helper.execute("(" .. command .. ") >" .. q(out) .. " 2>&1 </dev/null")
-    return code, helper.read_file(out)
+    return (pipe and run_piped or run)(command, dir .. "/out")
   end
 
   it("on a pseudo-terminal: one line redrawn in place, then one newline", function()
     if not HAVE_SCRIPT then
-      pending("script (util-linux) or stty is not installed: no pseudo-terminal to test in")
+      pending(NO_SCRIPT)
       return
     end
-    -- stty -onlcr: the terminal passes "\n" as it is, so the capture is exactly what was written
-    local code, out = run("script -qfec " .. q("stty -onlcr; " .. driver()) .. " /dev/null")
+    local code, out = run_driver(on_terminal(driver()))
     assert.equals(0, code, out)
     assert.equals("terminal", helper.read_file(dir .. "/decision"))
-    local draws = {}
-    for draw in out:gmatch("\r[^\r]*") do draws[#draws + 1] = draw end
-    assert.equals(out, table.concat(draws))                      -- nothing before the first "\r"
+    local draws = redraws(out)
     assert.equals(11 + 4 + 1, #draws, out)                       -- every update (0.5 s apart) and the finish
-    for i, draw in ipairs(draws) do
-      local ending = i == #draws and "\n" or ""
-      assert.matches("^\r[^%c]+\27%[K" .. ending .. "$", draw)     -- text, then erase the rest of the line
-    end
     assert.equals("\rscan [----------] 0/1000 items (0%), 0 changes applied\27[K", draws[1])
     assert.equals("\rfollow 20 changes applied, lag 0.5 s\27[K", draws[12])
     assert.equals("\rfollow 50 changes applied, lag 0.5 s, caught up, after 7.0 s\27[K\n", draws[16])
-    assert.equals(1, select(2, out:gsub("\n", "")))              -- the line ends once, at the finish
   end)
 
   it("piped: plain lines only, no escape code, no carriage return", function()
-    local code, out = run(driver() .. " | cat")
+    local code, out = run_driver(driver(), "piped")
     assert.equals(0, code, out)
     assert.equals("not a terminal", helper.read_file(dir .. "/decision"))
     assert.is_nil(out:find("[\27\r]"), out)
