@@ -232,6 +232,17 @@ function Display:update(p)
   end
 end
 
+--- Makes room for other output (an error on stderr, say): on a terminal the
+-- line drawn is ended with "\n" (it stays as a record of where the copy
+-- stood) and the next update draws a new line at once; in a log, where every
+-- line is ended, nothing.
+function Display:interrupt()
+  if self.terminal and self.shown and not self.finished then
+    self.write("\n")
+    self.shown, self.shown_at = nil, nil
+  end
+end
+
 --- Shows the last progress and ends the display: on a terminal the final
 -- line and "\n" (call it before writing anything else, an error message on
 -- stderr say); otherwise a last plain line. Instead of the rate of the last

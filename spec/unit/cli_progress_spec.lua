@@ -205,6 +205,32 @@ describe("cli_progress on a terminal", function()
     end
   end)
 
+  it("interrupt ends the line drawn, and the next update draws a new one at once", function()
+    local t = display({ terminal = true })
+    t.display:interrupt()                  -- nothing drawn yet: nothing to end
+    t.at(0, follow(5, 0.2))
+    t.display:interrupt()
+    t.display:interrupt()                  -- already ended
+    t.at(0.01, follow(6, 0.2))             -- within 0.1 s, yet drawn
+    t.at(0.02, follow(7, 0.2))             -- throttled again
+    t.display:finish()
+    t.display:interrupt()                  -- after finish: nothing
+    assert.same({
+      redraw("follow 5 changes applied, lag 0.2 s"),
+      "\n",
+      redraw("follow 6 changes applied, 100 changes/s, lag 0.2 s"),
+      redraw("follow 7 changes applied, lag 0.2 s, after 1.0 s") .. "\n",
+    }, t.out)
+  end)
+
+  it("interrupt writes nothing in a log (every line is ended)", function()
+    local t = display()
+    t.at(0, follow(5, 0.2))
+    t.display:interrupt()
+    t.at(1, follow(6, 0.2))
+    assert.same({ "replicate: follow 5 changes applied, lag 0.2 s\n" }, t.out)
+  end)
+
   it("finish draws the final line, then one newline, once", function()
     local t = display({ terminal = true })
     t.at(0, follow(5, 0.2))
