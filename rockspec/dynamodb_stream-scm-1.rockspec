@@ -53,6 +53,8 @@ build = {
     ["dynamodb_stream.dynamodb"] = "lua/dynamodb_stream/dynamodb.lua",
     ["dynamodb_stream.pages"] = "lua/dynamodb_stream/pages.lua",
     ["dynamodb_stream.batch_write"] = "lua/dynamodb_stream/batch_write.lua",
+    ["dynamodb_stream.replicate"] = "lua/dynamodb_stream/replicate.lua",
+    ["dynamodb_stream.cli_progress"] = "lua/dynamodb_stream/cli_progress.lua",
     ["dynamodb_stream.leases.table"] = "lua/dynamodb_stream/leases/table.lua",
     ["dynamodb_stream.emitter"] = "lua/dynamodb_stream/emitter.lua",
     ["dynamodb_stream.stream"] = "lua/dynamodb_stream/stream/init.lua",
@@ -79,7 +81,6 @@ build = {
     ["dynamodb_stream.credentials.process"] = "lua/dynamodb_stream/credentials/process.lua",
     ["dynamodb_stream.credentials.profile"] = "lua/dynamodb_stream/credentials/profile.lua",
     ["dynamodb_stream.cli"] = "lua/dynamodb_stream/cli.lua",
-    ["dynamodb_stream.cli_progress"] = "lua/dynamodb_stream/cli_progress.lua",
   },
   -- luarocks writes its own wrapper in the tree's bin/, with the tree's paths and interpreter
   install = { bin = { ["dynamodb-stream"] = "bin/dynamodb-stream" } },

@@ -5,6 +5,8 @@
 
 local compat = require("dynamodb_stream.compat")
 local errors = require("dynamodb_stream.errors")
+local retry = require("dynamodb_stream.retry")
+local runtime = require("dynamodb_stream.runtime")
 
 local batch_write = {}
 
@@ -45,9 +47,13 @@ local function canonical_number(text)
   return (sign == "-" and "-" or "") .. "." .. digits .. "e" .. (#int - zeros + exponent)
 end
 
--- The identity of the item a request writes: its key attributes' types and
--- values (names and lengths keep it unambiguous); or nil, why.
-local function identity(map, key_names)
+--- The identity of an item: its key attributes' types and values, numbers
+-- as DynamoDB compares them (names and lengths keep it unambiguous). Two
+-- requests for one item have the same identity.
+-- @tparam table map a marshalled item or key
+-- @tparam {string,...} key_names the key attribute names
+-- @treturn string the identity, or nil and why not
+function batch_write.key_identity(map, key_names)
   local parts = {}
   for k, name in ipairs(key_names) do
     local av = map[name]
@@ -62,6 +68,7 @@ local function identity(map, key_names)
   end
   return table.concat(parts, "|")
 end
+local identity = batch_write.key_identity
 
 -- opts checked (raising at level) -> max_in_flight, max_attempts, key names or nil.
 local function checked_options(opts, level)
@@ -194,7 +201,8 @@ function batch_write.all(client, table_name, requests, opts)
   local entries = last_per_key(requests, key_names, 2)
   summary.superseded = n - #entries
 
-  local policy = client._retry
+  -- (a client of another kind, e.g. a test's wrapper, gets the default policy)
+  local policy = client._retry or retry.policy({ sleep = runtime.sleep })
   local next_fresh = 1   -- the first entry never sent
   local waiting = {}     -- entries that came back in UnprocessedItems, to send again
   local given_up = {}    -- entries not written, for err.unprocessed

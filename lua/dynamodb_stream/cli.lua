@@ -22,7 +22,7 @@ Commands:
   list [--table T]          the streams (table, stream label, ARN), one a line
   describe TABLE|ARN        status, view type and the shards as a lineage tree
   tail TABLE|ARN            the changes as they come, one a line (JSON or pretty)
-  replicate SRC DST         (not yet)
+  replicate SRC DST         copy table SRC into DST, then keep it in sync from SRC's stream
   verify SRC DST            (not yet)
   help [COMMAND]            this text, or a command's
 
@@ -77,9 +77,29 @@ they come, until SIGINT or SIGTERM (the checkpoint is saved, exit 0).
   --duration S              stop after S seconds
   --max-records N           stop after N changes
 ]],
+  replicate = [[
+Usage: dynamodb-stream replicate SRC DST [--checkpoint FILE] [--segments N] [--create-target]
+                                 [--until-caught-up] [--duration S]
+
+Copies table SRC into table DST (a Scan, while SRC's stream is followed from
+before it began), then keeps DST in sync from the stream, until SIGINT or
+SIGTERM (the batch in flight is written and the checkpoint saved, exit 0; a
+second signal ends it at once). SRC needs a stream with view type NEW_IMAGE or
+NEW_AND_OLD_IMAGES; DST needs the same key schema. Progress goes to stdout: a
+line redrawn in place on a terminal, else a log line at each phase change and
+every 10 s.
+
+  --checkpoint FILE         where the copy stands, saved after every batch written;
+                            a later run resumes from it (without it, every run
+                            copies the whole table again)
+  --segments N              scan in N parallel segments (default 1)
+  --create-target           create DST (SRC's key schema, on-demand billing) if missing
+  --until-caught-up         exit 0 once the copy is done and the stream has no new change
+  --duration S              stop after S seconds
+]],
 }
 
-local NOT_YET = { replicate = true, verify = true }
+local NOT_YET = { verify = true }
 
 -- ---------------------------------------------------------------- arguments
 
@@ -121,6 +141,14 @@ local function positive_integer(value)
   local n = value:match("^%d+$") and #value <= 15 and tonumber(value)
   if not n or n < 1 then return nil, "must be a whole number above 0" end
   return n
+end
+
+local MAX_SEGMENTS = 1000000 -- DynamoDB's limit on TotalSegments
+
+local function segment_count(value)
+  local n, why = positive_integer(value)
+  if n and n > MAX_SEGMENTS then return nil, "must be at most " .. MAX_SEGMENTS end
+  return n, why
 end
 
 local function endpoint_url(value)
@@ -166,7 +194,10 @@ local function parse(argv)
       if not spec then
         usage_error(command, "unknown option " .. quoted(name) .. (command and " for " .. command or ""))
       end
-      if value == nil then
+      if spec.flag then
+        if value ~= nil then usage_error(command, name .. " takes no value") end
+        value = ""
+      elseif value == nil then
         value = argv[i + 1]
         if value == nil or (type(value) == "string" and value:sub(1, 2) == "--") then
           usage_error(command, name .. " needs a value")
@@ -406,7 +437,50 @@ local function tail(io, args, opts)
   return 0
 end
 
+-- What a failure says: a service error with its operation and code, one of
+-- ours by its message alone.
+local function message_of(err)
+  if type(err) == "table" and err.operation == nil and err.message then return tostring(err.message) end
+  return tostring(err)
+end
+
+local function replicate(io, args, opts)
+  local display = require("dynamodb_stream.cli_progress").new({ write = io.write_text, terminal = io.is_terminal() })
+  local reported = {}
+  local ok, err = ds.replicate({
+    source = args[1], target = args[2], checkpoint = opts.checkpoint, segments = opts.segments,
+    create_target = opts.create_target, until_caught_up = opts.until_caught_up, duration = opts.duration,
+    stop_on_signals = true,
+    dynamodb = make_client(ds.dynamodb, opts), streams = make_client(ds.client, opts),
+    progress = function(p)
+      if p.done then display:finish(p) else display:update(p) end
+    end,
+    -- errors that are retried: each kind once, on a line of its own
+    on_error = function(e)
+      local kind = tostring(e.operation) .. "|" .. tostring(e.code)
+      if reported[kind] then return end
+      reported[kind] = true
+      display:interrupt()
+      io.write_error("replicate: " .. tostring(e) .. " (retrying)")
+    end,
+  })
+  if not ok then
+    display:interrupt()
+    failure(message_of(err))
+  end
+  return 0
+end
+
+local function flag() return true end
+
 COMMANDS = {
+  replicate = { args = { "SRC", "DST" }, run = replicate, options = {
+    ["--checkpoint"] = { key = "checkpoint", check = nonempty },
+    ["--segments"] = { key = "segments", check = segment_count },
+    ["--create-target"] = { key = "create_target", flag = true, check = flag },
+    ["--until-caught-up"] = { key = "until_caught_up", flag = true, check = flag },
+    ["--duration"] = { key = "duration", check = positive_number },
+  } },
   list = { args = {}, run = list, options = {
     ["--table"] = { key = "table", check = nonempty },
   } },
@@ -444,6 +518,11 @@ function M.main(argv, sys)
   local out = {
     is_terminal = sys.is_terminal or stdout_is_terminal,
     write_error = function(line) stderr:write(NAME, ": ", line, "\n") end,
+    -- text as it is, flushed (the progress display)
+    write_text = function(text)
+      stdout:write(text)
+      stdout:flush()
+    end,
     -- one line, flushed at once (a pipe into jq sees each line as it comes)
     write_line = function(line)
       local ok, err = stdout:write(line, "\n")

@@ -69,4 +69,14 @@ function ds.new(client, stream_arn, unmarshall_or_opts)
   return require("dynamodb_stream.stream").new(client, stream_arn, unmarshall_or_opts)
 end
 
+--- Copies a table into another and keeps it in sync through the source's stream
+-- (`dynamodb_stream.replicate`; README, "Replication").
+-- @tparam table opts `source`, `target`, `checkpoint`, `segments`, `transform`,
+-- `create_target`, `dynamodb`, `target_dynamodb`, `streams`, `client`, `progress`,
+-- `until_caught_up`, `duration`, `stop_on_signals`, `on_error`
+-- @return true when stopped, or nil and an error; raises on bad options
+function ds.replicate(opts)
+  return require("dynamodb_stream.replicate").replicate(opts)
+end
+
 return ds
