@@ -205,8 +205,9 @@ end
 --- Shows progress p (the progress table of ds.replicate: phase, scanned,
 -- estimated, written, changes, lag, caught_up, elapsed, done), when it is
 -- time: on a terminal at most 10 redraws a second, at once on a change of
--- phase or of caught_up; plain lines at each change of phase and at most one
--- every `every` seconds otherwise. Every update feeds the rate, shown or not.
+-- phase or of caught_up; plain lines at each change of phase (from the scan to
+-- the follow: "scan done, N items; follow ...") and at most one every `every`
+-- seconds otherwise. Every update feeds the rate, shown or not.
 -- When p.done is true this is display:finish(p). Nothing after finish.
 -- Missing, negative or non-finite numbers of p count as 0 (lag: unknown).
 -- @tparam table p
@@ -216,6 +217,7 @@ function Display:update(p)
   if self.finished then return end
   local now, v = self.clock(), read(p)
   local changed = v.phase ~= self.phase
+  local scan_done = changed and self.phase == "scan"
   if changed then self.samples = {} end
   local rate = self:_rate(now, v.phase == "scan" and v.scanned or v.changes)
   self.phase, self.last, self.last_at = v.phase, p, now
@@ -228,7 +230,10 @@ function Display:update(p)
     local text = self:_text(v, rate)
     if changed or text ~= self.shown then self:_show(text, now, "") end
   elseif changed or stale or since >= self.every then
-    self:_show(self:_text(v, rate), now)
+    -- the log keeps what the scan copied (its last lines may be 10 s old)
+    local summary = scan_done and ("scan done, " .. amount(v.scanned, "item")
+      .. (v.written ~= v.scanned and ", " .. counted(v.written) .. " written" or "") .. "; ") or ""
+    self:_show(summary .. self:_text(v, rate), now)
   end
 end
 

@@ -2,6 +2,9 @@
 -- `script`) and piped: the terminal decision is the command's own
 -- (cli.stdout_is_terminal, `test -t 1`); on the terminal one line redrawn in
 -- place ending with one newline, piped plain lines without escape codes.
+-- First a driver feeding the display, then `dynamodb-stream replicate
+-- --until-caught-up` itself against DynamoDB Local.
+local ds = require("dynamodb_stream")
 local helper = require("helper")
 
 local q = helper.shell_quote
@@ -86,8 +89,86 @@ describe("cli_progress on a pseudo-terminal and piped", function()
     assert.is_nil(out:find("[\27\r]"), out)
     assert.equals(table.concat({
       "replicate: scan 0/1000 items (0%), 0 changes applied\n",  -- the first update
-      "replicate: follow 20 changes applied, lag 0.5 s\n",      -- the change of phase (5.5 s: before the next 10 s)
+      "replicate: scan done, 1000 items; follow 20 changes applied, lag 0.5 s\n", -- the change of phase (at 5.5 s)
       "replicate: follow 50 changes applied, lag 0.5 s, caught up, stopped after 7.0 s\n",
     }), out)
+  end)
+end)
+
+describe("dynamodb-stream replicate --until-caught-up, on a pseudo-terminal and piped (DynamoDB Local)", function()
+  local ddb, opts, dir
+  local ITEMS = 60
+
+  setup(function()
+    opts = helper.local_opts("progresspty")
+    ddb = ds.dynamodb(opts)
+    dir = helper.tmpdir()
+  end)
+  teardown(function() helper.rmdir(dir) end)
+
+  -- As spec/integration/cli_spec.lua runs it: this interpreter, the spec's
+  -- module paths, DynamoDB Local's credentials and nothing else of ours.
+  local function command_line(args)
+    local env = {
+      LUA_PATH = package.path, LUA_CPATH = package.cpath, PATH = os.getenv("PATH"), HOME = dir,
+      AWS_ACCESS_KEY_ID = opts.credentials.access_key_id,
+      AWS_SECRET_ACCESS_KEY = opts.credentials.secret_access_key,
+    }
+    local words = { helper.lua, "bin/dynamodb-stream" }
+    for _, a in ipairs(args) do words[#words + 1] = q(a) end
+    words[#words + 1] = "--endpoint-url " .. q(opts.endpoint) .. " --region us-east-1"
+    return helper.env_command(env, table.concat(words, " "))
+  end
+
+  -- A source table with a stream and ITEMS items, and the name of its copy.
+  local function source(prefix)
+    local name = prefix .. os.time() .. math.random(1000, 9999)
+    helper.create_stream_table(ddb, name)
+    local puts = {}
+    for i = 1, ITEMS do
+      puts[i] = { PutRequest = { Item = { pk = { S = "k" .. i }, n = { N = tostring(i) } } } }
+    end
+    assert(ddb:batch_write_all(name, puts))
+    return name, name .. "_copy"
+  end
+
+  local function copied(target)
+    local answer = assert(ddb:scan({ TableName = target, Select = "COUNT" }))
+    return answer.Count
+  end
+
+  local function replicate(src, dst)
+    return command_line({ "replicate", src, dst, "--create-target", "--until-caught-up", "--duration", "60" })
+  end
+
+  it("on a pseudo-terminal: the scan, then the follow, redrawn in place on one line", function()
+    if not HAVE_SCRIPT then
+      pending(NO_SCRIPT)
+      return
+    end
+    local src, dst = source("progress_tty")
+    local code, out = run(on_terminal(replicate(src, dst)), dir .. "/tty.out")
+    assert.equals(0, code, out)
+    local draws = redraws(out)
+    assert.matches("^\rscan ", draws[1])
+    assert.matches("^\rfollow ", draws[#draws])
+    assert.truthy(draws[#draws]:find(", caught up, after ", 1, true), draws[#draws])
+    assert.equals(ITEMS, copied(dst))
+  end)
+
+  it("piped: plain log lines, no escape code, no carriage return", function()
+    local src, dst = source("progress_pipe")
+    local code, out = run_piped(replicate(src, dst), dir .. "/pipe.out")
+    assert.equals(0, code, out)
+    assert.is_nil(out:find("[\27\r]"), out)
+    local lines = {}
+    for line in out:gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+    assert.equals(out, table.concat(lines, "\n") .. "\n")    -- every line ends with "\n"
+    assert.is_true(#lines >= 2, out)
+    for _, line in ipairs(lines) do assert.matches("^replicate: %a+ ", line) end
+    assert.matches("^replicate: scan ", lines[1])
+    assert.truthy(out:find("\nreplicate: scan done, " .. ITEMS .. " items; follow ", 1, true), out)
+    assert.matches("^replicate: follow .*, caught up, stopped after ", lines[#lines])
+    assert.equals(ITEMS, copied(dst))
   end)
 end)
