@@ -57,9 +57,10 @@ describe("cli_progress on a pseudo-terminal and piped", function()
 
   -- The driver (spec/support/progress_driver.lua) with this interpreter and
   -- the spec's module paths; it writes its terminal decision in dir/decision.
-  local function driver()
+  local function driver(mode)
     local env = { LUA_PATH = package.path, LUA_CPATH = package.cpath, PATH = os.getenv("PATH"), HOME = dir }
-    return helper.env_command(env, helper.lua .. " spec/support/progress_driver.lua " .. q(dir .. "/decision"))
+    return helper.env_command(env, helper.lua .. " spec/support/progress_driver.lua " .. q(dir .. "/decision")
+      .. (mode and " " .. mode or ""))
   end
 
   local function run_driver(command, pipe)
@@ -80,6 +81,22 @@ describe("cli_progress on a pseudo-terminal and piped", function()
     assert.equals("\rscan [----------] 0/1000 items (0%), 0 changes applied\27[K", draws[1])
     assert.equals("\rfollow 20 changes applied, lag 0.5 s\27[K", draws[12])
     assert.equals("\rfollow 50 changes applied, lag 0.5 s, caught up, after 7.0 s\27[K\n", draws[16])
+  end)
+
+  it("on a pseudo-terminal: an error written mid-way (after interrupt) has a line of its own", function()
+    if not HAVE_SCRIPT then
+      pending(NO_SCRIPT)
+      return
+    end
+    local code, out = run_driver(on_terminal(driver("interrupt")))
+    assert.equals(0, code, out)
+    local scan, err, rest = out:match("^(.-\n)([^\r]*\n)(.*)$")
+    assert.truthy(scan, out)
+    assert.equals(11, #redraws(scan))                            -- the scan's line, ended and kept
+    assert.equals("dynamodb-stream: replicate: ThrottlingException (retrying)\n", err)
+    local follow = redraws(rest)                                 -- then a new line, redrawn in place
+    assert.equals(5, #follow)
+    assert.equals("\rfollow 20 changes applied, lag 0.5 s\27[K", follow[1])
   end)
 
   it("piped: plain lines only, no escape code, no carriage return", function()
