@@ -53,6 +53,7 @@ build = {
     ["dynamodb_stream.dynamodb"] = "lua/dynamodb_stream/dynamodb.lua",
     ["dynamodb_stream.pages"] = "lua/dynamodb_stream/pages.lua",
     ["dynamodb_stream.batch_write"] = "lua/dynamodb_stream/batch_write.lua",
+    ["dynamodb_stream.verify"] = "lua/dynamodb_stream/verify.lua",
     ["dynamodb_stream.leases.table"] = "lua/dynamodb_stream/leases/table.lua",
     ["dynamodb_stream.emitter"] = "lua/dynamodb_stream/emitter.lua",
     ["dynamodb_stream.stream"] = "lua/dynamodb_stream/stream/init.lua",
