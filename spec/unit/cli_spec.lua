@@ -78,7 +78,16 @@ describe("dynamodb-stream: bad usage (exit 2, one line naming it, see --help)", 
     { { "list", "--endpoint-url", "http://u:p@localhost:8000" }, "--endpoint-url 'http://u:p@localhost:8000': ",
       "dynamodb-stream list --help" },
     { { "replicate", "a", "b" }, "'replicate' is not available yet", "dynamodb-stream --help" },
-    { { "verify", "a", "b" }, "'verify' is not available yet", "dynamodb-stream --help" },
+    { { "verify", "a" }, "verify: DST is missing", "dynamodb-stream verify --help" },
+    { { "verify", "a", "b", "c" }, "verify: unexpected argument 'c'", "dynamodb-stream verify --help" },
+    { { "verify", "a", "b", "--segments", "0" }, "--segments '0': must be a whole number above 0",
+      "dynamodb-stream verify --help" },
+    { { "verify", "a", "b", "--segments", "-3" }, "--segments '-3': must be a whole number above 0",
+      "dynamodb-stream verify --help" },
+    { { "verify", "a", "b", "--segments", "1000001" }, "--segments '1000001': must be at most 1000000",
+      "dynamodb-stream verify --help" },
+    { { "verify", "a", "b", "--segments" }, "--segments needs a value", "dynamodb-stream verify --help" },
+    { { "verify", "a", "b", "--from", "latest" }, "unknown option '--from' for verify", "dynamodb-stream verify --help" },
     { { "help", "nothing" }, "no help on 'nothing'", "dynamodb-stream --help" },
     { { "tail", "t", "--from", "a\nb" }, "--from 'a\\010b': must be latest or trim-horizon",
       "dynamodb-stream tail --help" },
@@ -112,7 +121,7 @@ describe("dynamodb-stream: help", function()
       assert.matches("%-%-endpoint%-url", out)
     end)
   end
-  for _, command in ipairs({ "list", "describe", "tail" }) do
+  for _, command in ipairs({ "list", "describe", "tail", "verify" }) do
     for _, argv in ipairs({ { command, "--help" }, { command, "-h" }, { "help", command } }) do
       it(table.concat(argv, " ") .. " prints its own usage, exit 0", function()
         local status, out, err = run(argv)

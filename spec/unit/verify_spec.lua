@@ -121,3 +121,190 @@ describe("ds.verify: bad options raise", function()
     end)
   end
 end)
+
+-- An in-memory DynamoDB answering what verify asks (DescribeTable, Scan, BatchGetItem)
+-- through call and call_many only, and recording every request. tables: { name =
+-- { key = { { "pk", "S" }, ... }, items = { wire items } } }. unprocessed(keys) -> how
+-- many of a BatchGetItem's keys (from the end) to send back unprocessed.
+local function fake_dynamodb(tables, unprocessed)
+  local fake = { requests = {}, slept = {} }
+  fake._retry = {
+    sleep = function(seconds) fake.slept[#fake.slept + 1] = seconds end,
+    backoff = function(_, attempt) return attempt / 1000 end,
+  }
+  local function key_of(t, item)
+    local key = {}
+    for _, k in ipairs(t.key) do key[k[1]] = item[k[1]] end
+    return key
+  end
+  local OPS = {}
+  function OPS.DescribeTable(p)
+    local t = tables[p.TableName]
+    if not t then return nil, { code = "ResourceNotFoundException", message = "Requested resource not found" } end
+    local schema, defs = {}, {}
+    for i, k in ipairs(t.key) do
+      schema[i] = { AttributeName = k[1], KeyType = i == 1 and "HASH" or "RANGE" }
+      defs[i] = { AttributeName = k[1], AttributeType = k[2] }
+    end
+    return { Table = { KeySchema = schema, AttributeDefinitions = defs } }
+  end
+  function OPS.Scan(p)
+    local t = tables[p.TableName]
+    assert.is_true(p.ConsistentRead)
+    local items, i = {}, p.ExclusiveStartKey and tonumber(p.ExclusiveStartKey.at.N) or 0
+    while #items < 7 and i < #t.items do
+      i = i + 1
+      if p.TotalSegments == nil or i % p.TotalSegments == p.Segment then
+        local item = t.items[i]
+        if p.ProjectionExpression then
+          assert.equals(#t.key == 1 and "#k1" or "#k1, #k2", p.ProjectionExpression)
+          for n, k in ipairs(t.key) do assert.equals(k[1], p.ExpressionAttributeNames["#k" .. n]) end
+          item = key_of(t, item)
+        end
+        items[#items + 1] = item
+      end
+    end
+    return { Items = items, Count = #items, LastEvaluatedKey = i < #t.items and { at = { N = tostring(i) } } or nil }
+  end
+  function OPS.BatchGetItem(p)
+    local name, request = next(p.RequestItems)
+    local t = tables[name]
+    assert.is_true(request.ConsistentRead)
+    assert.is_true(#request.Keys >= 1 and #request.Keys <= 100, "keys in one call: " .. #request.Keys)
+    local left = unprocessed and unprocessed(request.Keys) or 0
+    local found, back = {}, {}
+    for n, key in ipairs(request.Keys) do
+      if n > #request.Keys - left then
+        back[#back + 1] = key
+      else
+        for _, item in ipairs(t.items) do
+          if verify.equal_items(key, key_of(t, item)) then found[#found + 1] = item end
+        end
+      end
+    end
+    return { Responses = { [name] = found }, UnprocessedKeys = #back > 0 and { [name] = { Keys = back } } or {} }
+  end
+  function fake.call(_, operation, params)
+    fake.requests[#fake.requests + 1] = { operation = operation, params = params }
+    if fake.fail and fake.fail[operation] then return nil, fake.fail[operation] end
+    return OPS[operation](params)
+  end
+  function fake.call_many(self, operation, list)
+    local answers, errs = {}, {}
+    for i, params in ipairs(list) do answers[i], errs[i] = self:call(operation, params) end
+    return answers, errs
+  end
+  function fake.count(operation)
+    local n = 0
+    for _, r in ipairs(fake.requests) do if r.operation == operation then n = n + 1 end end
+    return n
+  end
+  return fake
+end
+
+-- Two tables of n items keyed by pk (S) and sk (N): the target holds the same values
+-- in other forms (numbers as 1.0, sets in another order), then one key missing, one
+-- extra and one different deep in a nested map (n >= 21).
+local function two_tables(n)
+  local source, target = {}, {}
+  for i = 1, n do
+    source[i] = { pk = { S = "p" .. i }, sk = { N = tostring(i) }, tags = { SS = { "a", "b", "c" } },
+      m = { M = { x = { L = { { N = "1" }, { NS = { "1", "2" } } } } } } }
+    target[i] = { sk = { N = i .. ".0" }, pk = { S = "p" .. i }, tags = { SS = { "c", "b", "a" } },
+      m = { M = { x = { L = { { N = "1.0" }, { NS = { "2", "1" } } } } } } }
+  end
+  table.remove(target, 10)                                          -- p10 missing
+  target[#target + 1] = { pk = { S = "extra" }, sk = { N = "0" }, v = { B = "AQ==" } } -- extra
+  target[20].m.M.x.L[2].NS[1] = "3"                                  -- p21 different
+  local key = { { "pk", "S" }, { "sk", "N" } }
+  return { src = { key = key, items = source }, dst = { key = key, items = target } }
+end
+
+describe("ds.verify over call and call_many (an in-memory DynamoDB)", function()
+  it("finds exactly the missing, extra and different keys, 100 keys a BatchGetItem at most", function()
+    for _, segments in ipairs({ 1, 3 }) do
+      local fake = fake_dynamodb(two_tables(250))
+      local seen = {}
+      local summary = assert(ds.verify({ source = "src", target = "dst", dynamodb = fake, segments = segments,
+        on_difference = function(kind, key, source_item, target_item)
+          seen[#seen + 1] = { kind, key, source_item, target_item }
+        end }))
+      assert.same({ source_items = 250, target_items = 250, missing = 1, extra = 1, different = 1 }, summary)
+      table.sort(seen, function(a, b) return a[1] < b[1] end)
+      assert.same({ "different", { pk = "p21", sk = 21 } }, { seen[1][1], seen[1][2] })
+      -- both items, as Lua values
+      local function sorted(set) local c = { require("helper").unpack(set) } table.sort(c) return c end
+      assert.same({ 1, 2 }, sorted(seen[1][3].m.x[2]))
+      assert.same({ 1, 3 }, sorted(seen[1][4].m.x[2]))
+      assert.same({ "extra", { pk = "extra", sk = 0 } }, { seen[2][1], seen[2][2] })
+      assert.is_nil(seen[2][3])
+      assert.equals("\1", seen[2][4].v) -- the whole target item, not only its key
+      assert.same({ "missing", { pk = "p10", sk = 10 } }, { seen[3][1], seen[3][2] })
+      assert.equals("p10", seen[3][3].pk)
+      assert.is_nil(seen[3][4])
+      assert.equals(3, #seen)
+    end
+  end)
+
+  it("equal tables: nothing reported", function()
+    local t = two_tables(30)
+    t.dst.items = t.src.items
+    local called = false
+    local summary = assert(ds.verify({ source = "src", target = "dst", dynamodb = fake_dynamodb(t),
+      on_difference = function() called = true end }))
+    assert.same({ source_items = 30, target_items = 30, missing = 0, extra = 0, different = 0 }, summary)
+    assert.is_false(called)
+  end)
+
+  it("UnprocessedKeys are asked again after the client's backoff, until read", function()
+    local fake = fake_dynamodb(two_tables(250), function(keys) return math.floor(#keys / 2) end)
+    local summary = assert(ds.verify({ source = "src", target = "dst", dynamodb = fake }))
+    assert.same({ source_items = 250, target_items = 250, missing = 1, extra = 1, different = 1 }, summary)
+    assert.is_true(#fake.slept > 0)
+  end)
+
+  it("keys unprocessed for ever: nil, UnprocessedKeys after 10 attempts, no hang", function()
+    local fake = fake_dynamodb(two_tables(25), function(keys) return #keys end)
+    local summary, err = ds.verify({ source = "src", target = "dst", dynamodb = fake })
+    assert.is_nil(summary)
+    assert.equals("UnprocessedKeys", err.code)
+    assert.matches("'dst'", err.message)
+    assert.equals(10, fake.count("BatchGetItem"))
+    assert.equals(9, #fake.slept)
+  end)
+
+  it("a failed Scan or BatchGetItem: nil and its error", function()
+    for _, operation in ipairs({ "Scan", "BatchGetItem" }) do
+      local fake = fake_dynamodb(two_tables(25))
+      fake.fail = { [operation] = { code = "InternalServerError", message = "down" } }
+      local summary, err = ds.verify({ source = "src", target = "dst", dynamodb = fake })
+      assert.is_nil(summary)
+      assert.same(fake.fail[operation], err)
+    end
+  end)
+
+  it("a missing table names it; key schemas that differ in a name or a type: KeySchemaMismatch", function()
+    local t = two_tables(25)
+    local _, err = ds.verify({ source = "src", target = "nope", dynamodb = fake_dynamodb(t) })
+    assert.equals("ResourceNotFoundException", err.code)
+    assert.equals("table 'nope' not found", err.message)
+    for _, key in ipairs({ { { "pk", "S" }, { "sk", "S" } }, { { "pk", "S" } }, { { "pk", "S" }, { "other", "N" } },
+        { { "sk", "N" }, { "pk", "S" } } }) do
+      t.dst.key = key
+      _, err = ds.verify({ source = "src", target = "dst", dynamodb = fake_dynamodb(t) })
+      assert.equals("KeySchemaMismatch", err.code)
+      assert.matches("table 'src' has the key pk %(S%), sk %(N%), table 'dst' the key ", err.message)
+    end
+  end)
+
+  it("a target client of its own; a client without _retry backs off with its own policy", function()
+    local t = two_tables(25)
+    local source = fake_dynamodb({ src = t.src })
+    local target = fake_dynamodb({ dst = t.dst }, function(keys) return #keys > 1 and 1 or 0 end)
+    target._retry = nil
+    local summary = assert(ds.verify({ source = "src", target = "dst", dynamodb = source, target_dynamodb = target }))
+    assert.same({ source_items = 25, target_items = 25, missing = 1, extra = 1, different = 1 }, summary)
+    assert.is_true(source.count("BatchGetItem") > 0)
+    assert.is_true(target.count("BatchGetItem") > 1)
+  end)
+end)
