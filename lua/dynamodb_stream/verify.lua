@@ -382,7 +382,8 @@ function verify.tables(opts)
       if in_source[entry.id] == nil then extras[#extras + 1] = entry end
     end
     if #extras > 0 then
-      -- the whole items, for on_difference (the scan read only their keys)
+      -- the whole items, for on_difference (the scan read only their keys); one
+      -- deleted since the scan is reported with its key alone
       local items
       items, get_err = batch_get(target_client, target_policy, target, names, extras)
       if not items then return nil, get_err end

@@ -124,10 +124,10 @@ end)
 
 -- An in-memory DynamoDB answering what verify asks (DescribeTable, Scan, BatchGetItem)
 -- through call and call_many only, and recording every request. tables: { name =
--- { key = { { "pk", "S" }, ... }, items = { wire items } } }. unprocessed(keys) -> how
+-- { key = { { "pk", "S" }, ... }, items = { wire items }, page = items a Scan page (7) } }. unprocessed(keys) -> how
 -- many of a BatchGetItem's keys (from the end) to send back unprocessed.
 local function fake_dynamodb(tables, unprocessed)
-  local fake = { requests = {}, slept = {} }
+  local fake = { requests = {}, slept = {}, most_keys = 0 }
   fake._retry = {
     sleep = function(seconds) fake.slept[#fake.slept + 1] = seconds end,
     backoff = function(_, attempt) return attempt / 1000 end,
@@ -152,7 +152,7 @@ local function fake_dynamodb(tables, unprocessed)
     local t = tables[p.TableName]
     assert.is_true(p.ConsistentRead)
     local items, i = {}, p.ExclusiveStartKey and tonumber(p.ExclusiveStartKey.at.N) or 0
-    while #items < 7 and i < #t.items do
+    while #items < (t.page or 7) and i < #t.items do
       i = i + 1
       if p.TotalSegments == nil or i % p.TotalSegments == p.Segment then
         local item = t.items[i]
@@ -171,6 +171,7 @@ local function fake_dynamodb(tables, unprocessed)
     local t = tables[name]
     assert.is_true(request.ConsistentRead)
     assert.is_true(#request.Keys >= 1 and #request.Keys <= 100, "keys in one call: " .. #request.Keys)
+    fake.most_keys = math.max(fake.most_keys, #request.Keys)
     local left = unprocessed and unprocessed(request.Keys) or 0
     local found, back = {}, {}
     for n, key in ipairs(request.Keys) do
@@ -221,7 +222,7 @@ local function two_tables(n)
 end
 
 describe("ds.verify over call and call_many (an in-memory DynamoDB)", function()
-  it("finds exactly the missing, extra and different keys, 100 keys a BatchGetItem at most", function()
+  it("finds exactly the missing, extra and different keys, one page (7 items here) at a time", function()
     for _, segments in ipairs({ 1, 3 }) do
       local fake = fake_dynamodb(two_tables(250))
       local seen = {}
@@ -243,7 +244,21 @@ describe("ds.verify over call and call_many (an in-memory DynamoDB)", function()
       assert.equals("p10", seen[3][3].pk)
       assert.is_nil(seen[3][4])
       assert.equals(3, #seen)
+      assert.equals(7, fake.most_keys) -- the keys of one page, never the whole table
     end
+  end)
+
+  it("a page of 250 items: BatchGetItem calls of 100, 100 and 50 keys", function()
+    local t = two_tables(250)
+    t.src.page, t.dst.page = 250, 250
+    local fake = fake_dynamodb(t)
+    assert(ds.verify({ source = "src", target = "dst", dynamodb = fake }))
+    local sizes = {}
+    for _, r in ipairs(fake.requests) do
+      if r.operation == "BatchGetItem" then sizes[#sizes + 1] = #r.params.RequestItems.dst.Keys end
+      if #sizes == 3 then break end
+    end
+    assert.same({ 100, 100, 50 }, sizes)
   end)
 
   it("equal tables: nothing reported", function()
