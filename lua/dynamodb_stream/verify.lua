@@ -251,7 +251,10 @@ local function batch_get(client, policy, table_name, names, entries, projection)
     local again, attempt = {}, 0
     for k = 1, #bodies do
       local answer = answers[k]
-      if not answer then return nil, errs[k] end
+      if not answer then
+        return nil, errs[k] or errors.new({ code = "InvalidResponse", operation = "BatchGetItem",
+          message = "call_many gave neither an answer nor an error" })
+      end
       local items = type(answer.Responses) == "table" and answer.Responses[table_name]
       for _, item in ipairs(type(items) == "table" and items or {}) do
         local id = identity(item, names)
