@@ -55,6 +55,7 @@ build = {
     ["dynamodb_stream.batch_write"] = "lua/dynamodb_stream/batch_write.lua",
     ["dynamodb_stream.replicate"] = "lua/dynamodb_stream/replicate.lua",
     ["dynamodb_stream.cli_progress"] = "lua/dynamodb_stream/cli_progress.lua",
+    ["dynamodb_stream.verify"] = "lua/dynamodb_stream/verify.lua",
     ["dynamodb_stream.leases.table"] = "lua/dynamodb_stream/leases/table.lua",
     ["dynamodb_stream.emitter"] = "lua/dynamodb_stream/emitter.lua",
     ["dynamodb_stream.stream"] = "lua/dynamodb_stream/stream/init.lua",

@@ -30,10 +30,13 @@ local function attributes_of(request)
   return type(map) == "table" and map or nil
 end
 
--- DynamoDB takes "1", "1.0" and "10E-1" for one key: the digits without
--- leading or trailing zeros and the place of the point say which; text that
--- is no number stays as it is (the service will refuse it).
-local function canonical_number(text)
+--- The one text of a DynamoDB number: "1", "1.0" and "10E-1" are one key (and one
+-- value), so they give one text.
+-- @tparam string text an `N` value
+-- @treturn string the digits without leading or trailing zeros and the place of the
+-- point (e.g. `.1e1`); text that is no number comes back as it is (the service
+-- refuses it)
+function batch_write.canonical_number(text)
   local sign, rest = text:match("^([-+]?)(.*)$")
   local mantissa, exponent = rest:match("^([^eE]*)[eE]([-+]?%d+)$")
   mantissa, exponent = mantissa or rest, tonumber(exponent or "0")
@@ -47,13 +50,13 @@ local function canonical_number(text)
   return (sign == "-" and "-" or "") .. "." .. digits .. "e" .. (#int - zeros + exponent)
 end
 
---- The identity of an item: its key attributes' types and values, numbers
--- as DynamoDB compares them (names and lengths keep it unambiguous). Two
--- requests for one item have the same identity.
--- @tparam table map a marshalled item or key
--- @tparam {string,...} key_names the key attribute names
--- @treturn string the identity, or nil and why not
-function batch_write.key_identity(map, key_names)
+--- The identity of an item's key: its key attributes' types and values, numbers in
+-- their `canonical_number` text (lengths keep it unambiguous); two keys are one
+-- key when their identities are equal.
+-- @tparam table map an attribute map in wire shape (an item, or its key)
+-- @tparam {string,...} key_names the key attribute names, hash first
+-- @treturn string the identity, or `nil, why` when a key attribute is not an S, N or B
+function batch_write.identity(map, key_names)
   local parts = {}
   for k, name in ipairs(key_names) do
     local av = map[name]
@@ -63,12 +66,12 @@ function batch_write.key_identity(map, key_names)
         or (kind ~= "S" and kind ~= "N" and kind ~= "B") then
       return nil, "key attribute '" .. name .. "' must be a marshalled S, N or B value"
     end
-    if kind == "N" then value = canonical_number(value) end
+    if kind == "N" then value = batch_write.canonical_number(value) end
     parts[k] = kind .. #value .. ":" .. value
   end
   return table.concat(parts, "|")
 end
-local identity = batch_write.key_identity
+local identity = batch_write.identity
 
 -- opts checked (raising at level) -> max_in_flight, max_attempts, key names or nil.
 local function checked_options(opts, level)

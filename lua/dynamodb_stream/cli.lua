@@ -1,5 +1,5 @@
---- The dynamodb-stream command (bin/dynamodb-stream): list, describe and tail
--- a DynamoDB stream from a shell, with the AWS CLI's conventions (--region,
+--- The dynamodb-stream command (bin/dynamodb-stream): list, describe, tail,
+-- replicate and verify, from a shell, with the AWS CLI's conventions (--region,
 -- --profile, --endpoint-url, the AWS_* environment variables; exit 0 on
 -- success, 1 on failure, 2 on bad usage).
 --
@@ -23,7 +23,7 @@ Commands:
   describe TABLE|ARN        status, view type and the shards as a lineage tree
   tail TABLE|ARN            the changes as they come, one a line (JSON or pretty)
   replicate SRC DST         copy table SRC into DST, then keep it in sync from SRC's stream
-  verify SRC DST            (not yet)
+  verify SRC DST            compares two tables by value: the keys that differ, one a line
   help [COMMAND]            this text, or a command's
 
 Options of every command:
@@ -97,9 +97,27 @@ every 10 s.
   --until-caught-up         exit 0 once the copy is done and the stream has no new change
   --duration S              stop after S seconds
 ]],
-}
+  verify = [[
+Usage: dynamodb-stream verify SRC DST [--segments N]
 
-local NOT_YET = { verify = true }
+Compares table SRC with table DST by value (map keys in any order, sets in any
+order, 1 and 1.0 one number; a type change is a difference), with consistent
+reads, one page at a time. Prints each key that differs on stdout, one a line:
+
+  missing<TAB>KEY           in SRC, not in DST
+  extra<TAB>KEY             in DST, not in SRC
+  different<TAB>KEY         in both, with other values
+
+KEY is the item's key as a JSON object (attributes in name order, numbers exact,
+binary as base64). Then a summary on stderr. Exit status: 0 when the tables are
+equal, 1 when a difference is found or on failure, 2 on bad usage. The tables
+must have the same key (names and types). Items written while it runs may show
+as differences.
+
+  --segments N              scan each table in N parallel segments (1 to 1000000,
+                            default 1)
+]],
+}
 
 -- ---------------------------------------------------------------- arguments
 
@@ -176,7 +194,6 @@ local function parse(argv)
     if only_args or word == "-" or word:sub(1, 1) ~= "-" then
       if command == nil then
         command = word
-        if NOT_YET[word] then usage_error(nil, quoted(word) .. " is not available yet") end
         if not COMMANDS[word] and word ~= "help" then usage_error(nil, "unknown command " .. quoted(word)) end
       else
         args[#args + 1] = word
@@ -473,6 +490,38 @@ end
 
 local function flag() return true end
 
+-- A key as one JSON object with its attributes in name order (the order of a
+-- table's fields may change from run to run): numbers exact, binary as base64.
+local function key_json(key)
+  local wire, names, parts = ds.marshall(key), {}, {}
+  for name in pairs(wire) do names[#names + 1] = name end
+  table.sort(names)
+  for i, name in ipairs(names) do
+    parts[i] = ds.json_encode(name) .. ":" .. ds.json_encode(wire[name].B or key[name])
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+local function verify(io, args, opts)
+  local source, target = args[1], args[2]
+  local summary, err = ds.verify({
+    source = source, target = target, segments = opts.segments,
+    dynamodb = make_client(ds.dynamodb, opts),
+    on_difference = function(kind, key)
+      local ok, why = io.write_line(kind .. "\t" .. key_json(key))
+      if not ok then failure("cannot write to stdout: " .. tostring(why)) end
+    end,
+  })
+  if not summary then
+    local code = type(err) == "table" and err.code
+    local own = code == "ResourceNotFoundException" or code == "KeySchemaMismatch"
+    failure(own and err.message or tostring(err))
+  end
+  io.write_error(("verify: %d items in %s, %d in %s: %d missing, %d extra, %d different"):format(
+    summary.source_items, source, summary.target_items, target, summary.missing, summary.extra, summary.different))
+  return summary.missing + summary.extra + summary.different == 0 and 0 or 1
+end
+
 COMMANDS = {
   replicate = { args = { "SRC", "DST" }, run = replicate, options = {
     ["--checkpoint"] = { key = "checkpoint", check = nonempty },
@@ -491,6 +540,9 @@ COMMANDS = {
     ["--format"] = { key = "format", check = choice("jsonl", "pretty") },
     ["--duration"] = { key = "duration", check = positive_number },
     ["--max-records"] = { key = "max_records", check = positive_integer },
+  } },
+  verify = { args = { "SRC", "DST" }, run = verify, options = {
+    ["--segments"] = { key = "segments", check = segment_count },
   } },
 }
 

@@ -57,6 +57,15 @@ function ds.dynamodb(opts)
   return require("dynamodb_stream.dynamodb").new(opts)
 end
 
+--- Compares two tables by value (`dynamodb_stream.verify`): missing, extra and different items.
+-- @tparam table opts `source`, `target` (table names), `segments`, `dynamodb`,
+-- `target_dynamodb`, `client`, `on_difference` (see `dynamodb_stream.verify.tables`)
+-- @treturn table `{ source_items, target_items, missing, extra, different }`, or `nil, err`;
+-- raises on bad options
+function ds.verify(opts)
+  return require("dynamodb_stream.verify").tables(opts)
+end
+
 --- A stream consumer (`dynamodb_stream.stream`): an event emitter that reads every shard.
 -- @param client anything with `describe_stream`, `get_shard_iterator` and `get_records`
 -- (or their camelCase names), normally `ds.client()`

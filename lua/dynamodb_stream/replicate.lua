@@ -292,7 +292,7 @@ function M.replicate(opts)
     local names = key.names
 
     local function identity(map)
-      local id, why = batch_write.key_identity(map, names)
+      local id, why = batch_write.identity(map, names)
       if not id then error({ replicate_error = errors.new({ code = "InvalidRecord", retryable = false,
         message = "an item without its key: " .. why }) }) end
       return id
