@@ -123,20 +123,6 @@ describe("dynamodb-stream replicate --until-caught-up, on a pseudo-terminal and 
   end)
   teardown(function() helper.rmdir(dir) end)
 
-  -- As spec/integration/cli_spec.lua runs it: this interpreter, the spec's
-  -- module paths, DynamoDB Local's credentials and nothing else of ours.
-  local function command_line(args)
-    local env = {
-      LUA_PATH = package.path, LUA_CPATH = package.cpath, PATH = os.getenv("PATH"), HOME = dir,
-      AWS_ACCESS_KEY_ID = opts.credentials.access_key_id,
-      AWS_SECRET_ACCESS_KEY = opts.credentials.secret_access_key,
-    }
-    local words = { helper.lua, "bin/dynamodb-stream" }
-    for _, a in ipairs(args) do words[#words + 1] = q(a) end
-    words[#words + 1] = "--endpoint-url " .. q(opts.endpoint) .. " --region us-east-1"
-    return helper.env_command(env, table.concat(words, " "))
-  end
-
   -- A source table with a stream and ITEMS items, and the name of its copy.
   local function source(prefix)
     local name = prefix .. os.time() .. math.random(1000, 9999)
@@ -155,7 +141,8 @@ describe("dynamodb-stream replicate --until-caught-up, on a pseudo-terminal and 
   end
 
   local function replicate(src, dst)
-    return command_line({ "replicate", src, dst, "--create-target", "--until-caught-up", "--duration", "60" })
+    return helper.cli_command(opts, dir, { "replicate", src, dst, "--create-target", "--until-caught-up",
+      "--duration", "60" })
   end
 
   it("on a pseudo-terminal: the scan, then the follow, redrawn in place on one line", function()
