@@ -16,7 +16,7 @@ local NO_SCRIPT = "script (util-linux) or stty is not installed: no pseudo-termi
 -- exit status, output.
 local function run(command, out)
   os.remove(out)
-  local _, _, code = helper.execute("(" .. command .. ") >" .. helper.shell_quote(out) .. " 2>&1 </dev/null")
+  local _, _, code = helper.execute("(" .. command .. ") >" .. q(out) .. " 2>&1 </dev/null")
   return code, helper.read_file(out)
 end
 
@@ -25,7 +25,7 @@ end
 local function run_piped(command_line, out)
   local status = out .. ".status"
   os.remove(status)
-  local code, text = run("{ " .. command_line .. " 2>&1; echo $? >" .. helper.shell_quote(status) .. "; } | cat", out)
+  local code, text = run("{ " .. command_line .. " 2>&1; echo $? >" .. q(status) .. "; } | cat", out)
   assert.equals(0, code, text)
   return tonumber(helper.read_file(status)), text
 end
@@ -33,7 +33,7 @@ end
 -- The command line that runs command_line on a pseudo-terminal; stty -onlcr:
 -- the terminal passes "\n" as it is, so the capture is exactly what was written.
 local function on_terminal(command_line)
-  return "script -qfec " .. helper.shell_quote("stty -onlcr; " .. command_line) .. " /dev/null"
+  return "script -qfec " .. q("stty -onlcr; " .. command_line) .. " /dev/null"
 end
 
 -- The redraws of a capture ("\r" text "\27[K", the last one then "\n"),
