@@ -5,7 +5,7 @@
 --   local display = cli_progress.new({ write = function(text) io.stdout:write(text) io.stdout:flush() end,
 --     terminal = true })
 --   ds.replicate({ ..., progress = function(p) display:update(p) end })
---   display:finish()
+--   display:finish()  -- (display:interrupt() before writing an error to the terminal)
 -- @module dynamodb_stream.cli_progress
 local core = require("dynamodb_stream.core")
 
@@ -82,7 +82,7 @@ end
 --   a redrawn line is at most width - 1 columns),
 --   `every` (seconds between plain log lines, above 0; default 10).
 -- Bad options raise.
--- @treturn table a display: `display:update(p)`, `display:finish([p])`
+-- @treturn table a display: `display:update(p)`, `display:interrupt()`, `display:finish([p])`
 function M.new(opts)
   if type(opts) ~= "table" then fail("opts must be a table") end
   for name in pairs(opts) do
