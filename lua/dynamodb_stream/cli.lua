@@ -239,6 +239,9 @@ local function parse(argv)
   local wanted = COMMANDS[command].args
   if #args < #wanted then usage_error(command, command .. ": " .. wanted[#args + 1] .. " is missing") end
   if #args > #wanted then usage_error(command, command .. ": unexpected argument " .. quoted(args[#wanted + 1])) end
+  if COMMANDS[command].distinct_tables and args[1] == args[2] then
+    usage_error(command, command .. ": SRC and DST are the same table")
+  end
   return { command = command, args = args, opts = opts }
 end
 
@@ -534,7 +537,7 @@ local function verify(io, args, opts)
 end
 
 COMMANDS = {
-  replicate = { args = { "SRC", "DST" }, run = replicate, options = {
+  replicate = { args = { "SRC", "DST" }, distinct_tables = true, run = replicate, options = {
     ["--checkpoint"] = { key = "checkpoint", check = nonempty },
     ["--segments"] = { key = "segments", check = segment_count },
     ["--create-target"] = { key = "create_target", flag = true, check = flag },

@@ -42,7 +42,7 @@ local function checked(caller, params, scan, level)
 end
 
 -- The iterator over the pages of one operation, one call after another
--- (each page with segment 0).
+-- (each page with segment 0, each the last of its round).
 local function one_by_one(client, operation, request)
   local finished = false
   return function()
@@ -54,15 +54,16 @@ local function one_by_one(client, operation, request)
     end
     request.ExclusiveStartKey = page.LastEvaluatedKey
     finished = page.LastEvaluatedKey == nil
-    return page, 0
+    return page, 0, true
   end
 end
 
 -- The iterator over the pages of a parallel scan: each round asks the next
 -- page of every live segment (at most MAX_IN_FLIGHT; more are taken in turn)
 -- through one call_many, then hands out what came, in segment order, each
--- with its segment number. After a failed call no round starts: the pages of
--- that round come first, then the error. starts: see pages.scan.
+-- with its segment number and whether it is the last of its round. After a
+-- failed call no round starts: the pages of that round come first, then the
+-- error. starts: see pages.scan.
 local function parallel(client, request, segments, starts)
   -- The live segments, first to ask at the head: { segment, start key }.
   local queue, head, tail = {}, 1, 0
@@ -114,12 +115,13 @@ local function parallel(client, request, segments, starts)
     end
     local got = ready[at]
     ready[at], at = nil, at + 1
-    return got.page, got.segment
+    return got.page, got.segment, ready[at] == nil
   end
 end
 
 --- An iterator over the pages of a Scan (see `dynamodb_stream.dynamodb:scan_pages`):
--- each step gives a page and its segment number (0 to segments - 1).
+-- each step gives a page, its segment number (0 to segments - 1) and whether it
+-- is the last page of its round (the next step sends new calls).
 -- @param client a DynamoDB client
 -- @tparam table params Scan parameters, plus `segments`
 -- @tparam[opt="scan_pages"] string caller the name bad arguments are raised under

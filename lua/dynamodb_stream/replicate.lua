@@ -404,8 +404,11 @@ function M.replicate(opts)
       if phase == "scan" and fetched then
         pages_of = pages_of or pages.scan(source_client, { TableName = o.source, ConsistentRead = true,
           segments = segments }, "replicate", positions)
-        for _ = 1, math.min(segments, 1024) do
-          local page, segment = pages_of()
+        -- one whole round of calls, sent after the fetch: no page read before it
+        -- may wait in the iterator for a later step (it would be older than
+        -- that step's changes, and written after them)
+        repeat
+          local page, segment, round_done = pages_of()
           if page == nil then break end
           if page == false then
             scan_failed, pages_of = segment, nil -- (segment is the error) resumed from positions
@@ -413,7 +416,7 @@ function M.replicate(opts)
           end
           for _, item in ipairs(page.Items or {}) do items[#items + 1] = item end
           reached[segment] = page.LastEvaluatedKey or false
-        end
+        until round_done
       end
 
       local requests = {}

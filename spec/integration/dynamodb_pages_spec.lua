@@ -243,12 +243,17 @@ describe("a parallel scan of more segments than a transport takes at once", func
         return answers, {}
       end,
     }
-    local per_segment = {}
-    for page, err in require("dynamodb_stream.pages").scan(fake, { TableName = "t", segments = 1030 }) do
-      assert.is_truthy(page, err)
-      per_segment[page.Items[1]] = (per_segment[page.Items[1]] or 0) + 1
+    local per_segment, round_ends, handed = {}, {}, 0
+    for page, segment, round_done in require("dynamodb_stream.pages").scan(fake, { TableName = "t", segments = 1030 }) do
+      assert.is_truthy(page, segment)
+      assert.equals(page.Items[1], segment)
+      per_segment[segment] = (per_segment[segment] or 0) + 1
+      handed = handed + 1
+      if round_done then round_ends[#round_ends + 1] = handed end
+      assert.equals(round_done, handed == #asked, "the last page of a round says so, and only it")
     end
     for s = 0, 1029 do assert.equals(2, per_segment[s], "segment " .. s) end
+    assert.same({ 1024, 2048, 2060 }, round_ends)
     for _, round in ipairs(rounds) do
       assert.is_true(round.n <= 1024)
       assert.equals(round.n, round.max_in_flight)
@@ -258,6 +263,27 @@ describe("a parallel scan of more segments than a transport takes at once", func
     assert.equals("0:nil", asked[1])
     assert.equals("1029:nil", asked[1030])   -- the 6 left out of round 1 come first in round 2
     assert.equals("0:second", asked[1031])
+  end)
+end)
+
+describe("a parallel scan resumed from positions", function()
+  it("skips the segments done and starts the others after their key", function()
+    local asked = {}
+    local fake = {
+      call_many = function(_, _, list)
+        local answers = {}
+        for i, params in ipairs(list) do
+          asked[#asked + 1] = params.Segment .. ":" .. tostring(params.ExclusiveStartKey and params.ExclusiveStartKey.at)
+          answers[i] = { Items = {} }
+        end
+        return answers, {}
+      end,
+    }
+    local starts = { [0] = false, [1] = { at = "k1" }, [3] = false }
+    for page in require("dynamodb_stream.pages").scan(fake, { TableName = "t", segments = 4 }, nil, starts) do
+      assert.is_truthy(page)
+    end
+    assert.same({ "1:k1", "2:nil" }, asked)
   end)
 end)
 
