@@ -297,7 +297,7 @@ describe("replicate against DynamoDB Local", function()
   local function start_writer(table_name, env)
     local e = base_env()
     e.DDB_LOCAL_ENDPOINT, e.WRITER_NAMESPACE, e.WRITER_TABLE = opts.endpoint, opts.credentials.access_key_id, table_name
-    e.WRITER_STOP = dir .. "/" .. table_name .. ".stop"
+    e.WRITER_STOP = dir .. "/writer" .. started .. ".stop" -- one per writer
     for k, v in pairs(env or {}) do e[k] = v end
     local w = spawn(helper.env_command(e, helper.lua .. " spec/support/replicate_writer.lua"))
     w.stop_file = e.WRITER_STOP
@@ -339,12 +339,14 @@ describe("replicate against DynamoDB Local", function()
     local src, dst = create(name("kill_src"), "NEW_AND_OLD_IMAGES"), create(name("kill_dst"))
     -- enough that the scan takes a couple of seconds with three segments
     local t0 = now()
-    prefill(src, 3000, 5000, 150)
+    prefill(src, 6000, 5000, 300)
     local filled = now() - t0
     local checkpoint = dir .. "/kill.json"
-    local writer = start_writer(src, { WRITER_SEED = "7", WRITER_PAUSE = "0.003" })
+    -- one writer (keys k001-k150) during the scan, another (k151-k300) from
+    -- the follow phase on: a copy the scan leaves stale is not mended later
+    local scan_writer = start_writer(src, { WRITER_SEED = "7", WRITER_PAUSE = "0.002" })
     local args = { "replicate", src, dst, "--checkpoint", checkpoint, "--segments", "3" }
-    local procs = { writer }
+    local procs = { scan_writer }
     finally(function() for _, p in ipairs(procs) do reap(p) end end)
 
     -- 1: killed in the scan
@@ -357,11 +359,20 @@ describe("replicate against DynamoDB Local", function()
     assert.equals(137, wait_exit(first, 5))
     local cp = read_checkpoint(checkpoint)
     assert(cp == nil or cp.phase == "scan", "the scan had ended before the kill: fill the source more")
-    local scanned_at_kill = 0
+    local scanned_at_kill, misshapen = 0, nil
     if cp then
       assert.equals(src, cp.source)
       assert.equals(dst, cp.target)
       assert.equals(3, cp.scan.segments)
+      -- the contract's form: positions[segment + 1] = LastEvaluatedKey | false
+      -- (checked at the end, after the convergence that matters more)
+      local positions = cp.scan.positions
+      for s = 1, 3 do
+        local at = positions[s]
+        if not (at == false or (type(at) == "table" and type((at.pk or {}).S) == "string")) then
+          misshapen = "checkpoint scan.positions[" .. s .. "] is " .. tostring(at) .. ": " .. helper.read_file(checkpoint)
+        end
+      end
       scanned_at_kill = cp.scan.scanned
     end
 
@@ -371,9 +382,14 @@ describe("replicate against DynamoDB Local", function()
     local follow = checkpoint_when(checkpoint, 30, function(c) return c.phase == "follow" end)
     assert(follow, "no follow phase after 30 s: " .. describe_process(second))
     local scan_time = now() - scan_start
+    local scan_changes = stop_writer(scan_writer)
+    local follow_writer = start_writer(src, { WRITER_SEED = "8", WRITER_FIRST_KEY = "151", WRITER_PAUSE = "0.002" })
+    procs[#procs + 1] = follow_writer
     assert(follow.scan.scanned >= scanned_at_kill, "the scan count went back")
-    cp = checkpoint_when(checkpoint, 20, function(c) return c.phase == "follow" and c.changes >= follow.changes + 100 end)
-    assert(cp, "no 100 changes applied in the follow phase in 20 s: " .. describe_process(second))
+    local scanned_positions = follow.scan.positions
+    cp = checkpoint_when(checkpoint, 20, function(c) return c.phase == "follow" and c.changes >= follow.changes + 300 end)
+    assert(cp, "no 300 changes applied in the follow phase in 20 s: " .. describe_process(second)
+      .. "\nwriter: " .. describe_process(follow_writer) .. "\ncheckpoint: " .. helper.read_file(checkpoint))
     signal(second, "KILL")
     assert.equals(137, wait_exit(second, 5))
     assert.equals("follow", read_checkpoint(checkpoint).phase)
@@ -383,9 +399,9 @@ describe("replicate against DynamoDB Local", function()
     local third = replicate(args)
     procs[#procs + 1] = third
     local changes_before = read_checkpoint(checkpoint).changes
-    assert(checkpoint_when(checkpoint, 20, function(c) return c.changes >= changes_before + 100 end),
-      "the third run applied no 100 changes in 20 s: " .. describe_process(third))
-    local written = stop_writer(writer)
+    assert(checkpoint_when(checkpoint, 20, function(c) return c.changes >= changes_before + 300 end),
+      "the third run applied no 300 changes in 20 s: " .. describe_process(third))
+    local follow_changes = stop_writer(follow_writer)
     signal(third, "TERM")
     assert.equals(0, wait_exit(third, 10), describe_process(third))
     strip_escapes_check(third)
@@ -394,38 +410,60 @@ describe("replicate against DynamoDB Local", function()
     assert.equals(0, code, err)
     assert.is_nil(out:find("\27", 1, true))
 
-    local n = assert_same_tables(src, dst)
-    print(("# replicate: %d items (3000 of 5 KB, filled in %.1f s), %d changes by the writer, scan+kill+resume %.1f s"
-      .. ", %d changes applied"):format(n, filled, written, scan_time, read_checkpoint(checkpoint).changes))
+    print(("# replicate: 6000 items of 5 KB (filled in %.1f s), %d changes during the scan, %d after, scan+kill+resume"
+      .. " %.1f s, %d changes applied"):format(filled, scan_changes, follow_changes, scan_time,
+      read_checkpoint(checkpoint).changes))
+    assert_same_tables(src, dst)
+    assert(not misshapen, misshapen)
+    assert.same({ false, false, false }, scanned_positions)
   end)
 
   -- The long scan ------------------------------------------------------
 
   -- A DynamoDB client with only call and call_many (as the contract allows),
-  -- delegating to real, whose Scans answer limit items a page after a delay.
-  local function slow_scans(real, limit, delay)
-    local w = { pages = 0 }
+  -- delegating to real, whose Scans are slow and hostile: each call (or
+  -- round of parallel calls) waits delay seconds first; segment 0 gets pages
+  -- of 60 items and the others pages of 15 (so that segments end far apart);
+  -- and right after a page is read, each of its items is changed in the
+  -- source (once per key: SET touched), so every scanned copy is already
+  -- stale when it arrives, and only the stream has the newest version.
+  local function hostile_scans(real, table_name, delay)
+    local w = { pages = 0, touched = 0 }
+    local seen = {}
     local function slowed(params)
       local p = {}
       for k, v in pairs(params) do p[k] = v end
-      p.Limit = limit
+      p.Limit = (p.Segment or 0) == 0 and 60 or 15
       return p
     end
-    function w.call(_, operation, params, ...)
-      if operation == "Scan" then
-        ds.sleep(delay)
-        w.pages, params = w.pages + 1, slowed(params)
+    local function touch(page)
+      if type(page) ~= "table" then return end
+      w.pages = w.pages + 1
+      for _, item in ipairs(page.Items or {}) do
+        local key = { pk = item.pk, sk = item.sk }
+        local id = item.pk.S .. "|" .. (item.sk and item.sk.N or "")
+        if not seen[id] then
+          seen[id], w.touched = true, w.touched + 1
+          assert(real:update_item({ TableName = table_name, Key = key, UpdateExpression = "SET touched = :t",
+            ExpressionAttributeValues = { [":t"] = { N = tostring(w.touched) } } }))
+        end
       end
-      return real:call(operation, params, ...)
+    end
+    function w.call(_, operation, params, ...)
+      if operation ~= "Scan" then return real:call(operation, params, ...) end
+      ds.sleep(delay)
+      local page, err = real:call(operation, slowed(params), ...)
+      touch(page)
+      return page, err
     end
     function w.call_many(_, operation, list, ...)
-      if operation == "Scan" then
-        ds.sleep(delay)
-        local copy = {}
-        for i, params in ipairs(list) do copy[i] = slowed(params) end
-        w.pages, list = w.pages + #list, copy
-      end
-      return real:call_many(operation, list, ...)
+      if operation ~= "Scan" then return real:call_many(operation, list, ...) end
+      ds.sleep(delay)
+      local copy = {}
+      for i, params in ipairs(list) do copy[i] = slowed(params) end
+      local answers, errs = real:call_many(operation, copy, ...)
+      for i = 1, #copy do touch(answers[i]) end
+      return answers, errs
     end
     return w
   end
@@ -486,25 +524,27 @@ describe("replicate against DynamoDB Local", function()
     return w
   end
 
-  it("the long scan: a scan slowed far beyond the iterator lifetime loses nothing written during it (pk+sk)",
-    function()
+  it("the long scan: slowed far beyond the iterator lifetime, every item changed as it is scanned, a writer"
+    .. " running: nothing is lost (pk+sk, 3 segments)", function()
     local src = create(name("long_src"), "NEW_AND_OLD_IMAGES", KEY_PK_SK, DEF_PK_SK)
     local dst = create(name("long_dst"), nil, KEY_PK_SK, DEF_PK_SK)
-    prefill(src, 300, 200, 40, 4) -- 300 + 160 items: 23 pages of 20
+    prefill(src, 300, 200, 40, 4) -- 300 + 160 items
     local writer = start_writer(src, { WRITER_SEED = "11", WRITER_KEYS = "40", WRITER_SORT_KEYS = "4",
       WRITER_PAUSE = "0.01" })
     finally(function() reap(writer) end)
-    local source = slow_scans(ddb, 20, 0.25)
-    local streams = expiring_iterators(ds.client(opts), 1)
+    local LIFETIME = 0.5
+    local source = hostile_scans(ddb, src, LIFETIME + 0.1)
+    local streams = expiring_iterators(ds.client(opts), LIFETIME)
     local calls, scan_ended, written = {}, nil, nil
     local started_at = now()
     local ok, err = ds.replicate({
-      source = src, target = dst, checkpoint = dir .. "/long.json", dynamodb = source, streams = streams,
-      target_dynamodb = ddb, until_caught_up = true,
+      source = src, target = dst, checkpoint = dir .. "/long.json", segments = 3, dynamodb = source,
+      streams = streams, target_dynamodb = ddb, until_caught_up = true,
       progress = function(p)
         calls[#calls + 1] = p
         if p.phase == "follow" and not written then
           -- the scan is over: stop the writer, so that catching up means the end
+          -- (and a copy left stale by the scan is not mended by a later change)
           scan_ended = now() - started_at
           written = stop_writer(writer)
         end
@@ -512,10 +552,13 @@ describe("replicate against DynamoDB Local", function()
     })
     assert(ok, tostring(err))
     assert(written, "the scan never ended (no progress in phase follow)")
+    print(("# long scan: %.1f s of scan, %d pages, %d iterators expired, %d items touched, %d changes written"
+      ):format(scan_ended, source.pages, streams.expired, source.touched, written))
     -- the scan outlived many iterator lifetimes, and expired iterators were met
-    assert(scan_ended > 4, ("the scan took only %.1f s"):format(scan_ended))
-    assert(source.pages >= 23, "only " .. source.pages .. " Scan pages")
-    local n = assert_same_tables(src, dst)
+    assert(scan_ended > 8 * LIFETIME, ("the scan took only %.1f s"):format(scan_ended))
+    assert(streams.expired > 0, "no iterator expired")
+    assert(source.touched >= 300, "only " .. source.touched .. " items touched") -- the writer deletes some
+    assert_same_tables(src, dst)
 
     -- progress: phases in order, counts that never go back, done at the end
     local last = calls[#calls]
@@ -535,10 +578,9 @@ describe("replicate against DynamoDB Local", function()
       assert(ds.json_encode(p))
       prev = p
     end
-    assert(last.scanned >= 460, "scanned " .. last.scanned)
+    assert(last.scanned >= 300, "scanned " .. last.scanned) -- 460 less what the writer deleted first
+    assert(last.changes >= source.touched, "changes " .. last.changes .. " < " .. source.touched .. " touched")
     assert.is_number(last.lag)
-    print(("# long scan: %.1f s of scan, %d pages, %d iterators expired, %d changes written, %d items"):format(
-      scan_ended, source.pages, streams.expired, written, n))
   end)
 
   -- SIGTERM in the follow phase -----------------------------------------
@@ -550,21 +592,23 @@ describe("replicate against DynamoDB Local", function()
     local checkpoint = dir .. "/term.json"
     local p = replicate({ "replicate", src, dst, "--checkpoint", checkpoint })
     finally(function() reap(p) end)
-    assert(checkpoint_when(checkpoint, 20, function(c) return c.phase == "follow" end), describe_process(p))
+    local base = checkpoint_when(checkpoint, 20, function(c) return c.phase == "follow" end)
+    assert(base, describe_process(p))
+    base = base.changes
     for i = 1, 10 do
       assert(ddb:put_item({ TableName = src, Item = { pk = { S = ("k%03d"):format(i) }, ver = { N = "1" } } }))
     end
     assert(ddb:delete_item({ TableName = src, Key = { pk = { S = "fill00001" } } }))
     assert(ddb:update_item({ TableName = src, Key = { pk = { S = "fill00002" } }, UpdateExpression = "SET ver = :v",
       ExpressionAttributeValues = { [":v"] = { N = "2" } } }))
-    local cp = checkpoint_when(checkpoint, 20, function(c) return c.changes >= 12 end)
+    local cp = checkpoint_when(checkpoint, 20, function(c) return c.changes >= base + 12 end)
     assert(cp, "the 12 changes were not applied in 20 s: " .. describe_process(p))
     signal(p, "TERM")
     assert.equals(0, wait_exit(p, 10), describe_process(p))
     strip_escapes_check(p)
     cp = read_checkpoint(checkpoint)
     assert.equals("follow", cp.phase)
-    assert.equals(12, cp.changes)
+    assert.equals(base + 12, cp.changes)
     assert_same_tables(src, dst)
 
     -- Mark an item in the target whose change was applied before the SIGTERM:
@@ -575,7 +619,7 @@ describe("replicate against DynamoDB Local", function()
     assert(ddb:delete_item({ TableName = src, Key = { pk = { S = "k002" } } }))
     local code, _, err = run({ "replicate", src, dst, "--checkpoint", checkpoint, "--until-caught-up" })
     assert.equals(0, code, err)
-    assert.equals(14, read_checkpoint(checkpoint).changes)
+    assert.equals(base + 14, read_checkpoint(checkpoint).changes)
     local target = items_of(dst)
     assert(target.k001.marked, "the restart applied k001's change again (it was applied before the SIGTERM)")
     assert(ddb:update_item({ TableName = dst, Key = { pk = { S = "k001" } }, UpdateExpression = "REMOVE marked" }))
@@ -615,6 +659,7 @@ describe("replicate against DynamoDB Local", function()
       { { "replicate", src }, "DST is missing" },
       { { "replicate" }, "SRC is missing" },
       { { "replicate", src, dst, "extra" }, "unexpected argument 'extra'" },
+      { { "replicate", src, src }, "same table" },
     }
     for _, case in ipairs(cases) do
       local code, out, err = run(case[1])
@@ -632,6 +677,9 @@ describe("replicate against DynamoDB Local", function()
       assert.truthy(out:find(flag, 1, true), flag .. " is not in replicate --help")
     end
   end)
+
+  -- A Lua pattern matching text exactly.
+  local function literal(text) return (text:gsub("%p", "%%%0")) end
 
   -- Runs replicate expecting a failure whose message matches each pattern;
   -- returns stderr.
@@ -678,7 +726,8 @@ describe("replicate against DynamoDB Local", function()
     local other_type = create(name("other_type"), nil, KEY_PK, { { AttributeName = "pk", AttributeType = "N" } })
     local extra_sort = create(name("extra_sort"), nil, KEY_PK_SK, DEF_PK_SK)
     for _, dst in ipairs({ other_name, other_type, extra_sort }) do
-      refused({ "replicate", src, dst, "--until-caught-up" }, "[Kk]ey schema")
+      -- the message names the target and the source's key
+      refused({ "replicate", src, dst, "--until-caught-up" }, literal(dst), "key", "pk %(S%)")
       assert.equals(0, count(dst), dst)
     end
     local dst = create(name("nostream_dst"))
@@ -714,7 +763,7 @@ describe("replicate against DynamoDB Local", function()
     for _, text in ipairs({ "not json{", "", "[]", '{"version":99}', '{"version":1,"source":"' .. src .. '"}' }) do
       local path = dir .. "/garbage.json"
       helper.write_file(path, text)
-      refused({ "replicate", src, dst_b, "--checkpoint", path, "--until-caught-up" }, "checkpoint")
+      refused({ "replicate", src, dst_b, "--checkpoint", path, "--until-caught-up" }, literal(path))
       assert.equals(0, count(dst_b), text)
       assert.equals(text, helper.read_file(path), "a refused run overwrote the checkpoint " .. text)
     end
@@ -730,6 +779,16 @@ describe("replicate against DynamoDB Local", function()
     refused({ "replicate", src, dst_a, "--checkpoint", checkpoint, "--until-caught-up" }, "[Cc]heckpoint")
     assert.is_nil(items_of(dst_a).after_reenable, "written to the target with a checkpoint of an old stream")
     good_src = nil -- its stream changed: later cases get a fresh source
+  end)
+
+  it("--duration S: stops after about S seconds, exit 0", function()
+    local src, dst = source(), create(name("duration_dst"))
+    local t = now()
+    local code, out, err = run({ "replicate", src, dst, "--duration", "1" })
+    assert.equals(0, code, err)
+    assert(now() - t < 8, ("--duration 1 took %.1f s"):format(now() - t))
+    assert.is_nil(out:find("\27", 1, true))
+    assert_same_tables(src, dst)
   end)
 
   it("a second replicate on a checkpoint in use: exit 1 (CheckpointLocked), the first goes on", function()

@@ -11,7 +11,8 @@
 --   WRITER_NAMESPACE     access key id (a DynamoDB Local namespace)
 --   WRITER_TABLE         the table (key "pk", string; and "sk", number, when WRITER_SORT_KEYS > 0)
 --   WRITER_STOP          stop once this file exists
---   WRITER_SEED (1), WRITER_KEYS (150: pk values), WRITER_SORT_KEYS (0: no sort key;
+--   WRITER_SEED (1), WRITER_KEYS (150: pk values k001..), WRITER_FIRST_KEY (1: the first
+--   pk, k001), WRITER_SORT_KEYS (0: no sort key;
 --   N: sk = 1..N for each pk), WRITER_BIG (0.01: share of puts near 400 KB),
 --   WRITER_PAUSE (0: seconds between calls), WRITER_MAX (no limit)
 --
@@ -33,6 +34,7 @@ end
 local endpoint, namespace, table_name = env("DDB_LOCAL_ENDPOINT"), env("WRITER_NAMESPACE"), env("WRITER_TABLE")
 local stop_file = env("WRITER_STOP")
 local nkeys, nsort = tonumber(env("WRITER_KEYS", "150")), tonumber(env("WRITER_SORT_KEYS", "0"))
+local first_key = tonumber(env("WRITER_FIRST_KEY", "1"))
 local big_share, pause = tonumber(env("WRITER_BIG", "0.01")), tonumber(env("WRITER_PAUSE", "0"))
 local max_changes = tonumber(env("WRITER_MAX", "1e18"))
 math.randomseed(tonumber(env("WRITER_SEED", "1")))
@@ -138,7 +140,7 @@ end
 local BIG_SIZE = 409600 - 8000
 
 while changes < max_changes and not exists(stop_file) do
-  local key = key_of(math.random(nkeys), math.random(math.max(nsort, 1)))
+  local key = key_of(first_key + math.random(nkeys) - 1, math.random(math.max(nsort, 1)))
   local r = math.random()
   changes = changes + 1
   if r < 0.45 then
