@@ -199,7 +199,14 @@ describe("replicate against DynamoDB Local", function()
       if not a[key] then problems[#problems + 1] = "extra " .. key .. " (ver " .. ver_of(item) .. ")" end
     end
     table.sort(problems)
-    assert(#problems == 0, #problems .. " differences between " .. source .. " and " .. target .. ":\n  "
+    local kinds = {}
+    for _, problem in ipairs(problems) do
+      local kind = problem:match("^%a+")
+      kinds[kind] = (kinds[kind] or 0) + 1
+    end
+    assert(#problems == 0, #problems .. " differences between " .. source .. " and " .. target .. " ("
+      .. (kinds.missing or 0) .. " missing, " .. (kinds.extra or 0) .. " extra, " .. (kinds.different or 0)
+      .. " different):\n  "
       .. table.concat(problems, "\n  ", 1, math.min(#problems, 15)))
     return n
   end
@@ -425,8 +432,9 @@ describe("replicate against DynamoDB Local", function()
   -- round of parallel calls) waits delay seconds first; segment 0 gets pages
   -- of 60 items and the others pages of 15 (so that segments end far apart);
   -- and right after a page is read, each of its items is changed in the
-  -- source (once per key: SET touched), so every scanned copy is already
-  -- stale when it arrives, and only the stream has the newest version.
+  -- source (once per key: SET touched, or every fourth one deleted), so every
+  -- scanned copy is already stale when it arrives, and only the stream has
+  -- the newest version.
   local function hostile_scans(real, table_name, delay)
     local w = { pages = 0, touched = 0 }
     local seen = {}
@@ -444,8 +452,12 @@ describe("replicate against DynamoDB Local", function()
         local id = item.pk.S .. "|" .. (item.sk and item.sk.N or "")
         if not seen[id] then
           seen[id], w.touched = true, w.touched + 1
-          assert(real:update_item({ TableName = table_name, Key = key, UpdateExpression = "SET touched = :t",
-            ExpressionAttributeValues = { [":t"] = { N = tostring(w.touched) } } }))
+          if w.touched % 4 == 0 then
+            assert(real:delete_item({ TableName = table_name, Key = key }))
+          else
+            assert(real:update_item({ TableName = table_name, Key = key, UpdateExpression = "SET touched = :t",
+              ExpressionAttributeValues = { [":t"] = { N = tostring(w.touched) } } }))
+          end
         end
       end
     end
