@@ -4,7 +4,7 @@
 -- many iterator lifetimes loses nothing, SIGTERM saves the checkpoint, and bad
 -- input is refused with a clear message and nothing written to the target.
 -- Tables are compared item by item with a comparison of this file's own (sets
--- unordered, numbers by value), not with the module's.
+-- unordered, numbers by value), and with ds.verify.
 local ds = require("dynamodb_stream")
 local core = require("dynamodb_stream.core")
 local errors = require("dynamodb_stream.errors")
@@ -204,10 +204,17 @@ describe("replicate against DynamoDB Local", function()
       local kind = problem:match("^%a+")
       kinds[kind] = (kinds[kind] or 0) + 1
     end
+    -- ds.verify must see the same
+    local verified, verr = ds.verify({ source = source, target = target, dynamodb = ddb, segments = 2 })
+    assert(verified, tostring(verr))
+    local same_view = verified.missing == (kinds.missing or 0) and verified.extra == (kinds.extra or 0)
+      and verified.different == (kinds.different or 0) and verified.source_items == n
     assert(#problems == 0, #problems .. " differences between " .. source .. " and " .. target .. " ("
       .. (kinds.missing or 0) .. " missing, " .. (kinds.extra or 0) .. " extra, " .. (kinds.different or 0)
-      .. " different):\n  "
-      .. table.concat(problems, "\n  ", 1, math.min(#problems, 15)))
+      .. " different; ds.verify: " .. verified.missing .. ", " .. verified.extra .. ", " .. verified.different
+      .. "):\n  " .. table.concat(problems, "\n  ", 1, math.min(#problems, 15)))
+    assert(same_view, ("ds.verify disagrees: %d source items, %d missing, %d extra, %d different; this spec: %d"
+      .. " items, equal"):format(verified.source_items, verified.missing, verified.extra, verified.different, n))
     return n
   end
 
@@ -243,21 +250,9 @@ describe("replicate against DynamoDB Local", function()
     }
   end
 
-  -- The shell command that runs bin/dynamodb-stream with args, against
-  -- DynamoDB Local, with nothing of ours in its environment (HOME: no ~/.aws).
-  local function command_line(args)
-    local words = { helper.lua, "bin/dynamodb-stream" }
-    for _, a in ipairs(args) do words[#words + 1] = q(a) end
-    words[#words + 1] = "--endpoint-url " .. q(opts.endpoint) .. " --region us-east-1"
-    return helper.env_command(base_env(), table.concat(words, " "))
-  end
-
-  -- Runs the command to its end: exit status, stdout, stderr.
-  local function run(args)
-    local out, err = dir .. "/out", dir .. "/err"
-    local _, _, code = helper.execute(command_line(args) .. " >" .. q(out) .. " 2>" .. q(err))
-    return code, helper.read_file(out), helper.read_file(err)
-  end
+  -- The command run against DynamoDB Local (helper.cli_command), and to its end.
+  local function command_line(args) return helper.cli_command(opts, dir, args) end
+  local function run(args) return helper.run_cli(opts, dir, args) end
 
   -- Starts a shell command in the background: { pid, out, err, status } (the
   -- files of its output and, once it ended, its exit status).
