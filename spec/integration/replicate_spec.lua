@@ -376,6 +376,13 @@ describe("replicate against DynamoDB Local", function()
         end
       end
       scanned_at_kill = cp.scan.scanned
+      -- a scan in 3 segments cannot go on in 2: refused, nothing written
+      local saved, copied = helper.read_file(checkpoint), count(dst)
+      local code, _, err = run({ "replicate", src, dst, "--checkpoint", checkpoint, "--segments", "2", "--until-caught-up" })
+      assert.equals(1, code, err)
+      assert.matches("^dynamodb%-stream: replicate: .*segments", err)
+      assert.equals(saved, helper.read_file(checkpoint))
+      assert.equals(copied, count(dst))
     end
 
     -- 2: resumed, killed in the follow phase once it applied changes
