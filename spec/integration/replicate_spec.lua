@@ -640,6 +640,24 @@ describe("replicate against DynamoDB Local", function()
     assert_same_tables(src, dst)
   end)
 
+  it("SIGTERM in the scan: exit 0, the checkpoint saved in the scan; the restart finishes the copy", function()
+    local src, dst = create(name("termscan_src"), "NEW_AND_OLD_IMAGES"), create(name("termscan_dst"))
+    prefill(src, 2000, 5000, 50)
+    local checkpoint = dir .. "/termscan.json"
+    local p = replicate({ "replicate", src, dst, "--checkpoint", checkpoint, "--segments", "2" })
+    finally(function() reap(p) end)
+    assert(checkpoint_when(checkpoint, 20, function(c) return c.scan.scanned > 0 end), describe_process(p))
+    signal(p, "TERM")
+    assert.equals(0, wait_exit(p, 10), describe_process(p))
+    local cp = read_checkpoint(checkpoint)
+    assert.equals("scan", cp.phase, "the scan had ended before the SIGTERM: fill the source more")
+    assert.equals(cp.scan.written, count(dst)) -- what the checkpoint counts is there, no more
+    assert(ddb:put_item({ TableName = src, Item = { pk = { S = "k001" }, ver = { N = "9" } } }))
+    local code, _, err = run({ "replicate", src, dst, "--checkpoint", checkpoint, "--until-caught-up" })
+    assert.equals(0, code, err)
+    assert_same_tables(src, dst)
+  end)
+
   -- Bad input -----------------------------------------------------------
 
   local USAGE = "^dynamodb%-stream: .+ %(see dynamodb%-stream replicate %-%-help%)\n$"
