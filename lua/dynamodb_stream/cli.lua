@@ -461,8 +461,19 @@ local function message_of(err)
   return tostring(err)
 end
 
+-- The terminal's width in columns (COLUMNS is seldom exported), or nil.
+local function terminal_width()
+  local p = io.popen("stty size </dev/tty 2>/dev/null")
+  local size = p and p:read("*l")
+  if p then p:close() end
+  local columns = tonumber(size and size:match("^%d+ (%d+)$"))
+  return columns and columns > 0 and columns or nil
+end
+
 local function replicate(io, args, opts)
-  local display = require("dynamodb_stream.cli_progress").new({ write = io.write_text, terminal = io.is_terminal() })
+  local terminal = io.is_terminal()
+  local display = require("dynamodb_stream.cli_progress").new({ write = io.write_text, terminal = terminal,
+    width = terminal and terminal_width() or nil })
   local reported = {}
   local ok, err = ds.replicate({
     source = args[1], target = args[2], checkpoint = opts.checkpoint, segments = opts.segments,
