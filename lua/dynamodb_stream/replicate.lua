@@ -313,10 +313,11 @@ function M.replicate(opts)
         for _, n in ipairs(names) do k[n] = image[n] end
         return { DeleteRequest = { Key = k } }
       end
-      local item = core.marshall(value)
-      if type(item) ~= "table" or identity(item) ~= identity(image) then
+      local marshalled, item = pcall(core.marshall, value)
+      if not marshalled or type(item) ~= "table" or batch_write.identity(item, names) ~= identity(image) then
         error({ replicate_error = errors.new({ code = "TransformError", retryable = false,
-          message = "transform must return a table with the same key attributes (or nil)" }) })
+          message = "transform must return a table with the same key attributes (or nil)"
+            .. (marshalled and "" or ": " .. tostring(item)) }) })
       end
       return { PutRequest = { Item = item } }
     end
