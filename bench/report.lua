@@ -9,10 +9,13 @@
 --              MEM <records> <RSS KiB at 10%> <50%> <100%> <VmHWM KiB> <s> <Lua KiB at 10%> <100%>
 --              VALGRIND <records> <exit status> <definitely lost B> <indirectly lost B> <errors> <s>
 --              (both bench/mem/run.sh)
+--              REPL <name> <items or changes> <user s> <sys s> <peak RSS KiB> <wall s> <DynamoDB Local CPU s | ->
+--              (bench/replicate/run.sh)
 
 local meta, dec, e2e, idle, latency = {}, {}, {}, nil, nil
 local idle_steady
 local poll, consumer, mem, vg = { serial = {}, parallel = {} }, {}, nil, nil
+local repl = {}
 for line in io.lines((assert(arg[1], "usage: report.lua RESULTS"))) do
   local w = {}
   for x in line:gmatch("%S+") do w[#w + 1] = x end
@@ -39,6 +42,9 @@ for line in io.lines((assert(arg[1], "usage: report.lua RESULTS"))) do
   elseif w[1] == "VALGRIND" then
     vg = { n = tonumber(w[2]), rc = tonumber(w[3]), definite = tonumber(w[4]), indirect = tonumber(w[5]),
            errors = tonumber(w[6]), secs = tonumber(w[7]) }
+  elseif w[1] == "REPL" then
+    repl[w[2]] = { n = tonumber(w[3]), cpu = tonumber(w[4]) + tonumber(w[5]), rss = tonumber(w[6]) / 1024,
+                   wall = tonumber(w[7]), ddb = tonumber(w[8]) }
   elseif w[1] == "E2E" then
     e2e[w[2]] = { user = tonumber(w[3]), sys = tonumber(w[4]), rss = tonumber(w[5]) / 1024,
                   wall = tonumber(w[6]), events = tonumber(w[7]), polls = tonumber(w[8]) }
@@ -263,5 +269,42 @@ if vg then
   end
 else
   p("   valgrind leak check:                                      not run")
+end
+p("")
+
+-- 7. Replication
+if next(repl) then
+  p("7. Replication throughput against DynamoDB Local (one in-memory instance on this machine): a table of")
+  p("   %s items of about %s bytes (JSON on the wire, every attribute type) copied into an empty one, then",
+    commas(tonumber(meta.repl_items) or 0), meta.repl_item_bytes or "?")
+  p("   %s changes (20%% new keys, 40%% puts, 20%% UpdateItem, 20%% deletes) written with every copier stopped",
+    commas(tonumber(meta.repl_changes) or 0))
+  p("   and drained. Each copier is a process under /usr/bin/time (startup included); 'DDB Local CPU' is the")
+  p("   CPU time DynamoDB Local's JVM spent meanwhile. Every target is checked to hold SRC's item count%s.",
+    meta.repl_check == "verify" and " and\n   to equal SRC (dynamodb-stream verify)" or "")
+  p("   %-60s %9s %7s %6s %8s %8s %8s", "", "per s", "wall s", "CPU s", "CPU us", "peak RSS", "DDB Local")
+  p("   %-60s %9s %7s %6s %8s %8s %8s", "", "", "", "", "per item", "MB", "CPU s")
+  local function row(label, r)
+    if not r then p("   %-60s %9s", label, "not run"); return end
+    p("   %-60s %9s %7.2f %6.2f %8.0f %8.1f %8s", label, commas(r.n / r.wall), r.wall, r.cpu, r.cpu / r.n * 1e6,
+      r.rss, r.ddb and string.format("%.2f", r.ddb) or "-")
+  end
+  p("   bootstrap, items per second:")
+  row("ours: dynamodb-stream replicate --until-caught-up, 1 segment", repl.ours_bootstrap_1)
+  row("ours: the same, --segments 4", repl.ours_bootstrap_4)
+  row("Node: Scan + BatchWrite of 25 (AWS's guide), 1 segment", repl.node_copy_1)
+  row("Node: the same, 4 parallel scan segments", repl.node_copy_4)
+  row("Node: 4 segments, 8 BatchWrites in flight each", repl.node_copy_4x8)
+  p("   follow, changes per second:")
+  row("ours: replicate resumed from its checkpoint --until-caught-up", repl.ours_follow)
+  row("Node: dynamodb-stream 1.1.4 + BatchWrite per fetch", repl.node_follow)
+  local function ratio(label, a, b)
+    if a and b then p("   %-60s %8.2fx", label, (a.n / a.wall) / (b.n / b.wall)) end
+  end
+  ratio("bootstrap rate, ours / Node, 1 segment each", repl.ours_bootstrap_1, repl.node_copy_1)
+  ratio("bootstrap rate, ours / Node, 4 segments each", repl.ours_bootstrap_4, repl.node_copy_4)
+  ratio("follow rate, ours / Node", repl.ours_follow, repl.node_follow)
+else
+  p("7. Replication throughput:                                   not run")
 end
 print(table.concat(out, "\n"))
