@@ -13,7 +13,7 @@
 #   BENCH_POLL_ROUNDS   rounds of section 5 (poll rounds over 1/16/64 shards; default 9)
 #   BENCH_MEM_RECORDS   records of the memory run, section 6 (default 200000)
 #   BENCH_VG_RECORDS    records of the valgrind run, section 6 (default 5000)
-#   BENCH_REPL_ITEMS (20000), BENCH_REPL_CHANGES (20000): section 7, replication
+#   BENCH_REPL_ITEMS (20000), BENCH_REPL_CHANGES (10000), BENCH_REPL_ROUNDS (3): section 7, replication
 #   BENCH_SKIP_REPLICATE=1  no section 7 (BENCH_SKIP_E2E=1 skips it too)
 #   LUA            Lua 5.4 interpreter (default lua5.4)
 # Output: the table on stdout (also bench/out/table.txt, and in bench/README.md
@@ -107,8 +107,8 @@ fi
 
 # ---- 7. replication throughput: bootstrap and follow, ours against Node
 if [ "${BENCH_SKIP_REPLICATE:-0}" != 1 ] && [ "${BENCH_SKIP_E2E:-0}" != 1 ]; then
-  scripts/with-ddb-local bench/replicate/run.sh "${BENCH_REPL_ITEMS:-20000}" "${BENCH_REPL_CHANGES:-20000}" \
-    "$root/$results" >&2
+  scripts/with-ddb-local bench/replicate/run.sh "${BENCH_REPL_ITEMS:-20000}" "${BENCH_REPL_CHANGES:-10000}" \
+    "${BENCH_REPL_ROUNDS:-3}" "$root/$results" >&2
 fi
 
 echo "META load_end $(cut -d' ' -f1-3 /proc/loadavg)" >>"$results"

@@ -1,22 +1,23 @@
 -- The tables of the replication benchmark (bench/replicate/run.sh), in DynamoDB Local.
 --
---   lua5.4 bench/replicate/source.lua create ENDPOINT SRC N DST...
+--   lua5.4 bench/replicate/source.lua create ENDPOINT SRC N
 --       SRC with a NEW_AND_OLD_IMAGES stream and N items of about 1 KB (keys
---       ITEM#0000001..N), and each DST empty with the same key schema.
---   lua5.4 bench/replicate/source.lua change ENDPOINT SRC N M
---       M changes to SRC as create left it: 20% puts of new keys, 40% puts over
---       existing ones, 20% UpdateItem, 20% deletes; puts and deletes by
---       BatchWriteItem (25 a call, no key twice in a call), a key may change
---       more than once. Every change alters its item, so it is one stream record.
+--       ITEM#0000001..N); prints ITEM_BYTES=<mean bytes of an item as JSON on the wire>.
+--   lua5.4 bench/replicate/source.lua targets ENDPOINT TABLE...
+--       empty tables with SRC's key schema.
+--   lua5.4 bench/replicate/source.lua drop ENDPOINT TABLE...
+--   lua5.4 bench/replicate/source.lua change ENDPOINT SRC M
+--       M changes to SRC as it is: 20% puts of new keys, 40% puts over existing
+--       ones, 20% UpdateItem, 20% deletes; puts and deletes by BatchWriteItem
+--       (25 a call, no key twice in a call), a key may change more than once.
+--       Every change alters its item, so it is one stream record.
 --   lua5.4 bench/replicate/source.lua count ENDPOINT TABLE...
 --       prints "TABLE <items>" per table (a Scan with Select = COUNT).
--- create prints ITEM_BYTES=<mean bytes of an item as JSON on the wire>;
--- change prints CHANGES=<M>.
 -- Env: BENCH_ACCESS_KEY_ID / BENCH_SECRET_ACCESS_KEY (default benchkey/benchsecret).
 
 local ds = require("dynamodb_stream")
 
-local USAGE = "usage: source.lua create ENDPOINT SRC N DST... | change ENDPOINT SRC N M | count ENDPOINT TABLE..."
+local USAGE = "usage: source.lua create ENDPOINT SRC N | targets|drop|count ENDPOINT TABLE... | change ENDPOINT SRC M"
 local mode, endpoint = arg[1], arg[2]
 if not endpoint then io.stderr:write(USAGE, "\n"); os.exit(2) end
 
@@ -93,10 +94,23 @@ local function write(table_name, requests)
   check("BatchWriteItem " .. table_name, ddb:batch_write_all(table_name, requests))
 end
 
-if mode == "create" and arg[3] and arg[5] then
+-- Every key of SRC (its number) and the version of its item.
+local function scan_versions(src)
+  local versions, last = {}, 0
+  for page, err in ddb:scan_pages({ TableName = src, ProjectionExpression = "#k, #v",
+    ExpressionAttributeNames = { ["#k"] = "pk", ["#v"] = "version" } }) do
+    check("Scan " .. src, page, err)
+    for _, it in ipairs(page.Items) do
+      local i = math.tointeger(tonumber(it.pk.S:match("^ITEM#(%d+)$")))
+      versions[i], last = math.tointeger(tonumber(it.version.N)), math.max(last, i)
+    end
+  end
+  return versions, last
+end
+
+if mode == "create" and arg[4] and not arg[5] then
   local src, n = arg[3], count_arg(arg[4])
   create_table(src, true)
-  for k = 5, #arg do create_table(arg[k], false) end
   local requests, bytes = {}, 0
   for i = 1, n do
     local it = item(i, 1)
@@ -106,14 +120,21 @@ if mode == "create" and arg[3] and arg[5] then
   end
   if #requests > 0 then write(src, requests) end
   print("ITEM_BYTES=" .. (n > 0 and bytes // n or 0))
-elseif mode == "change" and arg[5] and not arg[6] then
-  local src, n, m = arg[3], count_arg(arg[4]), count_arg(arg[5])
-  -- alive: the keys SRC holds (a list, and each key's place in it), version of each.
-  local alive, place, version, next_key = {}, {}, {}, n + 1
-  for i = 1, n do alive[i], place[i], version[i] = i, i, 1 end
+elseif mode == "targets" and arg[3] then
+  for k = 3, #arg do create_table(arg[k], false) end
+elseif mode == "drop" and arg[3] then
+  for k = 3, #arg do check("DeleteTable " .. arg[k], ddb:delete_table({ TableName = arg[k] })) end
+elseif mode == "change" and arg[4] and not arg[5] then
+  local src, m = arg[3], count_arg(arg[4])
+  -- alive: the keys SRC holds (a list, and each key's place in it); version of each.
+  local version, last = scan_versions(src)
+  local alive, place, next_key = {}, {}, last + 1
+  for i in pairs(version) do alive[#alive + 1] = i end
+  table.sort(alive)  -- the same changes for the same table, whatever pairs' order
+  for k, i in ipairs(alive) do place[i] = k end
   local function remove(i)
-    local last = alive[#alive]
-    alive[place[i]], place[last] = last, place[i]
+    local tail = alive[#alive]
+    alive[place[i]], place[tail] = tail, place[i]
     alive[#alive], place[i], version[i] = nil, nil, nil
   end
   local batch, in_batch = {}, {}
@@ -155,7 +176,6 @@ elseif mode == "change" and arg[5] and not arg[6] then
     if #batch == 25 then flush() end
   end
   flush()
-  print("CHANGES=" .. m)
 elseif mode == "count" and arg[3] then
   for k = 3, #arg do
     local items = 0
