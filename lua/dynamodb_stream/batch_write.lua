@@ -5,6 +5,8 @@
 
 local compat = require("dynamodb_stream.compat")
 local errors = require("dynamodb_stream.errors")
+local retry = require("dynamodb_stream.retry")
+local runtime = require("dynamodb_stream.runtime")
 
 local batch_write = {}
 
@@ -28,10 +30,13 @@ local function attributes_of(request)
   return type(map) == "table" and map or nil
 end
 
--- DynamoDB takes "1", "1.0" and "10E-1" for one key: the digits without
--- leading or trailing zeros and the place of the point say which; text that
--- is no number stays as it is (the service will refuse it).
-local function canonical_number(text)
+--- The one text of a DynamoDB number: "1", "1.0" and "10E-1" are one key (and one
+-- value), so they give one text.
+-- @tparam string text an `N` value
+-- @treturn string the digits without leading or trailing zeros and the place of the
+-- point (e.g. `.1e1`); text that is no number comes back as it is (the service
+-- refuses it)
+function batch_write.canonical_number(text)
   local sign, rest = text:match("^([-+]?)(.*)$")
   local mantissa, exponent = rest:match("^([^eE]*)[eE]([-+]?%d+)$")
   mantissa, exponent = mantissa or rest, tonumber(exponent or "0")
@@ -45,9 +50,13 @@ local function canonical_number(text)
   return (sign == "-" and "-" or "") .. "." .. digits .. "e" .. (#int - zeros + exponent)
 end
 
--- The identity of the item a request writes: its key attributes' types and
--- values (names and lengths keep it unambiguous); or nil, why.
-local function identity(map, key_names)
+--- The identity of an item's key: its key attributes' types and values, numbers in
+-- their `canonical_number` text (lengths keep it unambiguous); two keys are one
+-- key when their identities are equal.
+-- @tparam table map an attribute map in wire shape (an item, or its key)
+-- @tparam {string,...} key_names the key attribute names, hash first
+-- @treturn string the identity, or `nil, why` when a key attribute is not an S, N or B
+function batch_write.identity(map, key_names)
   local parts = {}
   for k, name in ipairs(key_names) do
     local av = map[name]
@@ -57,11 +66,12 @@ local function identity(map, key_names)
         or (kind ~= "S" and kind ~= "N" and kind ~= "B") then
       return nil, "key attribute '" .. name .. "' must be a marshalled S, N or B value"
     end
-    if kind == "N" then value = canonical_number(value) end
+    if kind == "N" then value = batch_write.canonical_number(value) end
     parts[k] = kind .. #value .. ":" .. value
   end
   return table.concat(parts, "|")
 end
+local identity = batch_write.identity
 
 -- opts checked (raising at level) -> max_in_flight, max_attempts, key names or nil.
 local function checked_options(opts, level)
@@ -194,7 +204,8 @@ function batch_write.all(client, table_name, requests, opts)
   local entries = last_per_key(requests, key_names, 2)
   summary.superseded = n - #entries
 
-  local policy = client._retry
+  -- (a client of another kind, e.g. a test's wrapper, gets the default policy)
+  local policy = client._retry or retry.policy({ sleep = runtime.sleep })
   local next_fresh = 1   -- the first entry never sent
   local waiting = {}     -- entries that came back in UnprocessedItems, to send again
   local given_up = {}    -- entries not written, for err.unprocessed

@@ -1,5 +1,5 @@
---- The dynamodb-stream command (bin/dynamodb-stream): list, describe and tail
--- a DynamoDB stream from a shell, with the AWS CLI's conventions (--region,
+--- The dynamodb-stream command (bin/dynamodb-stream): list, describe, tail,
+-- replicate and verify, from a shell, with the AWS CLI's conventions (--region,
 -- --profile, --endpoint-url, the AWS_* environment variables; exit 0 on
 -- success, 1 on failure, 2 on bad usage).
 --
@@ -22,8 +22,8 @@ Commands:
   list [--table T]          the streams (table, stream label, ARN), one a line
   describe TABLE|ARN        status, view type and the shards as a lineage tree
   tail TABLE|ARN            the changes as they come, one a line (JSON or pretty)
-  replicate SRC DST         (not yet)
-  verify SRC DST            (not yet)
+  replicate SRC DST         copy table SRC into DST, then keep it in sync from SRC's stream
+  verify SRC DST            compares two tables by value: the keys that differ, one a line
   help [COMMAND]            this text, or a command's
 
 Options of every command:
@@ -77,9 +77,47 @@ they come, until SIGINT or SIGTERM (the checkpoint is saved, exit 0).
   --duration S              stop after S seconds
   --max-records N           stop after N changes
 ]],
-}
+  replicate = [[
+Usage: dynamodb-stream replicate SRC DST [--checkpoint FILE] [--segments N] [--create-target]
+                                 [--until-caught-up] [--duration S]
 
-local NOT_YET = { replicate = true, verify = true }
+Copies table SRC into table DST (a Scan, while SRC's stream is followed from
+before it began), then keeps DST in sync from the stream, until SIGINT or
+SIGTERM (the batch in flight is written and the checkpoint saved, exit 0; a
+second signal ends it at once). SRC needs a stream with view type NEW_IMAGE or
+NEW_AND_OLD_IMAGES; DST needs the same key schema. Progress goes to stdout: a
+line redrawn in place on a terminal, else a log line at each phase change and
+every 10 s.
+
+  --checkpoint FILE         where the copy stands, saved after every batch written;
+                            a later run resumes from it (without it, every run
+                            copies the whole table again)
+  --segments N              scan in N parallel segments (default 1)
+  --create-target           create DST (SRC's key schema, on-demand billing) if missing
+  --until-caught-up         exit 0 once the copy is done and the stream has no new change
+  --duration S              stop after S seconds
+]],
+  verify = [[
+Usage: dynamodb-stream verify SRC DST [--segments N]
+
+Compares table SRC with table DST by value (map keys in any order, sets in any
+order, 1 and 1.0 one number; a type change is a difference), with consistent
+reads, one page at a time. Prints each key that differs on stdout, one a line:
+
+  missing<TAB>KEY           in SRC, not in DST
+  extra<TAB>KEY             in DST, not in SRC
+  different<TAB>KEY         in both, with other values
+
+KEY is the item's key as a JSON object (attributes in name order, numbers exact,
+binary as base64). Then a summary on stderr. Exit status: 0 when the tables are
+equal, 1 when a difference is found or on failure, 2 on bad usage. The tables
+must have the same key (names and types). Items written while it runs may show
+as differences.
+
+  --segments N              scan each table in N parallel segments (1 to 1000000,
+                            default 1)
+]],
+}
 
 -- ---------------------------------------------------------------- arguments
 
@@ -123,6 +161,14 @@ local function positive_integer(value)
   return n
 end
 
+local MAX_SEGMENTS = 1000000 -- DynamoDB's limit on TotalSegments
+
+local function segment_count(value)
+  local n, why = positive_integer(value)
+  if n and n > MAX_SEGMENTS then return nil, "must be at most " .. MAX_SEGMENTS end
+  return n, why
+end
+
 local function endpoint_url(value)
   local parts, why = config.parse_endpoint(value)
   if not parts then return nil, why end
@@ -148,7 +194,6 @@ local function parse(argv)
     if only_args or word == "-" or word:sub(1, 1) ~= "-" then
       if command == nil then
         command = word
-        if NOT_YET[word] then usage_error(nil, quoted(word) .. " is not available yet") end
         if not COMMANDS[word] and word ~= "help" then usage_error(nil, "unknown command " .. quoted(word)) end
       else
         args[#args + 1] = word
@@ -166,7 +211,10 @@ local function parse(argv)
       if not spec then
         usage_error(command, "unknown option " .. quoted(name) .. (command and " for " .. command or ""))
       end
-      if value == nil then
+      if spec.flag then
+        if value ~= nil then usage_error(command, name .. " takes no value") end
+        value = ""
+      elseif value == nil then
         value = argv[i + 1]
         if value == nil or (type(value) == "string" and value:sub(1, 2) == "--") then
           usage_error(command, name .. " needs a value")
@@ -406,7 +454,82 @@ local function tail(io, args, opts)
   return 0
 end
 
+-- What a failure says: a service error with its operation and code, one of
+-- ours by its message alone.
+local function message_of(err)
+  if type(err) == "table" and err.operation == nil and err.message then return tostring(err.message) end
+  return tostring(err)
+end
+
+local function replicate(io, args, opts)
+  local display = require("dynamodb_stream.cli_progress").new({ write = io.write_text, terminal = io.is_terminal() })
+  local reported = {}
+  local ok, err = ds.replicate({
+    source = args[1], target = args[2], checkpoint = opts.checkpoint, segments = opts.segments,
+    create_target = opts.create_target, until_caught_up = opts.until_caught_up, duration = opts.duration,
+    stop_on_signals = true,
+    dynamodb = make_client(ds.dynamodb, opts), streams = make_client(ds.client, opts),
+    progress = function(p)
+      if p.done then display:finish(p) else display:update(p) end
+    end,
+    -- errors that are retried: each kind once, on a line of its own
+    on_error = function(e)
+      local kind = tostring(e.operation) .. "|" .. tostring(e.code)
+      if reported[kind] then return end
+      reported[kind] = true
+      display:interrupt()
+      io.write_error("replicate: " .. tostring(e) .. " (retrying)")
+    end,
+  })
+  if not ok then
+    display:interrupt()
+    failure(message_of(err))
+  end
+  return 0
+end
+
+local function flag() return true end
+
+-- A key as one JSON object with its attributes in name order (the order of a
+-- table's fields may change from run to run): numbers exact, binary as base64.
+local function key_json(key)
+  local wire, names, parts = ds.marshall(key), {}, {}
+  for name in pairs(wire) do names[#names + 1] = name end
+  table.sort(names)
+  for i, name in ipairs(names) do
+    parts[i] = ds.json_encode(name) .. ":" .. ds.json_encode(wire[name].B or key[name])
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+local function verify(io, args, opts)
+  local source, target = args[1], args[2]
+  local summary, err = ds.verify({
+    source = source, target = target, segments = opts.segments,
+    dynamodb = make_client(ds.dynamodb, opts),
+    on_difference = function(kind, key)
+      local ok, why = io.write_line(kind .. "\t" .. key_json(key))
+      if not ok then failure("cannot write to stdout: " .. tostring(why)) end
+    end,
+  })
+  if not summary then
+    local code = type(err) == "table" and err.code
+    local own = code == "ResourceNotFoundException" or code == "KeySchemaMismatch"
+    failure(own and err.message or tostring(err))
+  end
+  io.write_error(("verify: %d items in %s, %d in %s: %d missing, %d extra, %d different"):format(
+    summary.source_items, source, summary.target_items, target, summary.missing, summary.extra, summary.different))
+  return summary.missing + summary.extra + summary.different == 0 and 0 or 1
+end
+
 COMMANDS = {
+  replicate = { args = { "SRC", "DST" }, run = replicate, options = {
+    ["--checkpoint"] = { key = "checkpoint", check = nonempty },
+    ["--segments"] = { key = "segments", check = segment_count },
+    ["--create-target"] = { key = "create_target", flag = true, check = flag },
+    ["--until-caught-up"] = { key = "until_caught_up", flag = true, check = flag },
+    ["--duration"] = { key = "duration", check = positive_number },
+  } },
   list = { args = {}, run = list, options = {
     ["--table"] = { key = "table", check = nonempty },
   } },
@@ -417,6 +540,9 @@ COMMANDS = {
     ["--format"] = { key = "format", check = choice("jsonl", "pretty") },
     ["--duration"] = { key = "duration", check = positive_number },
     ["--max-records"] = { key = "max_records", check = positive_integer },
+  } },
+  verify = { args = { "SRC", "DST" }, run = verify, options = {
+    ["--segments"] = { key = "segments", check = segment_count },
   } },
 }
 
@@ -438,6 +564,11 @@ function M.main(argv, sys)
   local out = {
     is_terminal = sys.is_terminal or stdout_is_terminal,
     write_error = function(line) stderr:write(NAME, ": ", line, "\n") end,
+    -- text as it is, flushed (the progress display)
+    write_text = function(text)
+      stdout:write(text)
+      stdout:flush()
+    end,
     -- one line, flushed at once (a pipe into jq sees each line as it comes)
     write_line = function(line)
       local ok, err = stdout:write(line, "\n")

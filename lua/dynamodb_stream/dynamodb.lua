@@ -29,7 +29,8 @@ local DynamoDB = Service.class({
 --      for _, item in ipairs(page.Items) do ... end
 --    end
 --
--- Each page is the Scan answer (`Items`, `Count`, `ScannedCount`, `LastEvaluatedKey`).
+-- Each page is the Scan answer (`Items`, `Count`, `ScannedCount`, `LastEvaluatedKey`),
+-- given with its segment number (0 when not parallel).
 -- A failed call (after the client's retries) ends the iteration: that step gives
 -- `false, err` (so that the loop body sees err; `nil` would end a `for` loop unseen), and
 -- the next gives nil. `params.segments = N` (1 to 1000000, default 1) scans in parallel:

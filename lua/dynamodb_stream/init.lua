@@ -57,6 +57,15 @@ function ds.dynamodb(opts)
   return require("dynamodb_stream.dynamodb").new(opts)
 end
 
+--- Compares two tables by value (`dynamodb_stream.verify`): missing, extra and different items.
+-- @tparam table opts `source`, `target` (table names), `segments`, `dynamodb`,
+-- `target_dynamodb`, `client`, `on_difference` (see `dynamodb_stream.verify.tables`)
+-- @treturn table `{ source_items, target_items, missing, extra, different }`, or `nil, err`;
+-- raises on bad options
+function ds.verify(opts)
+  return require("dynamodb_stream.verify").tables(opts)
+end
+
 --- A stream consumer (`dynamodb_stream.stream`): an event emitter that reads every shard.
 -- @param client anything with `describe_stream`, `get_shard_iterator` and `get_records`
 -- (or their camelCase names), normally `ds.client()`
@@ -67,6 +76,16 @@ end
 -- @return the stream; raises on bad arguments
 function ds.new(client, stream_arn, unmarshall_or_opts)
   return require("dynamodb_stream.stream").new(client, stream_arn, unmarshall_or_opts)
+end
+
+--- Copies a table into another and keeps it in sync through the source's stream
+-- (`dynamodb_stream.replicate`; README, "Replication").
+-- @tparam table opts `source`, `target`, `checkpoint`, `segments`, `transform`,
+-- `create_target`, `dynamodb`, `target_dynamodb`, `streams`, `client`, `progress`,
+-- `until_caught_up`, `duration`, `stop_on_signals`, `on_error`
+-- @return true when stopped, or nil and an error; raises on bad options
+function ds.replicate(opts)
+  return require("dynamodb_stream.replicate").replicate(opts)
 end
 
 return ds

@@ -41,7 +41,8 @@ local function checked(caller, params, scan, level)
   return request, segments or 1
 end
 
--- The iterator over the pages of one operation, one call after another.
+-- The iterator over the pages of one operation, one call after another
+-- (each page with segment 0).
 local function one_by_one(client, operation, request)
   local finished = false
   return function()
@@ -53,19 +54,25 @@ local function one_by_one(client, operation, request)
     end
     request.ExclusiveStartKey = page.LastEvaluatedKey
     finished = page.LastEvaluatedKey == nil
-    return page
+    return page, 0
   end
 end
 
 -- The iterator over the pages of a parallel scan: each round asks the next
 -- page of every live segment (at most MAX_IN_FLIGHT; more are taken in turn)
--- through one call_many, then hands out what came, in segment order. After a
--- failed call no round starts: the pages of that round come first, then the
--- error.
-local function parallel(client, request, segments)
+-- through one call_many, then hands out what came, in segment order, each
+-- with its segment number. After a failed call no round starts: the pages of
+-- that round come first, then the error. starts: see pages.scan.
+local function parallel(client, request, segments, starts)
   -- The live segments, first to ask at the head: { segment, start key }.
-  local queue, head, tail = {}, 1, segments
-  for s = 1, segments do queue[s] = { segment = s - 1 } end
+  local queue, head, tail = {}, 1, 0
+  for s = 0, segments - 1 do
+    local key = starts[s]
+    if key ~= false then
+      tail = tail + 1
+      queue[tail] = { segment = s, key = key }
+    end
+  end
   local ready, at, failure, finished = {}, 1, nil, false
 
   local function round()
@@ -82,7 +89,7 @@ local function parallel(client, request, segments)
     for k, s in ipairs(asked) do
       local page = answers[k]
       if page then
-        got[#got + 1] = page
+        got[#got + 1] = { page = page, segment = s.segment }
         if page.LastEvaluatedKey ~= nil then
           s.key, tail = page.LastEvaluatedKey, tail + 1
           queue[tail] = s
@@ -105,21 +112,28 @@ local function parallel(client, request, segments)
       end
       ready, at = round(), 1
     end
-    local page = ready[at]
+    local got = ready[at]
     ready[at], at = nil, at + 1
-    return page
+    return got.page, got.segment
   end
 end
 
---- An iterator over the pages of a Scan (see `dynamodb_stream.dynamodb:scan_pages`).
+--- An iterator over the pages of a Scan (see `dynamodb_stream.dynamodb:scan_pages`):
+-- each step gives a page and its segment number (0 to segments - 1).
 -- @param client a DynamoDB client
 -- @tparam table params Scan parameters, plus `segments`
 -- @tparam[opt="scan_pages"] string caller the name bad arguments are raised under
+-- @tparam[opt] table starts where to resume a scan, by segment number: a
+-- LastEvaluatedKey to start after, or false for a segment already scanned to
+-- its end (absent: from its start)
 -- @treturn function the iterator; raises on bad params
-function pages.scan(client, params, caller)
+function pages.scan(client, params, caller, starts)
   local request, segments = checked(caller or "scan_pages", params, true, 2)
-  if segments == 1 then return one_by_one(client, "Scan", request) end
-  return parallel(client, request, segments)
+  starts = starts or {}
+  if segments > 1 then return parallel(client, request, segments, starts) end
+  if starts[0] == false then return function() return nil end end
+  request.ExclusiveStartKey = starts[0] or request.ExclusiveStartKey
+  return one_by_one(client, "Scan", request)
 end
 
 --- An iterator over the pages of a Query (see `dynamodb_stream.dynamodb:query_pages`).

@@ -17,27 +17,8 @@ describe("dynamodb-stream against DynamoDB Local", function()
   end)
   teardown(function() helper.rmdir(dir) end)
 
-  -- The command line (a shell word list) that runs bin/dynamodb-stream with
-  -- this interpreter, the spec's module paths, DynamoDB Local's credentials
-  -- in the environment and nothing else of ours (HOME: no ~/.aws).
-  local function command_line(args)
-    local env = {
-      LUA_PATH = package.path, LUA_CPATH = package.cpath, PATH = os.getenv("PATH"), HOME = dir,
-      AWS_ACCESS_KEY_ID = opts.credentials.access_key_id,
-      AWS_SECRET_ACCESS_KEY = opts.credentials.secret_access_key,
-    }
-    local words = { helper.lua, "bin/dynamodb-stream" }
-    for _, a in ipairs(args) do words[#words + 1] = q(a) end
-    words[#words + 1] = "--endpoint-url " .. q(opts.endpoint) .. " --region us-east-1"
-    return helper.env_command(env, table.concat(words, " "))
-  end
-
-  -- Runs it to its end: exit status, stdout, stderr.
-  local function run(args)
-    local out, err = dir .. "/out", dir .. "/err"
-    local _, _, code = helper.execute(command_line(args) .. " >" .. q(out) .. " 2>" .. q(err))
-    return code, helper.read_file(out), helper.read_file(err)
-  end
+  local function command_line(args) return helper.cli_command(opts, dir, args) end
+  local function run(args) return helper.run_cli(opts, dir, args) end
 
   local function lines(text)
     local t = {}

@@ -283,4 +283,28 @@ function helper.deep_copy(t)
   return c
 end
 
+-- The shell command that runs bin/dynamodb-stream with this interpreter and the
+-- spec's module paths, against DynamoDB Local (opts: helper.local_opts(...), its
+-- credentials in the environment and nothing else of ours: HOME = dir, no ~/.aws).
+function helper.cli_command(opts, dir, args)
+  local env = {
+    LUA_PATH = package.path, LUA_CPATH = package.cpath, PATH = os.getenv("PATH"), HOME = dir,
+    AWS_ACCESS_KEY_ID = opts.credentials.access_key_id,
+    AWS_SECRET_ACCESS_KEY = opts.credentials.secret_access_key,
+  }
+  local words = { helper.lua, "bin/dynamodb-stream" }
+  for _, a in ipairs(args) do words[#words + 1] = shell_quote(a) end
+  words[#words + 1] = "--endpoint-url " .. shell_quote(opts.endpoint) .. " --region us-east-1"
+  return helper.env_command(env, table.concat(words, " "))
+end
+
+-- Runs that command (see cli_command) to its end: exit status, stdout, stderr
+-- (kept in dir).
+function helper.run_cli(opts, dir, args)
+  local out, err = dir .. "/cli-stdout", dir .. "/cli-stderr"
+  local _, _, code = helper.execute(helper.cli_command(opts, dir, args)
+    .. " >" .. shell_quote(out) .. " 2>" .. shell_quote(err))
+  return code, helper.read_file(out), helper.read_file(err)
+end
+
 return helper

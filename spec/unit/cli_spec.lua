@@ -77,8 +77,32 @@ describe("dynamodb-stream: bad usage (exit 2, one line naming it, see --help)", 
       "dynamodb-stream list --help" },
     { { "list", "--endpoint-url", "http://u:p@localhost:8000" }, "--endpoint-url 'http://u:p@localhost:8000': ",
       "dynamodb-stream list --help" },
-    { { "replicate", "a", "b" }, "'replicate' is not available yet", "dynamodb-stream --help" },
-    { { "verify", "a", "b" }, "'verify' is not available yet", "dynamodb-stream --help" },
+    { { "replicate", "a" }, "replicate: DST is missing", "dynamodb-stream replicate --help" },
+    { { "replicate", "a", "b", "c" }, "replicate: unexpected argument 'c'", "dynamodb-stream replicate --help" },
+    { { "replicate", "a", "b", "--segments", "0" }, "--segments '0': must be a whole number above 0",
+      "dynamodb-stream replicate --help" },
+    { { "replicate", "a", "b", "--segments", "abc" }, "--segments 'abc': must be a whole number above 0",
+      "dynamodb-stream replicate --help" },
+    { { "replicate", "a", "b", "--segments", "1000001" }, "--segments '1000001': must be at most 1000000",
+      "dynamodb-stream replicate --help" },
+    { { "replicate", "a", "b", "--create-target=yes" }, "--create-target takes no value",
+      "dynamodb-stream replicate --help" },
+    { { "replicate", "a", "b", "--until-caught-up=1" }, "--until-caught-up takes no value",
+      "dynamodb-stream replicate --help" },
+    { { "replicate", "a", "b", "--duration", "-1" }, "--duration '-1': must be a number of seconds above 0",
+      "dynamodb-stream replicate --help" },
+    { { "replicate", "a", "b", "--from", "latest" }, "unknown option '--from' for replicate",
+      "dynamodb-stream replicate --help" },
+    { { "verify", "a" }, "verify: DST is missing", "dynamodb-stream verify --help" },
+    { { "verify", "a", "b", "c" }, "verify: unexpected argument 'c'", "dynamodb-stream verify --help" },
+    { { "verify", "a", "b", "--segments", "0" }, "--segments '0': must be a whole number above 0",
+      "dynamodb-stream verify --help" },
+    { { "verify", "a", "b", "--segments", "-3" }, "--segments '-3': must be a whole number above 0",
+      "dynamodb-stream verify --help" },
+    { { "verify", "a", "b", "--segments", "1000001" }, "--segments '1000001': must be at most 1000000",
+      "dynamodb-stream verify --help" },
+    { { "verify", "a", "b", "--segments" }, "--segments needs a value", "dynamodb-stream verify --help" },
+    { { "verify", "a", "b", "--from", "latest" }, "unknown option '--from' for verify", "dynamodb-stream verify --help" },
     { { "help", "nothing" }, "no help on 'nothing'", "dynamodb-stream --help" },
     { { "tail", "t", "--from", "a\nb" }, "--from 'a\\010b': must be latest or trim-horizon",
       "dynamodb-stream tail --help" },
@@ -108,11 +132,10 @@ describe("dynamodb-stream: help", function()
       for _, command in ipairs({ "list", "describe", "tail", "replicate", "verify" }) do
         assert.matches("\n  " .. command .. " ", out)
       end
-      assert.matches("replicate SRC DST%s+%(not yet%)", out)
       assert.matches("%-%-endpoint%-url", out)
     end)
   end
-  for _, command in ipairs({ "list", "describe", "tail" }) do
+  for _, command in ipairs({ "list", "describe", "tail", "replicate", "verify" }) do
     for _, argv in ipairs({ { command, "--help" }, { command, "-h" }, { "help", command } }) do
       it(table.concat(argv, " ") .. " prints its own usage, exit 0", function()
         local status, out, err = run(argv)
@@ -336,5 +359,59 @@ describe("dynamodb-stream tail", function()
     os.remove(dir .. ".lock")
     assert.equals(0, status)
     assert.equals("INSERT", ds.json_decode(out).eventName)
+  end)
+end)
+
+describe("dynamodb-stream verify", function()
+  -- A DynamoDB (call and call_many) whose table "src" holds items and "dst" none;
+  -- keys pk (B) and sk (N).
+  local function fake_dynamodb(items)
+    local fake = {}
+    function fake.call(_, operation, params)
+      if operation == "DescribeTable" then
+        return { Table = {
+          KeySchema = { { AttributeName = "pk", KeyType = "HASH" }, { AttributeName = "sk", KeyType = "RANGE" } },
+          AttributeDefinitions = { { AttributeName = "sk", AttributeType = "N" }, { AttributeName = "pk", AttributeType = "B" } },
+        } }
+      elseif operation == "Scan" then
+        return { Items = params.TableName == "src" and items or {} }
+      end
+      return { Responses = {} } -- BatchGetItem: nothing in dst
+    end
+    function fake.call_many(self, operation, list)
+      local answers = {}
+      for i, params in ipairs(list) do answers[i] = self:call(operation, params) end
+      return answers, {}
+    end
+    return fake
+  end
+
+  it("prints each key as JSON in name order (binary as base64, numbers exact); exit 1", function()
+    fake_clients(nil, fake_dynamodb({
+      { sk = { N = "12345678901234567890123456789012345678" }, pk = { B = "AAEC/w==" }, v = { S = "x" } },
+      { pk = { B = "AQ==" }, sk = { N = "-1.5" } },
+    }))
+    local status, out, err = run({ "verify", "src", "dst" })
+    assert.equals(1, status, err)
+    assert.equals('missing\t{"pk":"AAEC/w==","sk":12345678901234567890123456789012345678}\n'
+      .. 'missing\t{"pk":"AQ==","sk":-1.5}\n', out)
+    assert.equals("dynamodb-stream: verify: 2 items in src, 0 in dst: 2 missing, 0 extra, 0 different\n", err)
+  end)
+
+  it("a write to stdout that fails: exit 1, said once", function()
+    fake_clients(nil, fake_dynamodb({ { pk = { B = "AQ==" }, sk = { N = "1" } }, { pk = { B = "Ag==" }, sk = { N = "1" } } }))
+    local broken = { write = function() return nil, "Broken pipe" end, flush = function(s) return s end }
+    local err = sink()
+    local status = cli.main({ "verify", "src", "dst" }, { stdout = broken, stderr = err })
+    assert.equals(1, status)
+    assert.equals("dynamodb-stream: verify: cannot write to stdout: Broken pipe\n", err.text)
+  end)
+
+  it("a failed call: exit 1 with its error", function()
+    fake_clients(nil, { call = function() return nil, "InternalServerError: down" end, call_many = function() end })
+    local status, out, err = run({ "verify", "src", "dst" })
+    assert.equals(1, status)
+    assert.equals("", out)
+    assert.equals("dynamodb-stream: verify: InternalServerError: down\n", err)
   end)
 end)

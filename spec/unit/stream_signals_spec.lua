@@ -31,19 +31,25 @@ core.sleep(2)
 io.write("still alive\n")
 ]]
 
+-- Starts dir/child.lua in the background: the pipe of its output (its pid on
+-- the first line, "status=N" on the last) and the pid. (The shell's own
+-- "Terminated" notice goes to /dev/null; each child bounds itself with a
+-- duration: no `timeout` in between, whose own handling of SIGINT, sent on to
+-- its whole process group, is not what is tested.)
+local function start_child(dir)
+  local cmd = string.format("(LUA_PATH=%s LUA_CPATH=%s %s %s/child.lua & echo $!; wait $!; "
+    .. "echo status=$?) 2>/dev/null", helper.shell_quote(package.path), helper.shell_quote(package.cpath),
+    helper.lua, dir)
+  local p = assert(io.popen(cmd))
+  return p, p:read("*l")
+end
+
 describe("run with stop_on_signals", function()
   for _, signal in ipairs({ "TERM", "INT" }) do
     it("stops on SIG" .. signal .. " during an idle pause, then gives the signal back", function()
       local dir = helper.tmpdir()
       helper.write_file(dir .. "/child.lua", CHILD)
-      -- (the shell's own "Terminated" notice goes to /dev/null)
-      -- (duration = 20 bounds the child: no `timeout` in between, whose own handling of
-      -- SIGINT, sent on to its whole process group, is not what is tested)
-      local cmd = string.format("(LUA_PATH=%s LUA_CPATH=%s %s %s/child.lua & echo $!; wait $!; "
-        .. "echo status=$?) 2>/dev/null", helper.shell_quote(package.path), helper.shell_quote(package.cpath),
-        helper.lua, dir)
-      local p = assert(io.popen(cmd))
-      local pid = p:read("*l")
+      local p, pid = start_child(dir)
       assert.equals("polling", p:read("*l"))
       os.execute("sleep 0.3; kill -" .. signal .. " " .. pid)
       local out = p:read("*a")
@@ -76,11 +82,7 @@ end)
 stream:run({ stop_on_signals = true, duration = 20 })
 io.write("returned\n")
 ]])
-    local cmd = string.format("(LUA_PATH=%s LUA_CPATH=%s %s %s/child.lua & echo $!; wait $!; "
-      .. "echo status=$?) 2>/dev/null", helper.shell_quote(package.path), helper.shell_quote(package.cpath),
-      helper.lua, dir)
-    local p = assert(io.popen(cmd))
-    local pid = p:read("*l")
+    local p, pid = start_child(dir)
     assert.equals("busy", p:read("*l"))
     local core = require("dynamodb_stream.core")
     local t = core.monotime()
