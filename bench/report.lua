@@ -9,10 +9,13 @@
 --              MEM <records> <RSS KiB at 10%> <50%> <100%> <VmHWM KiB> <s> <Lua KiB at 10%> <100%>
 --              VALGRIND <records> <exit status> <definitely lost B> <indirectly lost B> <errors> <s>
 --              (both bench/mem/run.sh)
+--              REPL <name> <items or changes> <user s> <sys s> <peak RSS KiB> <wall s> <DynamoDB Local CPU s | ->
+--              (bench/replicate/run.sh)
 
 local meta, dec, e2e, idle, latency = {}, {}, {}, nil, nil
 local idle_steady
 local poll, consumer, mem, vg = { serial = {}, parallel = {} }, {}, nil, nil
+local repl = {}
 for line in io.lines((assert(arg[1], "usage: report.lua RESULTS"))) do
   local w = {}
   for x in line:gmatch("%S+") do w[#w + 1] = x end
@@ -39,6 +42,12 @@ for line in io.lines((assert(arg[1], "usage: report.lua RESULTS"))) do
   elseif w[1] == "VALGRIND" then
     vg = { n = tonumber(w[2]), rc = tonumber(w[3]), definite = tonumber(w[4]), indirect = tonumber(w[5]),
            errors = tonumber(w[6]), secs = tonumber(w[7]) }
+  elseif w[1] == "REPL" then
+    -- One line per round; the round of median rate is reported (after the loop).
+    local runs = repl[w[2]] or {}
+    repl[w[2]] = runs
+    runs[#runs + 1] = { n = tonumber(w[3]), cpu = tonumber(w[4]) + tonumber(w[5]), rss = tonumber(w[6]) / 1024,
+                        wall = tonumber(w[7]), ddb = tonumber(w[8]) }
   elseif w[1] == "E2E" then
     e2e[w[2]] = { user = tonumber(w[3]), sys = tonumber(w[4]), rss = tonumber(w[5]) / 1024,
                   wall = tonumber(w[6]), events = tonumber(w[7]), polls = tonumber(w[8]) }
@@ -201,12 +210,12 @@ else
     table.concat(sizes, " / "))
   p("   spec/support/fake_streams_server.py --latency-ms %s; median of %s rounds, wall clock, ms",
     meta.poll_latency_ms or "?", meta.poll_rounds or "?")
-  local head = { string.format("   %-52s", "") }
+  local head = { string.format("   %-55s", "") }
   for _, n in ipairs(sizes) do head[#head + 1] = string.format("%10s", n == 1 and "1 shard" or n .. " shards") end
   head[#head + 1] = string.format(" %8s %7s", hi .. "/" .. lo, "target")
   out[#out + 1] = table.concat(head)
   local function row(label, get, target, ok)
-    local cells = { string.format("   %-52s", label) }
+    local cells = { string.format("   %-55s", label) }
     for _, n in ipairs(sizes) do
       local v = get(n)
       cells[#cells + 1] = v and string.format("%10.1f", v * 1e3) or string.format("%10s", "-")
@@ -241,9 +250,9 @@ if mem then
   p("6. Memory: stream:run (defaults) consuming %s records from 4 shards of the fake endpoint",
     commas(mem.n))
   p("   (bench/mem/fake_many.py), ds.client + ds.unmarshall, own VmRSS sampled as records arrive")
-  p("   %-52s %9s %9s %9s", "", "at 10%", "at 50%", "at 100%")
-  p("   %-52s %9.1f %9.1f %9.1f", "VmRSS, MiB", mb(r10), mb(r50), mb(r100))
-  p("   %-52s %9.1f %9s %9.1f", "Lua heap (collectgarbage 'count'), MiB", mb(mem.heap[1]), "", mb(mem.heap[2]))
+  p("   %-55s %9s %9s %9s", "", "at 10%", "at 50%", "at 100%")
+  p("   %-55s %9.1f %9.1f %9.1f", "VmRSS, MiB", mb(r10), mb(r50), mb(r100))
+  p("   %-55s %9.1f %9s %9.1f", "Lua heap (collectgarbage 'count'), MiB", mb(mem.heap[1]), "", mb(mem.heap[2]))
   p("   growth 10%%->100%%: %+.1f MiB (%+.1f%%), 50%%->100%%: %+.1f MiB; peak (VmHWM) %.1f MiB; %.1f s (%s records/s)",
     mb(r100 - r10), (r100 - r10) / r10 * 100, mb(r100 - r50), mb(mem.hwm), mem.secs, commas(mem.n / mem.secs))
   p("   target: flat (RSS at 100%% within 5%% of RSS at 50%%)  %s", verdict(flat))
@@ -263,5 +272,53 @@ if vg then
   end
 else
   p("   valgrind leak check:                                      not run")
+end
+p("")
+
+-- 7. Replication: each copier's round of median rate (the lower middle one of
+-- an even number), with the lowest and highest rate of its rounds.
+for name, runs in pairs(repl) do
+  for _, r in ipairs(runs) do r.rate = r.n / r.wall end
+  table.sort(runs, function(a, b) return a.rate < b.rate end)
+  local mid = runs[(#runs + 1) // 2]
+  mid.low, mid.high, mid.rounds = runs[1].rate, runs[#runs].rate, #runs
+  repl[name] = mid
+end
+if next(repl) then
+  p("7. Replication throughput against DynamoDB Local (one in-memory instance on this machine): a table of")
+  p("   %s items of about %s bytes (JSON on the wire, every attribute type) copied into an empty one, then",
+    commas(tonumber(meta.repl_items) or 0), meta.repl_item_bytes or "?")
+  p("   %s changes (20%% new keys, 40%% puts, 20%% UpdateItem, 20%% deletes) written with every copier stopped",
+    commas(tonumber(meta.repl_changes) or 0))
+  p("   and drained; %s rounds, each copier in turn, the round of median rate shown with the range of the",
+    meta.repl_rounds or "?")
+  p("   rates. Each copier is a process under /usr/bin/time (startup included); 'DDB Local CPU' is the CPU")
+  p("   time DynamoDB Local's JVM spent meanwhile. Every target is checked to hold SRC's item count%s.",
+    meta.repl_check == "verify" and " and\n   to equal SRC (dynamodb-stream verify)" or "")
+  p("   %-55s %7s %13s %6s %5s %7s %5s %5s", "", "per s", "range", "wall s", "CPU s", "CPU us", "RSS", "DDB")
+  p("   %-55s %7s %13s %6s %5s %7s %5s %5s", "", "", "", "", "", "per one", "MB", "CPU s")
+  local function row(label, r)
+    if not r then p("   %-55s %7s", label, "not run"); return end
+    p("   %-55s %7s %13s %6.2f %5.2f %7.0f %5.0f %5s", label, commas(r.rate),
+      commas(r.low) .. "-" .. commas(r.high), r.wall, r.cpu, r.cpu / r.n * 1e6, r.rss,
+      r.ddb and string.format("%.2f", r.ddb) or "-")
+  end
+  p("   bootstrap, items per second:")
+  row("ours: replicate --until-caught-up, 1 segment", repl.ours_bootstrap_1)
+  row("ours: the same, --segments 4", repl.ours_bootstrap_4)
+  row("Node: Scan + BatchWrite of 25 (AWS's guide), 1 segment", repl.node_copy_1)
+  row("Node: the same, 4 parallel scan segments", repl.node_copy_4)
+  row("Node: 4 segments, 8 BatchWrites in flight each", repl.node_copy_4x8)
+  p("   follow, changes per second:")
+  row("ours: replicate from its checkpoint --until-caught-up", repl.ours_follow)
+  row("Node: dynamodb-stream 1.1.4 + BatchWrite per fetch", repl.node_follow)
+  local function ratio(label, a, b)
+    if a and b then p("   %-55s %6.2fx", label, a.rate / b.rate) end
+  end
+  ratio("bootstrap rate, ours / Node, 1 segment each", repl.ours_bootstrap_1, repl.node_copy_1)
+  ratio("bootstrap rate, ours / Node, 4 segments each", repl.ours_bootstrap_4, repl.node_copy_4)
+  ratio("follow rate, ours / Node", repl.ours_follow, repl.node_follow)
+else
+  p("7. Replication throughput:                                   not run")
 end
 print(table.concat(out, "\n"))

@@ -13,6 +13,8 @@
 #   BENCH_POLL_ROUNDS   rounds of section 5 (poll rounds over 1/16/64 shards; default 9)
 #   BENCH_MEM_RECORDS   records of the memory run, section 6 (default 200000)
 #   BENCH_VG_RECORDS    records of the valgrind run, section 6 (default 5000)
+#   BENCH_REPL_ITEMS (20000), BENCH_REPL_CHANGES (10000), BENCH_REPL_ROUNDS (3): section 7, replication
+#   BENCH_SKIP_REPLICATE=1  no section 7 (BENCH_SKIP_E2E=1 skips it too)
 #   LUA            Lua 5.4 interpreter (default lua5.4)
 # Output: the table on stdout (also bench/out/table.txt, and in bench/README.md
 # between its <!-- bench:table --> lines); raw results in bench/out/results.txt.
@@ -53,7 +55,7 @@ fi
 say "building the module and bench/out/cjson_floor"
 make -s all >&2
 make -s -C bench >&2
-for d in bench/node bench/e2e; do
+for d in bench/node bench/e2e bench/replicate; do
   if [ ! -d "$d/node_modules" ] || [ "$d/package-lock.json" -nt "$d/node_modules/.package-lock.json" ]; then
     say "npm ci in $d"
     npm ci --prefix "$d" --no-audit --no-fund --loglevel=error >&2
@@ -101,6 +103,12 @@ bench/mem/run.sh "$root/$results"
 # ---- 2. end to end
 if [ "${BENCH_SKIP_E2E:-0}" != 1 ]; then
   scripts/with-ddb-local bench/e2e/run.sh "$changes" "$root/$results" >&2
+fi
+
+# ---- 7. replication throughput: bootstrap and follow, ours against Node
+if [ "${BENCH_SKIP_REPLICATE:-0}" != 1 ] && [ "${BENCH_SKIP_E2E:-0}" != 1 ]; then
+  scripts/with-ddb-local bench/replicate/run.sh "${BENCH_REPL_ITEMS:-20000}" "${BENCH_REPL_CHANGES:-10000}" \
+    "${BENCH_REPL_ROUNDS:-3}" "$root/$results" >&2
 fi
 
 echo "META load_end $(cut -d' ' -f1-3 /proc/loadavg)" >>"$results"

@@ -1,0 +1,55 @@
+-- bench/report.lua's section 7 (replication): the round of median rate of
+-- each copier, the range of its rounds, the ratios, and what was not run.
+
+local helper = require("helper")
+
+describe("bench/report.lua, section 7", function()
+  local dir
+  setup(function() dir = helper.tmpdir() end)
+  teardown(function() helper.rmdir(dir) end)
+
+  local function report(lines)
+    local results = dir .. "/results.txt"
+    helper.write_file(results, table.concat(lines, "\n") .. "\n")
+    local out = assert(helper.popen("lua5.4 bench/report.lua " .. results .. " 2>&1"))
+    local text = out:read("a")
+    assert.is_true(out:close(), text)
+    return assert(text:match("\n(7%. Replication.*)$"), text)
+  end
+
+  local function row(text, label)
+    return text:match("\n   " .. label:gsub("%p", "%%%0") .. "%s+([^\n]*)")
+  end
+
+  it("shows each copier's round of median rate, the range of its rounds, and the ratios", function()
+    local text = report({
+      "META repl_items 20000", "META repl_item_bytes 1094", "META repl_changes 10000",
+      "META repl_rounds 3", "META repl_check verify",
+      -- name, n, user, sys, peak RSS KiB, wall, DynamoDB Local CPU: rates 2,000 / 4,000 / 5,000 per s
+      "REPL ours_bootstrap_1 20000 0.50 0.10 40960 10.00 3.00",
+      "REPL ours_bootstrap_1 20000 0.70 0.10 40960 4.00 3.50",
+      "REPL ours_bootstrap_1 20000 0.80 0.20 40960 5.00 4.00",
+      "REPL node_copy_1 20000 2.00 0.50 131072 8.00 5.00",
+      "REPL ours_follow 10000 0.40 0.10 102400 2.00 -",
+      "REPL node_follow 10000 1.50 0.50 131072 5.00 1.50",
+    })
+    -- median round: 4,000/s (wall 5.00, CPU 1.00 s = 50 us per item, 40 MB, DynamoDB Local 4.00 s)
+    assert.equal("4,000   2,000-5,000   5.00  1.00      50    40  4.00",
+      row(text, "ours: replicate --until-caught-up, 1 segment"))
+    assert.equal("2,500   2,500-2,500   8.00  2.50     125   128  5.00",
+      row(text, "Node: Scan + BatchWrite of 25 (AWS's guide), 1 segment"))
+    assert.equal("not run", row(text, "ours: the same, --segments 4"))
+    assert.equal("5,000   5,000-5,000   2.00  0.50      50   100     -",
+      row(text, "ours: replicate from its checkpoint --until-caught-up"))
+    assert.equal("1.60x", row(text, "bootstrap rate, ours / Node, 1 segment each"))
+    assert.equal("2.50x", row(text, "follow rate, ours / Node"))
+    assert.is_nil(row(text, "bootstrap rate, ours / Node, 4 segments each"))
+    assert.matches("to equal SRC (dynamodb-stream verify)", text, 1, true)
+    assert.matches("20,000 items of about 1094 bytes", text, 1, true)
+  end)
+
+  it("says when the section did not run", function()
+    assert.equal("7. Replication throughput:                                   not run\n",
+      report({ "META date x" }))
+  end)
+end)
