@@ -176,7 +176,9 @@ local function saved_state(saved, o, arn)
   if saved == nil then return false end
   local what = "checkpoint " .. o.checkpoint
   if type(saved) ~= "table" or saved.version ~= VERSION or type(saved.scan) ~= "table"
-      or type(saved.shards) ~= "table" or (saved.phase ~= "scan" and saved.phase ~= "follow") then
+      or type(saved.shards) ~= "table" or (saved.phase ~= "scan" and saved.phase ~= "follow")
+      or not (compat.is_integer(saved.scan.segments) and saved.scan.segments >= 1
+        and saved.scan.segments <= MAX_SEGMENTS) then
     return fail("BadCheckpoint", what .. " is not a replication checkpoint (of this version)")
   end
   if saved.source ~= o.source or saved.target ~= o.target then
@@ -268,16 +270,15 @@ function M.replicate(opts)
     local arn = source.LatestStreamArn
     saved, err = saved_state(loaded, o, arn)
     if saved == nil then return nil, err end
-    local made
-    made, err = target_table(o, target_client, source, key)
-    if not made then return nil, err end
-
     local Stream = require("dynamodb_stream.stream")
     local stream = Stream.new(streams, arn, { start_at = "LATEST" })
     if saved then
       local ok, bad = pcall(stream.set_shard_state, stream, saved.shards)
       if not ok then return fail("BadCheckpoint", "checkpoint " .. o.checkpoint .. ": " .. tostring(bad)) end
     end
+    local made
+    made, err = target_table(o, target_client, source, key)
+    if not made then return nil, err end
     local pending = {}
     stream:on("record", function(record) pending[#pending + 1] = record end)
 

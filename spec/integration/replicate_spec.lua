@@ -792,13 +792,26 @@ describe("replicate against DynamoDB Local", function()
     assert.equals(saved, helper.read_file(checkpoint), "a refused run changed the checkpoint")
 
     -- garbage, and JSON of another shape
-    for _, text in ipairs({ "not json{", "", "[]", '{"version":99}', '{"version":1,"source":"' .. src .. '"}' }) do
+    local arn = assert(ddb:describe_table({ TableName = src })).Table.LatestStreamArn
+    local shaped = '{"version":1,"source":"' .. src .. '","target":"' .. dst_b .. '","phase":"scan","stream_arn":'
+      .. ds.json_encode(arn) .. ','
+    for _, text in ipairs({ "not json{", "", "[]", '{"version":99}', '{"version":1,"source":"' .. src .. '"}',
+        shaped .. '"scan":{"segments":0},"shards":{}}', shaped .. '"scan":{"segments":"x"},"shards":{}}',
+        shaped .. '"scan":{"segments":2,"positions":{"0":7}},"shards":{"s":5}}',
+        shaped .. '"scan":{"segments":1},"shards":{"s":{"sequenceNumber":"12x"}}}' }) do
       local path = dir .. "/garbage.json"
       helper.write_file(path, text)
       refused({ "replicate", src, dst_b, "--checkpoint", path, "--until-caught-up" }, literal(path))
       assert.equals(0, count(dst_b), text)
       assert.equals(text, helper.read_file(path), "a refused run overwrote the checkpoint " .. text)
     end
+    -- a bad checkpoint is refused before --create-target makes anything
+    local never = "never" .. dst_b
+    helper.write_file(dir .. "/garbage.json", '{"version":1,"source":"' .. src .. '","target":"' .. never
+      .. '","phase":"scan","stream_arn":' .. ds.json_encode(arn) .. ',"scan":{"segments":1},"shards":{"s":5}}')
+    refused({ "replicate", src, never, "--checkpoint", dir .. "/garbage.json", "--create-target" }, "shard state")
+    local _, absent = ddb:describe_table({ TableName = never })
+    assert.equals("ResourceNotFoundException", absent and absent.code)
 
     -- the source's stream disabled and enabled again: a new stream
     local old_arn = assert(ddb:describe_table({ TableName = src })).Table.LatestStreamArn
