@@ -53,6 +53,7 @@ build = {
     ["dynamodb_stream.dynamodb"] = "lua/dynamodb_stream/dynamodb.lua",
     ["dynamodb_stream.pages"] = "lua/dynamodb_stream/pages.lua",
     ["dynamodb_stream.batch_write"] = "lua/dynamodb_stream/batch_write.lua",
+    ["dynamodb_stream.table_key"] = "lua/dynamodb_stream/table_key.lua",
     ["dynamodb_stream.replicate"] = "lua/dynamodb_stream/replicate.lua",
     ["dynamodb_stream.cli_progress"] = "lua/dynamodb_stream/cli_progress.lua",
     ["dynamodb_stream.verify"] = "lua/dynamodb_stream/verify.lua",

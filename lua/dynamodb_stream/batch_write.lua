@@ -7,6 +7,7 @@ local compat = require("dynamodb_stream.compat")
 local errors = require("dynamodb_stream.errors")
 local retry = require("dynamodb_stream.retry")
 local runtime = require("dynamodb_stream.runtime")
+local table_key = require("dynamodb_stream.table_key")
 
 local batch_write = {}
 
@@ -101,24 +102,6 @@ local function checked_options(opts, level)
   return max_in_flight, max_attempts, key
 end
 
--- The table's key attribute names (hash first), or nil, err.
-local function key_schema(client, table_name)
-  local described, err = client:describe_table({ TableName = table_name })
-  if not described then return nil, err end
-  local schema = type(described.Table) == "table" and described.Table.KeySchema
-  local names = {}
-  for _, element in ipairs(type(schema) == "table" and schema or {}) do
-    local name = type(element) == "table" and element.AttributeName
-    if type(name) ~= "string" then names = {} break end
-    if element.KeyType == "HASH" then table.insert(names, 1, name) else names[#names + 1] = name end
-  end
-  if #names == 0 or #names > 2 then
-    return nil, errors.new({ code = "InvalidResponse", operation = "DescribeTable",
-      message = "no key schema in the answer for table " .. table_name })
-  end
-  return names
-end
-
 -- err, completed with what the caller needs to carry on: err.unprocessed
 -- (the requests of entries, in the caller's order) and err.summary.
 local function not_written(err, entries, summary)
@@ -193,8 +176,8 @@ function batch_write.all(client, table_name, requests, opts)
   if n == 0 then return summary end
 
   if not key_names then
-    local err
-    key_names, err = key_schema(client, table_name)
+    local key, err = table_key.read(client, table_name)
+    key_names = key and key.names
     if not key_names then
       local all = {}
       for i = 1, n do all[i] = { index = i, request = requests[i] } end

@@ -24,6 +24,7 @@ local compat = require("dynamodb_stream.compat")
 local pages = require("dynamodb_stream.pages")
 local batch_write = require("dynamodb_stream.batch_write")
 local checkpoint = require("dynamodb_stream.checkpoint")
+local table_key = require("dynamodb_stream.table_key")
 
 local M = {}
 
@@ -74,40 +75,9 @@ end
 
 -- ------------------------------------------------------------------ the tables
 
--- DescribeTable's Table, or nil, err (a missing table named in the message).
-local function describe(client, name, role)
-  local answer, err = client:call("DescribeTable", { TableName = name })
-  if not answer then
-    if err.code == "ResourceNotFoundException" then
-      return nil, errors.new({ code = err.code, retryable = false,
-        message = role .. " table '" .. name .. "' not found" })
-    end
-    return nil, err
-  end
-  if type(answer.Table) ~= "table" then return fail("InvalidResponse", "DescribeTable " .. name .. ": no Table") end
-  return answer.Table
-end
-
--- The key of a described table: { names = { hash[, range] }, text = "pk (S), sk (N)" }, or nil.
-local function key_of(description)
-  local types = {}
-  for _, d in ipairs(description.AttributeDefinitions or {}) do
-    if type(d) == "table" and d.AttributeName then types[d.AttributeName] = d.AttributeType end
-  end
-  local names, parts = {}, {}
-  for _, e in ipairs(description.KeySchema or {}) do
-    if type(e) ~= "table" or type(e.AttributeName) ~= "string" then return nil end
-    if e.KeyType == "HASH" then table.insert(names, 1, e.AttributeName) else names[#names + 1] = e.AttributeName end
-  end
-  if #names < 1 or #names > 2 then return nil end
-  for k, name in ipairs(names) do parts[k] = name .. " (" .. tostring(types[name]) .. ")" end
-  return { names = names, text = table.concat(parts, ", ") }
-end
-
 -- Creates the target with the source's key, on demand, and waits until it is ACTIVE.
-local function create_target(client, name, source)
+local function create_target(client, name, source, key)
   local definitions = {}
-  local key = key_of(source)
   for _, d in ipairs(source.AttributeDefinitions) do
     for _, n in ipairs(key.names) do
       if d.AttributeName == n then definitions[#definitions + 1] = d end
@@ -118,7 +88,7 @@ local function create_target(client, name, source)
   if err and err.code ~= "ResourceInUseException" then return nil, err end
   local deadline = core.monotime() + CREATE_WAIT
   while true do
-    local description, derr = describe(client, name, "target")
+    local description, derr = table_key.describe(client, name, "target")
     if description and description.TableStatus == "ACTIVE" then return description end
     if not description and derr.code ~= "ResourceNotFoundException" then return nil, derr end
     if core.monotime() > deadline then
@@ -130,10 +100,8 @@ end
 
 -- The source checked: its description and key, or nil, err.
 local function source_table(o, source_client)
-  local source, err = describe(source_client, o.source, "source")
-  if not source then return nil, err end
-  local key = key_of(source)
-  if not key then return fail("InvalidResponse", "DescribeTable " .. o.source .. ": no key schema") end
+  local key, source = table_key.read(source_client, o.source, "source")
+  if not key then return nil, source end
   local spec = source.StreamSpecification or {}
   local view = spec.StreamViewType
   if spec.StreamEnabled ~= true or type(source.LatestStreamArn) ~= "string" then
@@ -149,9 +117,9 @@ end
 
 -- The target checked against the source's key (and made when asked): true, or nil, err.
 local function target_table(o, target_client, source, key)
-  local target, err = describe(target_client, o.target, "target")
+  local target, err = table_key.describe(target_client, o.target, "target")
   if not target and err.code == "ResourceNotFoundException" and o.create_target then
-    target, err = create_target(target_client, o.target, source)
+    target, err = create_target(target_client, o.target, source, key)
   end
   if not target then
     if err.code == "ResourceNotFoundException" and not o.create_target then
@@ -159,7 +127,7 @@ local function target_table(o, target_client, source, key)
     end
     return nil, err
   end
-  local target_key = key_of(target)
+  local target_key = table_key.of(target)
   if not target_key or target_key.text ~= key.text then
     return fail("KeySchemaMismatch", "target table '" .. o.target .. "' has the key " .. tostring(target_key
       and target_key.text) .. "; the source's is " .. key.text)

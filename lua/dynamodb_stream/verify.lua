@@ -10,6 +10,7 @@ local batch_write = require("dynamodb_stream.batch_write")
 local compat = require("dynamodb_stream.compat")
 local core = require("dynamodb_stream.core")
 local errors = require("dynamodb_stream.errors")
+local table_key = require("dynamodb_stream.table_key")
 local pages = require("dynamodb_stream.pages")
 local retry = require("dynamodb_stream.retry")
 local runtime = require("dynamodb_stream.runtime")
@@ -176,44 +177,6 @@ local function quoted(name)
   return "'" .. name .. "'"
 end
 
--- A table's key: { names = { hash, range }, types = { "S", "N" } }, or nil, err
--- (a missing table: ResourceNotFoundException naming it).
-local function key_schema(client, table_name)
-  local answer, err = client:call("DescribeTable", { TableName = table_name })
-  if not answer then
-    if type(err) == "table" and err.code == "ResourceNotFoundException" then
-      err = errors.new({ code = err.code, operation = "DescribeTable",
-        message = "table " .. quoted(table_name) .. " not found" })
-    end
-    return nil, err
-  end
-  local description = type(answer.Table) == "table" and answer.Table or {}
-  local types = {}
-  for _, d in ipairs(type(description.AttributeDefinitions) == "table" and description.AttributeDefinitions or {}) do
-    if type(d) == "table" and type(d.AttributeName) == "string" then types[d.AttributeName] = d.AttributeType end
-  end
-  local key = { names = {}, types = {} }
-  for _, element in ipairs(type(description.KeySchema) == "table" and description.KeySchema or {}) do
-    local name = type(element) == "table" and element.AttributeName
-    local kind = types[name]
-    if type(name) ~= "string" or (kind ~= "S" and kind ~= "N" and kind ~= "B") then key.names = {} break end
-    local at = element.KeyType == "HASH" and 1 or #key.names + 1
-    table.insert(key.names, at, name)
-    table.insert(key.types, at, kind)
-  end
-  if #key.names == 0 or #key.names > 2 then
-    return nil, errors.new({ code = "InvalidResponse", operation = "DescribeTable",
-      message = "no key schema in the answer for table " .. quoted(table_name) })
-  end
-  return key
-end
-
-local function describe_key(key)
-  local parts = {}
-  for i, name in ipairs(key.names) do parts[i] = name .. " (" .. key.types[i] .. ")" end
-  return table.concat(parts, ", ")
-end
-
 -- The key attributes of an item (wire shape) and its identity, or nil, err.
 local function key_of(item, names, table_name)
   local key = {}
@@ -327,14 +290,14 @@ function verify.tables(opts)
   local source, target, segments = opts.source, opts.target, opts.segments or 1
   local on_difference = opts.on_difference
 
-  local source_key, err = key_schema(source_client, source)
+  local source_key, err = table_key.read(source_client, source)
   if not source_key then return nil, err end
   local target_key
-  target_key, err = key_schema(target_client, target)
+  target_key, err = table_key.read(target_client, target)
   if not target_key then return nil, err end
-  if describe_key(source_key) ~= describe_key(target_key) then
+  if source_key.text ~= target_key.text then
     return nil, errors.new({ code = "KeySchemaMismatch", retryable = false, message = ("table %s has the key %s, table %s the key %s")
-      :format(quoted(source), describe_key(source_key), quoted(target), describe_key(target_key)) })
+      :format(quoted(source), source_key.text, quoted(target), target_key.text) })
   end
   local names = source_key.names
   local projection = { names = {} }
