@@ -12,7 +12,7 @@ describe("bench/report.lua, section 7", function()
     local results = dir .. "/results.txt"
     helper.write_file(results, table.concat(lines, "\n") .. "\n")
     local out = assert(helper.popen("lua5.4 bench/report.lua " .. results .. " 2>&1"))
-    local text = out:read("a")
+    local text = out:read("*a")
     assert.is_true(out:close(), text)
     return assert(text:match("\n(7%. Replication.*)$"), text)
   end
