@@ -33,6 +33,7 @@
  *   the excluded kind (null, booleans, numbers vs strings...).
  * - wildcard and cidr (EventBridge only) are refused. */
 #include <locale.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -89,6 +90,7 @@ typedef struct {
     const char *text;
     size_t len, pos;
     int record; /* read as a record: dotted keys split, same-named objects merged */
+    int max_depth;
     const char *err;
 } jtree;
 
@@ -184,6 +186,18 @@ static int jstring(jtree *t, const char **s, size_t *len)
 }
 
 static int jvalue(jtree *t, int depth);
+
+/* 1 when the JSON number s is beyond a double (strtod gives an infinity). */
+static int beyond_double(const char *s, size_t n)
+{
+    char text[DS_NUM_MAX_DIGITS + 32];
+    ds_decimal d;
+    if (ds_decimal_parse(s, n, &d) != DS_NUM_OK || d.ndig == 0 || d.exp < 308)
+        return 0;
+    /* the first 38 digits decide: only a rounding at DBL_MAX would need more */
+    snprintf(text, sizeof text, "%s%c.%se%ld", d.neg ? "-" : "", d.dig[0], d.dig + 1, d.exp);
+    return isinf(strtod(text, NULL));
+}
 
 static int key_is(const char *k, size_t n, const char *want)
 {
@@ -356,10 +370,10 @@ static int jvalue(jtree *t, int depth)
 {
     const char *x = t->text;
     int v;
-    if (depth > (t->record ? DS_FILTER_MAX_RECORD_DEPTH : DS_FILTER_MAX_PATTERN_DEPTH))
-        return jfail(t, "nested too deeply");
     if (t->pos >= t->len)
         return jfail(t, "unexpected end");
+    if ((x[t->pos] == '{' || x[t->pos] == '[') && depth > t->max_depth)
+        return jfail(t, "nested too deeply");
     switch (x[t->pos]) {
     case '{': return jobject(t, depth);
     case '[': return jarray(t, depth);
@@ -376,6 +390,8 @@ static int jvalue(jtree *t, int depth)
             i++;
         if (i == t->pos || !ds_json_number_ok(x + t->pos, i - t->pos))
             return jfail(t, "bad number or unexpected character");
+        if (beyond_double(x + t->pos, i - t->pos))
+            return jfail(t, "number out of range"); /* as json_decode: the decoder's paths agree */
         if ((v = jnew(t, J_NUMBER)) < 0)
             return -1;
         t->v[v].s = x + t->pos;
@@ -388,12 +404,13 @@ static int jvalue(jtree *t, int depth)
 
 /* Reads the JSON value at text[0..len) (after whitespace) into t; its root
  * is node 0. Returns 0, or -1 with t->err. */
-static int jread(jtree *t, const char *text, size_t len, int record)
+static int jread(jtree *t, const char *text, size_t len, int record, int max_depth)
 {
     t->n = 0;
     t->text = text;
     t->len = len;
     t->record = record;
+    t->max_depth = max_depth;
     t->err = NULL;
     ds_buf_reset(&t->strings);
     if (ds_buf_reserve(&t->strings, len + 1) == NULL)
@@ -417,6 +434,15 @@ static pthread_once_t utf8_once = PTHREAD_ONCE_INIT;
 static void utf8_locale_open(void)
 {
     utf8_locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+}
+
+/* When the module is unloaded (lua_close dlcloses it): the locale is the
+ * one allocation that outlives every program. */
+__attribute__((destructor)) static void utf8_locale_close(void)
+{
+    if (utf8_locale != (locale_t)0)
+        freelocale(utf8_locale);
+    utf8_locale = (locale_t)0;
 }
 
 static unsigned long fold_cp(unsigned long cp)
@@ -560,6 +586,7 @@ struct ds_filter {
     int nroots;
     jtree rec;   /* the record being matched */
     ds_buf fold; /* a record string folded */
+    ds_buf verdicts; /* ds_filter_match_page's answer */
 };
 
 #define POOL(f, off) ((f)->pool.data + (off))
@@ -1021,7 +1048,7 @@ static int compile_pattern(compiler *c, const char *text, size_t len)
         chars += ((unsigned char)text[i] & 0xC0) != 0x80;
     if (chars > DS_FILTER_MAX_PATTERN)
         return cfail(c, NULL, "longer than 4096 characters");
-    if (jread(c->t, text, len, 0) < 0) {
+    if (jread(c->t, text, len, 0, DS_FILTER_MAX_PATTERN_DEPTH) < 0) {
         char why[96];
         snprintf(why, sizeof why, "invalid JSON at byte %zu: %s", c->t->pos + 1, c->t->err);
         return cfail(c, NULL, why);
@@ -1090,6 +1117,7 @@ void ds_filter_free(ds_filter *f)
     ds_buf_free(&f->pool);
     jfree(&f->rec);
     ds_buf_free(&f->fold);
+    ds_buf_free(&f->verdicts);
     free(f);
 }
 
@@ -1294,7 +1322,7 @@ static void lambda_shape(jtree *t)
 int ds_filter_match(ds_filter *f, const char *text, size_t len, size_t *end, char err[DS_FILTER_ERRSIZE])
 {
     int i, k;
-    if (jread(&f->rec, text, len, 1) < 0) {
+    if (jread(&f->rec, text, len, 1, DS_FILTER_MAX_RECORD_DEPTH) < 0) {
         snprintf(err, DS_FILTER_ERRSIZE, "invalid JSON record at byte %zu: %s", f->rec.pos + 1, f->rec.err);
         return -1;
     }
@@ -1312,5 +1340,41 @@ int ds_filter_match(ds_filter *f, const char *text, size_t len, size_t *end, cha
             return k;
         }
     }
+    return 0;
+}
+
+int ds_filter_match_page(ds_filter *f, const char *text, size_t len, const unsigned char **verdicts, size_t *count,
+                         char err[DS_FILTER_ERRSIZE])
+{
+    jtree page;
+    int recs, e, k = 0;
+    memset(&page, 0, sizeof page);
+    ds_buf_reset(&f->verdicts);
+    *count = 0;
+    if (jread(&page, text, len, 0, DS_FILTER_MAX_RECORD_DEPTH) < 0) {
+        snprintf(err, DS_FILTER_ERRSIZE, "invalid JSON at byte %zu: %s", page.pos + 1, page.err);
+        jfree(&page);
+        return -1;
+    }
+    recs = page.v[0].kind == J_OBJECT ? jmember(&page, 0, "Records", 7) : -1;
+    for (e = recs >= 0 && page.v[recs].kind == J_ARRAY ? page.v[recs].first : -1; e >= 0; e = page.v[e].next) {
+        unsigned char verdict = 1; /* not an object: kept, for the decoder's own message */
+        if (page.v[e].kind == J_OBJECT) {
+            size_t at = page.v[e].at;
+            if ((k = ds_filter_match(f, text + at, len - at, NULL, err)) < 0)
+                break;
+            verdict = (unsigned char)k;
+        }
+        if (ds_buf_append(&f->verdicts, &verdict, 1) < 0) {
+            snprintf(err, DS_FILTER_ERRSIZE, "out of memory");
+            k = -1;
+            break;
+        }
+    }
+    jfree(&page);
+    if (k < 0)
+        return -1;
+    *verdicts = (const unsigned char *)f->verdicts.data;
+    *count = f->verdicts.len;
     return 0;
 }

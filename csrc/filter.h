@@ -15,9 +15,10 @@
 #define DS_FILTER_DEFAULT_FILTERS 5
 #define DS_FILTER_MAX_PATTERN 4096
 #define DS_FILTER_MAX_COMBINATIONS 1000
-/* Ours (Lambda documents none): JSON nesting of a pattern, and of a record. */
+/* Ours (Lambda documents none): levels of objects and arrays in a pattern,
+ * and in a record (json_decode takes 1000, and a page adds two). */
 #define DS_FILTER_MAX_PATTERN_DEPTH 64
-#define DS_FILTER_MAX_RECORD_DEPTH 256
+#define DS_FILTER_MAX_RECORD_DEPTH 998
 
 #define DS_FILTER_ERRSIZE 320
 
@@ -33,10 +34,20 @@ ds_filter *ds_filter_compile(const char *const *texts, const size_t *lens, int n
 
 /* Matches the JSON value that starts at text[0] (after whitespace): 1 when a
  * pattern matches, 0 when none does, -1 with a message in err when the text
- * is not one JSON object (or nests deeper than DS_FILTER_MAX_RECORD_DEPTH).
+ * is not one JSON object (or nests deeper than DS_FILTER_MAX_RECORD_DEPTH, or
+ * holds a number beyond a double: what json_decode refuses, it refuses).
  * *end (may be NULL) gets the index just past the value. Uses scratch memory
  * inside f: one call at a time per program. */
 int ds_filter_match(ds_filter *f, const char *text, size_t len, size_t *end, char err[DS_FILTER_ERRSIZE]);
+
+/* For a page of records ({"Records": [record, ...], ...}, the last "Records"
+ * member): the verdict of each element in order (1 passes, 0 filtered out;
+ * an element that is not an object passes, for the caller's own message).
+ * *verdicts stays valid until the next call with f. Returns 0, or -1 with a
+ * message when the text is not JSON. Used where the page was read some other
+ * way, so that it filters exactly as ds_filter_match on each record. */
+int ds_filter_match_page(ds_filter *f, const char *text, size_t len, const unsigned char **verdicts, size_t *count,
+                         char err[DS_FILTER_ERRSIZE]);
 
 /* Releases the program; NULL is fine. */
 void ds_filter_free(ds_filter *f);
