@@ -7,6 +7,7 @@
 -- documented semantics, run over the table and over generated random criteria
 -- and records: any disagreement fails.
 local core = require("dynamodb_stream.core")
+local helper = require("helper")
 
 local PYTHON = "/usr/bin/python3"
 local REFERENCE = "spec/support/filter_reference.py"
@@ -14,7 +15,7 @@ local CASES = "spec/fixtures/filter/lambda_cases.json"
 
 local function read_file(path)
   local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
@@ -243,7 +244,7 @@ describe("decode_records with opts.filter", function()
           end
         end
         -- the records as they come (fast path unless one needs the exact), then with EXACT first
-        for kind, records in pairs({ any = case.records, exact = { EXACT, table.unpack(case.records) } }) do
+        for kind, records in pairs({ any = case.records, exact = { EXACT, helper.unpack(case.records) } }) do
           local before = core.decode_stats()
           local got, nsi, filtered = core.decode_records(page(records), { filter = f })
           if want_err then
