@@ -80,13 +80,23 @@ typedef struct {
     const char *s; /* string bytes (decoded) or number text */
     size_t len;
     size_t at;            /* offset of the value in the text, for messages */
+    int parent;            /* the object or array holding it, -1 for the root */
     int first, last, next; /* children and next sibling, -1 for none */
 } jnode;
+
+/* The members of the record objects that merge (those with dotted keys) by
+ * (object, key), so that an insert finds its same-named member without
+ * scanning the object: open addressing over node indices, -1 empty. */
+typedef struct {
+    int *slot;
+    size_t cap, used;
+} jindex;
 
 typedef struct {
     jnode *v;
     size_t n, cap;
     ds_buf strings; /* decoded escaped strings; sized once per text, never moves */
+    jindex index;
     const char *text;
     size_t len, pos;
     int record; /* read as a record: dotted keys split, same-named objects merged */
@@ -108,7 +118,7 @@ static int jnew(jtree *t, int kind)
         return jfail(t, "out of memory");
     memset(&t->v[i], 0, sizeof t->v[i]);
     t->v[i].kind = (unsigned char)kind;
-    t->v[i].first = t->v[i].last = t->v[i].next = -1;
+    t->v[i].first = t->v[i].last = t->v[i].next = t->v[i].parent = -1;
     t->v[i].at = t->pos;
     return i;
 }
@@ -117,6 +127,7 @@ static void jappend(jtree *t, int parent, int child)
 {
     jnode *p = &t->v[parent];
     t->v[child].next = -1;
+    t->v[child].parent = parent;
     if (p->last < 0)
         p->first = child;
     else
@@ -214,34 +225,102 @@ static int jmember(const jtree *t, int o, const char *k, size_t n)
     return found;
 }
 
+static size_t jhash(int o, const char *k, size_t n)
+{
+    size_t h = (size_t)14695981039346656037ULL ^ (size_t)o, i;
+    for (i = 0; i < n; i++)
+        h = (h ^ (unsigned char)k[i]) * (size_t)1099511628211ULL;
+    return h;
+}
+
+/* The slot of member k of object o: holding it, or -1 (an empty slot). The
+ * index must have room (cap > 0). */
+static int *jindex_slot(jtree *t, int o, const char *k, size_t n)
+{
+    size_t mask = t->index.cap - 1, i = jhash(o, k, n) & mask;
+    for (;; i = (i + 1) & mask) {
+        int m = t->index.slot[i];
+        if (m < 0 || (t->v[m].parent == o && t->v[m].keylen == n && memcmp(t->v[m].key, k, n) == 0))
+            return &t->index.slot[i];
+    }
+}
+
+/* Indexes member m (its parent and key set) as the one of its name. */
+static int jindex_put(jtree *t, int m)
+{
+    int *slot;
+    if ((t->index.used + 1) * 2 > t->index.cap) {
+        jindex old = t->index;
+        size_t cap = old.cap ? old.cap * 2 : 64, i;
+        if (cap > SIZE_MAX / 2 / sizeof(int) || (t->index.slot = malloc(cap * sizeof(int))) == NULL) {
+            t->index = old;
+            return jfail(t, "out of memory");
+        }
+        memset(t->index.slot, 0xff, cap * sizeof(int)); /* all -1 */
+        t->index.cap = cap;
+        for (i = 0; i < old.cap; i++)
+            if (old.slot[i] >= 0)
+                *jindex_slot(t, t->v[old.slot[i]].parent, t->v[old.slot[i]].key, t->v[old.slot[i]].keylen) =
+                    old.slot[i];
+        free(old.slot);
+    }
+    slot = jindex_slot(t, t->v[m].parent, t->v[m].key, t->v[m].keylen);
+    if (*slot < 0)
+        t->index.used++;
+    *slot = m;
+    return 0;
+}
+
+/* Object o starts merging: its members so far go into the index. */
+static int jmerging(jtree *t, int o)
+{
+    int c;
+    if (t->v[o].merges)
+        return 0;
+    t->v[o].merges = 1;
+    for (c = t->v[o].first; c >= 0; c = t->v[c].next)
+        if (jindex_put(t, c) < 0)
+            return -1;
+    return 0;
+}
+
 /* Record objects: puts child (its key set) into o. A dotted key becomes
  * nested objects; an object a dotted key made merges with a same-named
  * object; otherwise the later member replaces the earlier. */
-static void jinsert(jtree *t, int o, int child)
+static int jinsert(jtree *t, int o, int child)
 {
     int old;
-    if (!t->v[o].merges || (old = jmember(t, o, t->v[child].key, t->v[child].keylen)) < 0) {
+    if (!t->v[o].merges) {
         jappend(t, o, child);
-        return;
+        return 0;
+    }
+    old = t->index.cap ? *jindex_slot(t, o, t->v[child].key, t->v[child].keylen) : -1;
+    if (old < 0) {
+        jappend(t, o, child);
+        return jindex_put(t, child);
     }
     if (t->v[old].kind == J_OBJECT && t->v[child].kind == J_OBJECT &&
         (t->v[old].made_from_dots || t->v[child].made_from_dots)) {
         int c = t->v[child].first;
-        t->v[old].merges = 1;
+        if (jmerging(t, old) < 0)
+            return -1;
         while (c >= 0) {
             int next = t->v[c].next;
-            jinsert(t, old, c);
+            if (jinsert(t, old, c) < 0)
+                return -1;
             c = next;
         }
-        return;
+        return 0;
     }
-    { /* replace in place, keeping old's place in the list */
+    { /* replace in place, keeping old's place in the list (and the index) */
         jnode keep = t->v[old];
         t->v[old] = t->v[child];
         t->v[old].next = keep.next;
+        t->v[old].parent = keep.parent;
         t->v[old].key = keep.key;
         t->v[old].keylen = keep.keylen;
     }
+    return 0;
 }
 
 /* Record objects: the member k: v, a dotted k split into nested objects. */
@@ -276,12 +355,12 @@ static int jput(jtree *t, int o, const char *k, size_t klen, int v)
             seg_end = p;
         }
         klen = (size_t)(dot - k);
-        t->v[o].merges = 1;
+        if (jmerging(t, o) < 0)
+            return -1;
     }
     t->v[v].key = k;
     t->v[v].keylen = klen;
-    jinsert(t, o, v);
-    return 0;
+    return jinsert(t, o, v);
 }
 
 static int jobject(jtree *t, int depth)
@@ -412,6 +491,10 @@ static int jread(jtree *t, const char *text, size_t len, int record, int max_dep
     t->record = record;
     t->max_depth = max_depth;
     t->err = NULL;
+    if (t->index.used > 0) {
+        memset(t->index.slot, 0xff, t->index.cap * sizeof(int));
+        t->index.used = 0;
+    }
     ds_buf_reset(&t->strings);
     if (ds_buf_reserve(&t->strings, len + 1) == NULL)
         return jfail(t, "out of memory");
@@ -422,6 +505,7 @@ static int jread(jtree *t, const char *text, size_t len, int record, int max_dep
 static void jfree(jtree *t)
 {
     free(t->v);
+    free(t->index.slot);
     ds_buf_free(&t->strings);
     memset(t, 0, sizeof *t);
 }

@@ -425,7 +425,7 @@ def evaluate(texts, records):
 
 # ---- random cases -------------------------------------------------------------
 
-NAMES = ["a", "b", "status", "n", "tags", "x.y", "nested"]
+NAMES = ["a", "b", "status", "n", "tags", "x", "x.y", "x.S", "nested"]
 STRINGS = ["", "a", "A", "abc", "ABC", "abc ", "done", "Done", "new", "école", "ÉCOLE", "init-1", "post-init",
            "x.png", "x.PNG", "101", "-3", "null", "true", "COMPANY#1000", "PRODUCT#X", "ORDER#1"]
 NUMBERS = ["0", "1", "-1", "101", "100", "100.0", "1E+2", "1e2", "-3", "42", "0.5", ".5", "5.", "-0.001",
