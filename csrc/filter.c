@@ -314,11 +314,15 @@ static int jinsert(jtree *t, int o, int child)
     }
     { /* replace in place, keeping old's place in the list (and the index) */
         jnode keep = t->v[old];
+        int c;
         t->v[old] = t->v[child];
         t->v[old].next = keep.next;
         t->v[old].parent = keep.parent;
         t->v[old].key = keep.key;
         t->v[old].keylen = keep.keylen;
+        t->v[old].merges = 0; /* its members are not in the index under old */
+        for (c = t->v[old].first; c >= 0; c = t->v[c].next)
+            t->v[c].parent = old;
     }
     return 0;
 }
@@ -792,9 +796,11 @@ static int add_value(compiler *c, const cpath *p, int v, int folded)
         return -1;
     if (j->kind == J_NUMBER)
         return number_value(c, p, v, &c->f->values[i].number);
-    c->f->values[i].len = j->len;
-    return folded ? pool_add_folded(c, j->s, j->len, &c->f->values[i].s)
-                  : pool_add(c, j->s, j->len, &c->f->values[i].s);
+    if ((folded ? pool_add_folded(c, j->s, j->len, &c->f->values[i].s)
+                : pool_add(c, j->s, j->len, &c->f->values[i].s)) < 0)
+        return -1;
+    c->f->values[i].len = c->f->pool.len - c->f->values[i].s; /* folding may change the length */
+    return 0;
 }
 
 /* The string of op's value, or of its {"equals-ignore-case": s} form

@@ -190,6 +190,17 @@ describe("filter:match", function()
     local g = core.compile_filter('{"userIdentity":{"principalId":["dynamodb.amazonaws.com"]},"a":{"b":{"S":["x"]}}}')
     assert.is_true(g:match('{"userIdentity":{"PrincipalId":"dynamodb.amazonaws.com"},"a.b":{"S":"x"}}'))
     assert.is_true(g:match('{"userIdentity":{"principalId":"dynamodb.amazonaws.com"},"a":{"b.S":"x"}}'))
+    -- an object a dotted key made merges with a same-named object, else the later member wins
+    local h = core.compile_filter('{"x":{"y":{"a":[1],"b":[2]}}}')
+    assert.is_true(h:match('{"x":5,"x.y.a":1,"x.y.b":2}'))
+    assert.is_true(h:match('{"x.y":{"a":1},"x.y.b":2}'))
+    assert.is_false(h:match('{"x.y.a":1,"x":5,"x.y.b":2}'))
+  end)
+
+  it("folds case per code point, whatever the folded length (ẞ is 3 bytes, ß 2)", function()
+    local g = core.compile_filter('{"a":[{"equals-ignore-case":"STRAẞE"}],"b":[{"prefix":{"equals-ignore-case":"ΣΟΦ"}}]}')
+    assert.is_true(g:match('{"a":"straße","b":"σοφίας"}'))
+    assert.is_false(g:match('{"a":"strasse","b":"σοφίας"}'))
   end)
 
   it("closes once; a closed filter raises", function()
