@@ -177,8 +177,10 @@ static int decode_exact(lua_State *L, int numbers_string, struct ds_filter *filt
     n = (lua_Integer)lua_rawlen(L, recs);
     if (filter != NULL && (size_t)n != verdicts)
         return fail_response(L, "filter: read %d records, json_decode %d", (int)verdicts, (int)n);
-    lua_createtable(L, filter != NULL ? (int)n : 0, 0); /* the records the filter passes */
-    luaL_setmetatable(L, DS_LIST_MT);
+    if (filter != NULL) { /* the records the filter passes */
+        lua_createtable(L, (int)n, 0);
+        luaL_setmetatable(L, DS_LIST_MT);
+    }
     out = lua_gettop(L);
     for (i = 1; i <= n; i++) {
         int rec, d, k;
