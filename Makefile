@@ -137,7 +137,7 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS  ?= -O1 -g -fno-omit-frame-pointer
 FUZZ_LUA_LIB ?= /usr/lib/x86_64-linux-gnu/liblua$(LUA_VERSION).a
 FUZZ_SECONDS ?= 120
-FUZZ_TARGETS := json av number records
+FUZZ_TARGETS := json av number records filter
 FUZZ_OBJ     := $(SRC:csrc/%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_ALLFLAGS = $(WARN) -D_POSIX_C_SOURCE=200809L -I$(LUA_INCDIR) -Icsrc $(FUZZ_CFLAGS) $(FUZZ_SAN)
 
@@ -149,6 +149,10 @@ $(FUZZ_BUILD)/obj/%.o: csrc/%.c $(wildcard csrc/*.h)
 	$(FUZZ_CC) $(FUZZ_ALLFLAGS) -fsanitize=fuzzer-no-link $(DEPS_CFLAGS) -c -o $@ $<
 
 $(FUZZ_BUILD)/fuzz_number: fuzz/fuzz_number.c $(FUZZ_BUILD)/obj/number.o $(FUZZ_BUILD)/obj/base64.o
+	$(FUZZ_CC) $(FUZZ_ALLFLAGS) -fsanitize=fuzzer -o $@ $^ -lm
+
+$(FUZZ_BUILD)/fuzz_filter: fuzz/fuzz_filter.c $(FUZZ_BUILD)/obj/filter.o $(FUZZ_BUILD)/obj/json_lex.o \
+  $(FUZZ_BUILD)/obj/number.o $(FUZZ_BUILD)/obj/buffer.o
 	$(FUZZ_CC) $(FUZZ_ALLFLAGS) -fsanitize=fuzzer -o $@ $^ -lm
 
 $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_lua.c fuzz/harness.lua $(FUZZ_OBJ)

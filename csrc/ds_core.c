@@ -4,6 +4,7 @@
 #include "ds_av.h"
 #include "ds_body.h"
 #include "ds_decode.h"
+#include "ds_filter.h"
 #include "ds_http.h"
 #include "ds_json.h"
 #include "ds_lua.h"
@@ -24,6 +25,7 @@ DS_EXPORT int luaopen_dynamodb_stream_core(lua_State *L)
     ds_open_json(L);
     ds_open_av(L);
     ds_open_decode(L);
+    ds_open_filter(L);
     ds_pushnull(L);
     lua_setfield(L, -2, "null");
     lua_pushliteral(L, DS_VERSION);

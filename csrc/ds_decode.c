@@ -24,8 +24,10 @@
 #include "ds_av.h"
 #include "ds_body.h"
 #include "ds_decode.h"
+#include "ds_filter.h"
 #include "ds_json.h"
 #include "ds_lua.h"
+#include "filter.h"
 #include "json_lex.h"
 #include "number.h"
 
@@ -113,20 +115,49 @@ static int fail_response(lua_State *L, const char *fmt, ...)
     return ds_fail(L, "InvalidResponse", lua_tostring(L, -1));
 }
 
-/* The result of json_decode(text at 1) + unmarshall of every record's images. */
-static int decode_exact(lua_State *L, int numbers_string)
+/* The verdicts of filter on the page at 1 (ds_filter_match_page), copied
+ * into a userdata pushed on the stack (the filter's copy is only good until
+ * its next use), or NULL with a message pushed. [-0, +1] */
+static const unsigned char *exact_verdicts(lua_State *L, struct ds_filter *filter, size_t *count)
+{
+    char err[DS_FILTER_ERRSIZE];
+    const unsigned char *v;
+    size_t len;
+    const char *text = lua_tolstring(L, 1, &len);
+    unsigned char *copy;
+    if (ds_filter_match_page(filter, text, len, &v, count, err) < 0) {
+        lua_pushstring(L, err);
+        return NULL;
+    }
+    copy = lua_newuserdatauv(L, *count ? *count : 1, 0);
+    if (*count)
+        memcpy(copy, v, *count);
+    return copy;
+}
+
+/* The result of json_decode(text at 1) + unmarshall of every record's images;
+ * with a filter (at 2, else nil), only of the records it passes, plus their
+ * number filtered out. */
+static int decode_exact(lua_State *L, int numbers_string, struct ds_filter *filter)
 {
     static const char *const images[] = {"Keys", "NewImage", "OldImage"};
-    int body, recs, nsi;
-    lua_Integer i, n;
+    int body, recs, nsi, out;
+    lua_Integer i, n, filtered = 0;
+    const unsigned char *verdict = NULL;
+    size_t verdicts = 0;
 
-    lua_settop(L, 1);
+    lua_settop(L, 2);
     lua_pushcfunction(L, ds_json_decode);
     lua_pushvalue(L, 1);
     lua_call(L, 1, LUA_MULTRET);
-    if (lua_isnil(L, 2))
-        return lua_gettop(L) - 1; /* nil, "InvalidJSON: ...", "InvalidJSON" */
-    body = 2;
+    if (lua_isnil(L, 3))
+        return lua_gettop(L) - 2; /* nil, "InvalidJSON: ...", "InvalidJSON" */
+    body = 3;
+    lua_settop(L, body);
+    if (filter == NULL)
+        lua_pushnil(L);
+    else if ((verdict = exact_verdicts(L, filter, &verdicts)) == NULL)
+        return fail_response(L, "filter: %s", lua_tostring(L, -1));
     if (!is_object(L, body))
         return fail_response(L, "the body is not a JSON object");
     lua_getfield(L, body, "Records");
@@ -144,13 +175,28 @@ static int decode_exact(lua_State *L, int numbers_string)
         return fail_response(L, "NextShardIterator is a %s, not a string", luaL_typename(L, nsi));
     }
     n = (lua_Integer)lua_rawlen(L, recs);
+    if (filter != NULL && (size_t)n != verdicts)
+        return fail_response(L, "filter: read %d records, json_decode %d", (int)verdicts, (int)n);
+    if (filter != NULL) { /* the records the filter passes */
+        lua_createtable(L, (int)n, 0);
+        luaL_setmetatable(L, DS_LIST_MT);
+    }
+    out = lua_gettop(L);
     for (i = 1; i <= n; i++) {
         int rec, d, k;
-        lua_settop(L, nsi);
+        lua_settop(L, out);
+        if (verdict != NULL && !verdict[i - 1]) {
+            filtered++;
+            continue;
+        }
         lua_rawgeti(L, recs, i);
-        rec = nsi + 1;
+        rec = out + 1;
         if (!is_object(L, rec))
             return fail_response(L, "record %d is not an object", (int)i);
+        if (filter != NULL) {
+            lua_pushvalue(L, rec);
+            lua_rawseti(L, out, (lua_Integer)lua_rawlen(L, out) + 1);
+        }
         lua_getfield(L, rec, "dynamodb");
         d = rec + 1;
         if (lua_isnil(L, d))
@@ -180,8 +226,12 @@ static int decode_exact(lua_State *L, int numbers_string)
             lua_setfield(L, d, images[k]);
         }
     }
-    lua_settop(L, nsi);
-    return 2;
+    lua_pushvalue(L, filter != NULL ? out : recs);
+    lua_pushvalue(L, nsi);
+    if (filter == NULL)
+        return 2;
+    lua_pushinteger(L, filtered);
+    return 3;
 }
 
 /* ---- fast path: the text read once, Lua values built as it is read ------ */
@@ -199,6 +249,8 @@ typedef struct {
     int mt; /* stack index of the ds_push_markers values */
     ds_keys *keys;
     decode_state *st; /* its scratch holds strings with escapes */
+    struct ds_filter *filter; /* or NULL */
+    lua_Integer filtered; /* records the filter dropped */
 } scan;
 
 /* String bytes that need no look: all but '"', '\\' and control bytes. */
@@ -709,6 +761,26 @@ static void scan_skip(lua_State *L, scan *s, int depth)
     }
 }
 
+/* Runs the filter on the record at s->p: 1 when it passes (s->p unmoved),
+ * 0 when it does not (s->p past it: no Lua value of it is ever made). A
+ * record the filter cannot read goes to the exact path, which fails or
+ * filters it the same way. */
+static int scan_filter(lua_State *L, scan *s)
+{
+    char err[DS_FILTER_ERRSIZE];
+    size_t end;
+    int k;
+    scan_ws(s);
+    k = ds_filter_match(s->filter, s->p, (size_t)(s->end - s->p), &end, err);
+    if (k < 0)
+        scan_giveup(L);
+    if (k == 0) {
+        s->p += end;
+        s->filtered++;
+    }
+    return k;
+}
+
 /* lua_pcall'd: (scan, state) -> records, next_shard_iterator */
 static int scan_build(lua_State *L)
 {
@@ -735,6 +807,8 @@ static int scan_build(lua_State *L)
                 if (scan_open(L, s, '[', ']')) {
                     do {
                         scan_room(L);
+                        if (s->filter != NULL && !scan_filter(L, s))
+                            continue;
                         scan_object(L, s, 1, record_field, slot);
                         n++;
                     } while (scan_more(L, s, ']'));
@@ -770,7 +844,8 @@ static const char decode_state_key = 0;
 /* decode_records' one-pass path over text[0..n): pushes records and
  * next_shard_iterator and returns 1, or pushes nothing and returns 0 when the
  * text needs the exact path. Raises only on memory errors. */
-static int decode_fast(lua_State *L, const char *text, size_t n, int numbers_string)
+static int decode_fast(lua_State *L, const char *text, size_t n, int numbers_string, struct ds_filter *filter,
+                       lua_Integer *filtered)
 {
     decode_state *counts, *st;
     scan s;
@@ -787,6 +862,8 @@ static int decode_fast(lua_State *L, const char *text, size_t n, int numbers_str
     s.numbers_string = numbers_string;
     s.keys = &st->keys;
     s.st = st;
+    s.filter = filter;
+    s.filtered = 0;
     st->busy = 1;
     lua_pushcfunction(L, scan_build);
     lua_pushlightuserdata(L, &s);
@@ -797,6 +874,7 @@ static int decode_fast(lua_State *L, const char *text, size_t n, int numbers_str
         ds_buf_free(&st->scratch);
     if (rc == LUA_OK) {
         counts->fast++;
+        *filtered = s.filtered;
         lua_remove(L, -3); /* the state */
         return 1;
     }
@@ -807,6 +885,7 @@ static int decode_fast(lua_State *L, const char *text, size_t n, int numbers_str
 }
 
 /* core.decode_records(json_text | body[, opts]) -> records, next_shard_iterator
+ *   [, filtered: with opts.filter, the number of records it dropped]
  *   | nil, "InvalidJSON: ...", "InvalidJSON" | nil, "InvalidResponse: ...", "InvalidResponse"
  * A body userdata (ds_body.h) is read in place; it stays anchored at 1 while
  * its bytes are read, and the exact path gets a string copy of them. */
@@ -815,12 +894,24 @@ static int decode_records(lua_State *L)
     size_t n;
     int numbers_string = ds_av_numbers_opt(L, 2);
     decode_state *counts = lua_touserdata(L, lua_upvalueindex(1));
-    lua_settop(L, 1);
+    struct ds_filter *filter = NULL;
+    lua_Integer filtered = 0;
+    lua_settop(L, 2);
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        lua_getfield(L, 2, "filter");
+        if (!lua_isnil(L, 3) && luaL_testudata(L, 3, DS_FILTER_MT) == NULL)
+            luaL_argerror(L, 2, "opts.filter must be a filter from core.compile_filter");
+        if (!lua_isnil(L, 3))
+            filter = ds_filter_check(L, 3);
+    } else {
+        lua_pushnil(L);
+    }
+    lua_replace(L, 2); /* the filter (or nil) stays anchored at 2 */
     const char *text = ds_body_pin(L, 1, &n);
     int body = text != NULL;
     if (!body)
         text = luaL_checklstring(L, 1, &n);
-    int done = decode_fast(L, text, n, numbers_string); /* raises only on memory */
+    int done = decode_fast(L, text, n, numbers_string, filter, &filtered); /* raises only on memory */
     if (body) {
         if (!done)
             lua_pushlstring(L, text, n); /* the exact path's json_decode reads a string */
@@ -828,10 +919,14 @@ static int decode_records(lua_State *L)
         if (!done)
             lua_replace(L, 1);
     }
-    if (done)
-        return 2;
+    if (done) {
+        if (filter == NULL)
+            return 2;
+        lua_pushinteger(L, filtered);
+        return 3;
+    }
     counts->exact++;
-    return decode_exact(L, numbers_string);
+    return decode_exact(L, numbers_string, filter);
 }
 
 /* core.decode_stats() -> { fast = pages, exact = pages }: how many calls of

@@ -272,7 +272,7 @@ static void enc_value(lua_State *L, ds_buf *b, int idx, const ds_path *path, int
 }
 
 /* core.json_encode(value) -> string */
-static int json_encode(lua_State *L)
+int ds_json_encode(lua_State *L)
 {
     ds_buf *b;
     luaL_checkany(L, 1);
@@ -589,7 +589,7 @@ int ds_json_decode(lua_State *L)
 }
 
 static const luaL_Reg json_funcs[] = {
-    {"json_encode", json_encode},
+    {"json_encode", ds_json_encode},
     {"json_decode", ds_json_decode},
     {NULL, NULL},
 };

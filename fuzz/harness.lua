@@ -232,9 +232,15 @@ local function escape_keys(text)
   return (text:gsub('"(%a)([^"\\]*"%s*:)', function(c, rest) return ('"\\u%04x'):format(c:byte()) .. rest end))
 end
 
+-- (d) With opts.filter (issue 16) the filter runs on each record's text on
+-- both paths; one that passes every record must change nothing: the same
+-- records and NextShardIterator, or a failure with the same code.
+local PASS_ALL = '{"$or":[{"f":[{"exists":true}]},{"f":[{"exists":false}]}]}'
+
 function H.records(core, text)
   if core.decode_records == nil then return end
   local escaped = escape_keys(text)
+  local pass_all = core.compile_filter and core.compile_filter(PASS_ALL)
   for _, t in ipairs(escaped ~= text and { escaped, text } or { text }) do
     for _, opts in ipairs({ false, STRING_NUMBERS }) do
       local o = opts or nil
@@ -242,6 +248,9 @@ function H.records(core, text)
       records_once(core, t, o, want_recs, want_nsi, want_code)
       collectgarbage()
       records_once(core, t, o, want_recs, want_nsi, want_code)
+      if pass_all then
+        records_once(core, t, { numbers = o and o.numbers, filter = pass_all }, want_recs, want_nsi, want_code)
+      end
     end
   end
 end

@@ -29,7 +29,7 @@ build = {
         "csrc/ds_core.c", "csrc/atomic_file.c", "csrc/ds_sigv4.c", "csrc/sigv4.c", "csrc/ds_http.c", "csrc/buffer.c",
         "csrc/ds_json.c", "csrc/ds_av.c", "csrc/number.c", "csrc/base64.c",
         "csrc/ds_decode.c", "csrc/ds_lua.c", "csrc/ds_os.c", "csrc/json_lex.c", "csrc/ds_body.c",
-        "csrc/process.c",
+        "csrc/process.c", "csrc/filter.c", "csrc/ds_filter.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       -- Lua 5.1 and LuaJIT take the 5.3 API from compat-5.3.h, which Debian's
