@@ -77,12 +77,11 @@ local function unmarshalled_image(av, unmarshall)
   return v
 end
 
--- Unmarshalls the record's images in place with the stream's function, unless
--- the page already was (the one-pass C path delivers them so). Raises an
--- UnmarshallError.
-function M:_unmarshall_images(record, unmarshalled)
+-- Unmarshalls the record's images in place with the stream's function (the
+-- one-pass C path delivers them so). Raises an UnmarshallError.
+function M:_unmarshall_images(record)
   local unmarshall, event = self._unmarshall, EVENT_FOR[record.eventName]
-  if not unmarshall or unmarshalled or not event then return end
+  if not event then return end
   local ddb = record.dynamodb
   local keys = unmarshalled_image(ddb.Keys, unmarshall)
   local new = event ~= "remove record" and unmarshalled_image(ddb.NewImage, unmarshall) or nil
@@ -136,8 +135,9 @@ end
 -- max_record_attempts reached), or delivered (see _deliver): at once, or,
 -- with 'batch' listeners, collected into sh.batch until it holds batch_size
 -- records or the end of a read finds its batch_window passed (_flush_due). A
--- record that is skipped or handed over first delivers the batch before it,
--- so the position never passes an unacknowledged record. Attempts are
+-- record handed over (or whose images do not unmarshall) first delivers the
+-- batch before it, so the position never passes an unacknowledged record;
+-- nothing is skipped after a record collected. Attempts are
 -- counted per record in sh.failing (sequence number -> { attempts, err }).
 -- Returns true, or nil and an error with the shard stopped at a record.
 -- Counts in fetch (the reader's summary) what it moved past, and keeps the
@@ -150,7 +150,7 @@ function M:_take(sh, record, seq, unmarshalled, fetch)
     if sh.horizon_check then
       self:_horizon_checked(sh, created ~= nil and created < read_until(pos) - state.LATEST_MARGIN)
     end
-    -- (after a record collected, as after one delivered, nothing is skipped)
+    -- (nothing after a record collected, as nothing after one delivered)
     if not sh.batch and created ~= nil and created < pos.opened_at - state.LATEST_MARGIN then
       sh.position = keeping_start(pos, "AFTER_SEQUENCE_NUMBER", seq)
       stats.skipped = stats.skipped + 1
@@ -168,9 +168,12 @@ function M:_take(sh, record, seq, unmarshalled, fetch)
   elseif failing and self._max_attempts and failing.attempts >= self._max_attempts then
     limit_err = failing.err -- on_failure failed last time
   end
+  if failing and not limit_err then stats.retries = stats.retries + 1 end
   record.shardId = sh.shard_id
   local ok, uerr = true, nil
-  if not limit_err then ok, uerr = compat.xpcall(self._unmarshall_images, trace, self, record, unmarshalled) end
+  if not limit_err and self._unmarshall and not unmarshalled then
+    ok, uerr = compat.xpcall(self._unmarshall_images, trace, self, record)
+  end
   if limit_err or not ok then
     local flushed, ferr = self:_flush(sh, fetch)
     if not flushed then return nil, ferr end
@@ -310,9 +313,6 @@ function M:_deliver(sh, list, fetch)
   local stats = self._stats
   local from = 1
   while from <= #list do
-    for k = from, #list do
-      if sh.failing and sh.failing[seq_of(list[k])] then stats.retries = stats.retries + 1 end
-    end
     local stop, err, last_failed = offer(self, sh, list, from, #list)
     for k = from, stop - 1 do
       local ok, lerr = compat.xpcall(self._dispatch, trace, self, list[k], sh.shard_id)
