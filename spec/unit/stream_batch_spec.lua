@@ -253,7 +253,9 @@ for _, parallel in ipairs({ false, true }) do
             failed[#failed + 1] = Fake.pk(record.dynamodb.Keys) .. "@" .. err.attempts .. ":" .. err.code
           end })
           -- record 1 is poison: every batch holding it raises (no bisect: nobody knows which record)
-          local batches = batch_log(s, function(records) if Fake.pk(records[1].dynamodb.Keys) == "1" then error("boom") end end)
+          local batches = batch_log(s, function(records)
+            if Fake.pk(records[1].dynamodb.Keys) == "1" then error("boom") end
+          end)
           local r, err = s:fetch_stream_state()
           assert.is_nil(r)
           assert.equals("ListenerError", err.code)
@@ -273,6 +275,43 @@ for _, parallel in ipairs({ false, true }) do
           local stats = s:stats()
           assert.same({ 1, 3, 7, 4 }, { stats.delivered, stats.failed_over, stats.failed_attempts, stats.retries })
         end)
+    end)
+
+    describe("poison limits per record", function()
+      -- Records 1..3, the second of them poison; log lines "batch pks" and "failed pk code".
+      local function poisoned(opts)
+        local log = {}
+        opts.on_failure = function(record, err)
+          log[#log + 1] = "failed " .. Fake.pk(record.dynamodb.Keys) .. " " .. err.code
+        end
+        local s = new_stream(opts)
+        s:on("batch", function(records) log[#log + 1] = "batch " .. pks(records) end)
+        return s, log
+      end
+
+      it("a record past max_record_age goes to on_failure after the batch before it, then the rest", function()
+        local seqs = put(3)
+        fake.by_id.A.records[2].dynamodb.ApproximateCreationDateTime = fake:wall() - 1000
+        local s, log = poisoned({ max_record_age = 60 })
+        assert.truthy(s:fetch_stream_state())
+        assert.same({ "batch 1", "failed 2 RecordAgeExceeded", "batch 3" }, log)
+        assert.equals(seqs[3], checkpoint(s).sequenceNumber)
+      end)
+
+      it("a record whose images do not unmarshall fails alone; the batch before it is delivered first", function()
+        local seqs = put(3)
+        local s, log = poisoned({ max_record_attempts = 2, unmarshall = function(av)
+          if av.pk.S == "2" then error("bad image") end
+          return ds.unmarshall(av)
+        end })
+        local r, err = s:fetch_stream_state()
+        assert.is_nil(r)
+        assert.same({ "UnmarshallError", seqs[2], 1 }, { err.code, err.sequence_number, err.attempts })
+        assert.equals(seqs[1], checkpoint(s).sequenceNumber)
+        assert.truthy(s:fetch_stream_state())
+        assert.same({ "batch 1", "failed 2 UnmarshallError", "batch 3" }, log)
+        assert.equals(seqs[3], checkpoint(s).sequenceNumber)
+      end)
     end)
 
     describe("bisect", function()
