@@ -173,6 +173,7 @@ for _, parallel in ipairs({ false, true }) do
             local r, err = s:fetch_stream_state()
             assert.is_nil(r)
             assert.equals("BatchItemFailure", err.code)
+            assert.equals("batch", err.event)
             assert.equals(seqs[case[2]], err.sequence_number)
             assert.equals(1, err.attempts)
             local st = checkpoint(s)

@@ -287,7 +287,8 @@ local function offer(self, sh, list, from, to)
     failed, err = reported_failure(answers, list, from, to)
     if failed then
       local seq = seq_of(list[failed])
-      return failed, new_error("BatchItemFailure", "a 'batch' listener reported record " .. seq .. " failed"), failed
+      return failed, new_error("BatchItemFailure", "a 'batch' listener reported record " .. seq .. " failed",
+        { event = "batch" }), failed
     end
     if not err then return to + 1 end
   else
