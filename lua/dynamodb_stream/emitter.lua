@@ -5,6 +5,7 @@
 --   emitter:off(event, fn)         -> emitter; removes fn (also when added with once); alias remove_listener
 --   emitter:remove_all_listeners([event]) -> emitter
 --   emitter:emit(event, ...)       -> true if a listener ran, false if none
+--   emitter:emit_results(event, ...) -> { n, what each listener returned }
 --   emitter:listener_count(event)  -> integer
 --
 -- Listeners run synchronously, in the order they were added. Adding or removing
@@ -111,12 +112,8 @@ function Emitter:listener_count(event)
   return list and #list or 0
 end
 
---- Calls the listeners of event with the arguments, in the order they were added.
--- Emitting `'error'` with no listener raises the error.
--- @param event the event name
--- @param ... the listeners' arguments
--- @treturn boolean whether a listener ran
-function Emitter:emit(event, ...)
+-- emit's work; results (when given) gets the first value each listener returned.
+local function call_listeners(self, event, results, ...)
   local list = self._listeners[event]
   if not list or #list == 0 then
     if event == "error" then error((...), 0) end
@@ -129,10 +126,35 @@ function Emitter:emit(event, ...)
         entry.removed = true
         self._listeners[event] = without(self._listeners[event], entry)
       end
-      entry.fn(...)
+      local first = entry.fn(...)
+      if results then
+        results.n = results.n + 1
+        results[results.n] = first
+      end
     end
   end
   return true
+end
+
+--- Calls the listeners of event with the arguments, in the order they were added.
+-- Emitting `'error'` with no listener raises the error.
+-- @param event the event name
+-- @param ... the listeners' arguments
+-- @treturn boolean whether a listener ran
+function Emitter:emit(event, ...)
+  return call_listeners(self, event, nil, ...)
+end
+
+--- Calls the listeners as emit does, and collects what they answered (the
+-- stream's 'batch' listeners answer which record failed).
+-- @param event the event name
+-- @param ... the listeners' arguments
+-- @treturn table the first value each listener returned, in order, with n =
+-- how many ran (a listener that returned nothing leaves a hole)
+function Emitter:emit_results(event, ...)
+  local results = { n = 0 }
+  call_listeners(self, event, results, ...)
+  return results
 end
 
 Emitter.add_listener = Emitter.on

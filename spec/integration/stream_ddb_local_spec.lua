@@ -68,6 +68,35 @@ describe("stream against DynamoDB Local", function()
     assert.same({ "insert 1", "insert 2", "error ListenerError", "insert 2", "insert 3" }, log)
   end)
 
+  it("a batch's partial failure, then a restart from the saved state: from the failed record on, nothing before",
+    function()
+      local name = "batch_" .. os.time()
+      local arn = create_table(name)
+      local s = ds.new(streams, arn, { unmarshall = ds.unmarshall, start_at = "TRIM_HORIZON" })
+      for i = 1, 5 do put(name, tostring(i)) end
+      local batches = {}
+      local function pks(records)
+        local out = {}
+        for i, r in ipairs(records) do out[i] = r.dynamodb.Keys.pk end
+        return table.concat(out, ",")
+      end
+      s:on("batch", function(records)
+        batches[#batches + 1] = pks(records)
+        for _, r in ipairs(records) do
+          if r.dynamodb.Keys.pk == "3" then return { failed = r.dynamodb.SequenceNumber } end
+        end
+      end)
+      local r, err = s:fetch_stream_state()
+      assert.is_nil(r)
+      assert.equals("BatchItemFailure", err.code)
+      local state = assert(ds.json_decode(ds.json_encode(s:get_shard_state())))
+      local s2 = ds.new(streams, arn, { unmarshall = ds.unmarshall, batch_size = 2 })
+      s2:set_shard_state(state)
+      s2:on("batch", function(records) batches[#batches + 1] = pks(records) end)
+      assert.equals(3, #assert(s2:fetch_stream_state()))
+      assert.same({ "1,2,3,4,5", "3,4", "5" }, batches)
+    end)
+
   it("a saved state without its iterators resumes AFTER the saved sequence number", function()
     local name = "resume_" .. os.time()
     local arn = create_table(name)

@@ -80,6 +80,17 @@ describe("dynamodb_stream.emitter", function()
     assert.equals(0, e:listener_count("y"))
   end)
 
+  it("emit_results collects the first value each listener returned, holes included", function()
+    e:on("x", function(a) return a + 1, "ignored" end)
+    e:on("x", function() end)
+    e:once("x", function(a) return a * 10 end)
+    local results = e:emit_results("x", 2)
+    assert.equals(3, results.n)
+    assert.same({ 3, nil, 20 }, { results[1], results[2], results[3] })
+    assert.equals(2, e:emit_results("x", 1).n)   -- the once listener is gone
+    assert.same({ n = 0 }, e:emit_results("nobody"))
+  end)
+
   it("rejects a non-string event or a non-function listener", function()
     assert.has_error(function() e:on(1, function() end) end, "event name must be a string")
     assert.has_error(function() e:on("x", "nope") end, "listener must be a function")

@@ -66,7 +66,10 @@ local REPORT_EVERY = 60
 -- run() use it), wall_clock (function returning epoch seconds, default
 -- os.time: when a shard was opened at LATEST, the age of records),
 -- max_record_attempts, max_record_age and on_failure (see
--- records.failure_handler), leases (many workers share the stream through a
+-- records.failure_handler), batch_size (records of a 'batch', 1..10000,
+-- default 100), batch_window (seconds a batch may collect records, 0..300,
+-- default 0: what one fetch read), bisect (a batch whose listener raises is
+-- split in two to find the record that fails; default false), leases (many workers share the stream through a
 -- lease table in DynamoDB: { dynamodb = ds.dynamodb(), table = name,
 -- worker_id, lease_duration = 10, checkpoint_interval = 1 }, see
 -- stream/leases.lua and README). Bad arguments raise.
@@ -122,6 +125,9 @@ function Stream.new(client, stream_arn, opts)
   self._max_attempts = options.integer(opts, "max_record_attempts", 1, 1000000000)
   self._max_age = options.seconds(opts, "max_record_age", nil, 0, true)
   self._on_failure = records.failure_handler(opts.on_failure, self._max_attempts or self._max_age, self._wall_clock)
+  self._batch_size = options.integer(opts, "batch_size", 1, 10000) or 100
+  self._batch_window = options.seconds(opts, "batch_window", 0, 0, false, nil, 300)
+  self._bisect = options.boolean(opts, "bisect", false)
   self._stats = { delivered = 0, failed_attempts = 0, retries = 0, failed_over = 0, on_failure_errors = 0,
     skipped = 0, gaps = 0 }
   setmetatable(self, Stream)
@@ -490,6 +496,11 @@ function Stream:run(opts)
     if self._coordinator then
       -- awake for the coordinator's next renew or scan (late by at most interval)
       pause = math.min(pause, math.max(self._coordinator:next_due() - self._clock(), interval))
+    end
+    local batch_due = self:_batch_due()
+    if batch_due then
+      -- awake when a collected batch's window ends (late by at most interval)
+      pause = math.min(pause, math.max(batch_due - self._clock(), interval))
     end
     if deadline then
       local left = deadline - now()

@@ -23,20 +23,34 @@ function M.integer(opts, name, lo, hi, where)
 end
 
 --- opts[name] as a finite number of seconds, at least lo (above lo when open
--- is set), or default when absent.
+-- is set) and at most hi when given, or default when absent.
 -- @tparam table opts
 -- @tparam string name
 -- @param default
 -- @tparam number lo
 -- @tparam[opt] boolean open
 -- @tparam[opt] string where prefix of the message ("run: ")
+-- @tparam[opt] number hi
 -- @return the value or default
-function M.seconds(opts, name, default, lo, open, where)
+function M.seconds(opts, name, default, lo, open, where, hi)
   local v = opts[name]
   if v == nil then return default end
-  if type(v) ~= "number" or v ~= v or v == math.huge or v < lo or (open and v == lo) then
-    error(string.format("%sopts.%s must be a number of seconds %s %s", where or "", name, open and ">" or ">=", lo), 3)
+  if type(v) ~= "number" or v ~= v or v == math.huge or v < lo or (open and v == lo) or (hi and v > hi) then
+    local range = hi and string.format("in %s..%s", lo, hi) or string.format("%s %s", open and ">" or ">=", lo)
+    error(string.format("%sopts.%s must be a number of seconds %s", where or "", name, range), 3)
   end
+  return v
+end
+
+--- opts[name] as a boolean, or default when absent.
+-- @tparam table opts
+-- @tparam string name
+-- @tparam boolean default
+-- @return the value or default
+function M.boolean(opts, name, default)
+  local v = opts[name]
+  if v == nil then return default end
+  if type(v) ~= "boolean" then error("opts." .. name .. " must be a boolean", 3) end
   return v
 end
 

@@ -115,6 +115,16 @@ function M:_lost_position(sh, err)
   return "done"
 end
 
+-- sh is read to its end (gone: it vanished): its collected batch is
+-- delivered first, then it is retired. Returns "done", or nil and the error
+-- of a batch that failed (the shard then stays, stopped at the record).
+function M:_end_shard(sh, gone, fetch)
+  local ok, err = self:_flush(sh, fetch)
+  if not ok then return nil, err end
+  self:_retire(sh, gone, fetch)
+  return "done"
+end
+
 -- The shard answered: no backoff.
 local function answered(sh) sh.throttles, sh.not_before = nil, nil end
 
@@ -135,7 +145,7 @@ function M:_open(sh, fetch)
     ShardIteratorType = pos.type, SequenceNumber = pos.sequence_number,
   })
   if not res then
-    if err.code == "ResourceNotFoundException" then self:_retire(sh, true, fetch) return "done" end
+    if err.code == "ResourceNotFoundException" then return self:_end_shard(sh, true, fetch) end
     if errors.retryable(err) then return self:_throttled(sh, err) end
     if err.code ~= "TrimmedDataAccessException" or pos.type == "TRIM_HORIZON" then
       err.shard_id = err.shard_id or sh.shard_id
@@ -170,8 +180,7 @@ function M:_page(sh, res, err, fetch)
     elseif err.code == "TrimmedDataAccessException" then
       self:_trimmed(sh, err.code)
     elseif err.code == "ResourceNotFoundException" then
-      self:_retire(sh, true, fetch)
-      return "done"
+      return self:_end_shard(sh, true, fetch)
     elseif errors.class(err) == "position" then  -- an iterator the service calls invalid
       sh.iterator = nil
     elseif errors.retryable(err) then
@@ -184,7 +193,7 @@ function M:_page(sh, res, err, fetch)
   end
   answered(sh)
   sh.position_errors = nil
-  local advanced_before = fetch.advanced
+  local taken = 0 -- records of this page new to the shard
 
   -- The page's shape first: a bad page delivers nothing and re-opens at
   -- sh.position next time.
@@ -211,9 +220,12 @@ function M:_page(sh, res, err, fetch)
       malformed.last_sequence_number = sh.sequence_number
       return nil, malformed
     end
-    if sh.sequence_number == nil or seqnum.lt_valid(sh.sequence_number, seq) then
+    -- (past those collected into a batch too: a re-opened iterator reads them again)
+    local last = sh.batch and sh.batch.last_sequence_number or sh.sequence_number
+    if last == nil or seqnum.lt_valid(last, seq) then
       local ok, terr = self:_take(sh, record, seq, res._unmarshalled, fetch)
       if not ok then return nil, terr end
+      taken = taken + 1
     end
   end
 
@@ -221,8 +233,7 @@ function M:_page(sh, res, err, fetch)
     if not self:_lease_holds(sh) then return "done" end
     if sh.horizon_check then self:_horizon_checked(sh, false) end
     sh.iterator = nil
-    self:_retire(sh, false, fetch)             -- closed and read to its end
-    return "done"
+    return self:_end_shard(sh, false, fetch)   -- closed and read to its end
   end
   sh.iterator = next_it
   local pos = sh.position
@@ -235,7 +246,7 @@ function M:_page(sh, res, err, fetch)
   -- through a few such pages at once, then one a fetch (see
   -- MAX_EMPTY_READ_THROUGH), so a shard that never advances costs no more
   -- than an idle one.
-  if fetch.advanced > advanced_before then sh.empty_pages = nil return "more" end
+  if taken > 0 then sh.empty_pages = nil return "more" end
   if not sh.closed then return "done" end
   sh.empty_pages = (sh.empty_pages or 0) + 1
   return sh.empty_pages <= MAX_EMPTY_READ_THROUGH and "more" or "done"
@@ -248,6 +259,19 @@ local function budget_left(self, count)
   return count.pages < self._max_pages and count.recoveries <= MAX_RECOVERIES
 end
 
+-- Reads every ready shard (read_rounds), then delivers the collected batches
+-- that are due (records.lua's _flush_due), also after a read that failed.
+-- Returns true, or nil and the first error.
+function M:_read(fetch)
+  local ok, err = self:_read_rounds(fetch)
+  local flushed, ferr = self:_flush_due(fetch)
+  if not ok then
+    if not flushed then self:_fail(ferr) end
+    return nil, err
+  end
+  return flushed, ferr
+end
+
 -- Reads every ready shard, in rounds of at most _round_width shards (see the
 -- module's summary), each shard until it is caught up, at its end, or its
 -- budget (max_pages_per_shard) is spent. A shard backed off after throttling
@@ -258,7 +282,7 @@ end
 -- (their iterators were not advanced). fetch is the summary the fetch returns:
 -- this sets fetch.more when a shard stopped with its budget spent. Returns
 -- true, or nil and an error.
-function M:_read(fetch)
+function M:_read_rounds(fetch)
   local t = self._clock()
   local counts, finished, throttled = {}, {}, nil
   local function count_of(sh)

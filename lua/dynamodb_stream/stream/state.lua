@@ -133,7 +133,8 @@ function M:get_shard_state()
   local state = {}
   for id, sh in pairs(self._shards) do
     state[id] = {
-      shardId = id, nextShardIterator = sh.iterator, sequenceNumber = sh.sequence_number,
+      -- no iterator past a collected batch: a restart reads it again from the position
+      shardId = id, nextShardIterator = not sh.batch and sh.iterator or nil, sequenceNumber = sh.sequence_number,
       parentShardId = sh.parent_shard_id, position = position_state(sh.position),
     }
   end

@@ -438,6 +438,33 @@ describe("stream with opts.leases", function()
       end
     end)
 
+    it("checkpoints only what a batch acknowledged; a lease lost while a batch collects delivers none of it",
+      function()
+        fake:add_shard("A")
+        local s1 = fake:insert("A", { pk = "1" })
+        local s2 = fake:insert("A", { pk = "2" })
+        fake:insert("A", { pk = "3" })
+        coord.ticks = { { acquired = { "A" } } }
+        local s = new_stream({ checkpoint_interval = 0 }, { batch_window = 10 })
+        local batches = {}
+        s:on("batch", function(records)
+          batches[#batches + 1] = #records
+          if #batches == 1 then return { failed = s2 } end
+        end)
+        s:fetch_stream_state()                       -- collecting: nothing acknowledged, nothing written
+        assert.same({}, writes())
+        now = now + 10
+        s:fetch_stream_state()                       -- the batch: 1 acknowledged, 2 failed
+        assert.same({ "checkpoint A " .. s1 }, writes())
+        assert.same({ type = "AT_SEQUENCE_NUMBER", sequenceNumber = s2 }, coord.leases.A.position.position)
+        s:fetch_stream_state()                       -- 2 and 3 collected again
+        coord.ticks = { { lost = { "A" } } }
+        now = now + 10
+        s:fetch_stream_state()
+        assert.same({ 3 }, batches)
+        assert.same({ "checkpoint A " .. s1 }, writes())
+      end)
+
     it("checkpoints a LATEST start so that the next holder keeps it lossless", function()
       fake:add_shard("A")
       coord.leases.A = { shard_id = "A", checkpoint = "LATEST", parents = {} }
