@@ -115,9 +115,22 @@ static int fail_response(lua_State *L, const char *fmt, ...)
     return ds_fail(L, "InvalidResponse", lua_tostring(L, -1));
 }
 
+/* The sequence number of the record the filter read last when the page had
+ * records (see ds_filter_sequence_number), else nil. [-0, +1] */
+static void push_last_sequence(lua_State *L, const struct ds_filter *filter, size_t records)
+{
+    const char *seq;
+    size_t len;
+    if (records > 0 && ds_filter_sequence_number(filter, &seq, &len))
+        lua_pushlstring(L, seq, len);
+    else
+        lua_pushnil(L);
+}
+
 /* The verdicts of filter on the page at 1 (ds_filter_match_page), copied
  * into a userdata pushed on the stack (the filter's copy is only good until
- * its next use), or NULL with a message pushed. [-0, +1] */
+ * its next use), then the page's last sequence number (or nil); or NULL with
+ * a message pushed. [-0, +2 | +1] */
 static const unsigned char *exact_verdicts(lua_State *L, struct ds_filter *filter, size_t *count)
 {
     char err[DS_FILTER_ERRSIZE];
@@ -132,16 +145,17 @@ static const unsigned char *exact_verdicts(lua_State *L, struct ds_filter *filte
     copy = lua_newuserdatauv(L, *count ? *count : 1, 0);
     if (*count)
         memcpy(copy, v, *count);
+    push_last_sequence(L, filter, *count);
     return copy;
 }
 
 /* The result of json_decode(text at 1) + unmarshall of every record's images;
  * with a filter (at 2, else nil), only of the records it passes, plus their
- * number filtered out. */
+ * number filtered out and the page's last sequence number. */
 static int decode_exact(lua_State *L, int numbers_string, struct ds_filter *filter)
 {
     static const char *const images[] = {"Keys", "NewImage", "OldImage"};
-    int body, recs, nsi, out;
+    int body, recs, nsi, out, last_seq;
     lua_Integer i, n, filtered = 0;
     const unsigned char *verdict = NULL;
     size_t verdicts = 0;
@@ -155,9 +169,10 @@ static int decode_exact(lua_State *L, int numbers_string, struct ds_filter *filt
     body = 3;
     lua_settop(L, body);
     if (filter == NULL)
-        lua_pushnil(L);
+        lua_settop(L, body + 2);
     else if ((verdict = exact_verdicts(L, filter, &verdicts)) == NULL)
         return fail_response(L, "filter: %s", lua_tostring(L, -1));
+    last_seq = body + 2; /* the verdicts at body + 1 */
     if (!is_object(L, body))
         return fail_response(L, "the body is not a JSON object");
     lua_getfield(L, body, "Records");
@@ -231,7 +246,8 @@ static int decode_exact(lua_State *L, int numbers_string, struct ds_filter *filt
     if (filter == NULL)
         return 2;
     lua_pushinteger(L, filtered);
-    return 3;
+    lua_pushvalue(L, last_seq);
+    return 4;
 }
 
 /* ---- fast path: the text read once, Lua values built as it is read ------ */
@@ -251,6 +267,11 @@ typedef struct {
     decode_state *st; /* its scratch holds strings with escapes */
     struct ds_filter *filter; /* or NULL */
     lua_Integer filtered; /* records the filter dropped */
+    /* With a filter: the sequence number of the last record it read, copied
+     * (the filter's own is good only until its next record); length 0 when
+     * that record had none, or one longer than any real one. */
+    char last_seq[64];
+    size_t last_seq_len;
 } scan;
 
 /* String bytes that need no look: all but '"', '\\' and control bytes. */
@@ -762,18 +783,25 @@ static void scan_skip(lua_State *L, scan *s, int depth)
 }
 
 /* Runs the filter on the record at s->p: 1 when it passes (s->p unmoved),
- * 0 when it does not (s->p past it: no Lua value of it is ever made). A
- * record the filter cannot read goes to the exact path, which fails or
- * filters it the same way. */
+ * 0 when it does not (s->p past it: no Lua value of it is ever made); keeps
+ * the record's sequence number. A record the filter cannot read goes to the
+ * exact path, which fails or filters it the same way. */
 static int scan_filter(lua_State *L, scan *s)
 {
     char err[DS_FILTER_ERRSIZE];
     size_t end;
     int k;
     scan_ws(s);
+    const char *seq;
+    size_t seq_len;
     k = ds_filter_match(s->filter, s->p, (size_t)(s->end - s->p), &end, err);
     if (k < 0)
         scan_giveup(L);
+    s->last_seq_len = 0;
+    if (ds_filter_sequence_number(s->filter, &seq, &seq_len) && seq_len <= sizeof s->last_seq) {
+        memcpy(s->last_seq, seq, seq_len);
+        s->last_seq_len = seq_len;
+    }
     if (k == 0) {
         s->p += end;
         s->filtered++;
@@ -842,10 +870,11 @@ static int scan_build(lua_State *L)
 static const char decode_state_key = 0;
 
 /* decode_records' one-pass path over text[0..n): pushes records and
- * next_shard_iterator and returns 1, or pushes nothing and returns 0 when the
- * text needs the exact path. Raises only on memory errors. */
-static int decode_fast(lua_State *L, const char *text, size_t n, int numbers_string, struct ds_filter *filter,
-                       lua_Integer *filtered)
+ * next_shard_iterator (with a filter, also the number it dropped and the
+ * page's last sequence number) and returns how many values it pushed, or
+ * pushes nothing and returns 0 when the text needs the exact path. Raises
+ * only on memory errors. */
+static int decode_fast(lua_State *L, const char *text, size_t n, int numbers_string, struct ds_filter *filter)
 {
     decode_state *counts, *st;
     scan s;
@@ -864,6 +893,7 @@ static int decode_fast(lua_State *L, const char *text, size_t n, int numbers_str
     s.st = st;
     s.filter = filter;
     s.filtered = 0;
+    s.last_seq_len = 0;
     st->busy = 1;
     lua_pushcfunction(L, scan_build);
     lua_pushlightuserdata(L, &s);
@@ -874,9 +904,15 @@ static int decode_fast(lua_State *L, const char *text, size_t n, int numbers_str
         ds_buf_free(&st->scratch);
     if (rc == LUA_OK) {
         counts->fast++;
-        *filtered = s.filtered;
         lua_remove(L, -3); /* the state */
-        return 1;
+        if (filter == NULL)
+            return 2;
+        lua_pushinteger(L, s.filtered);
+        if (s.last_seq_len > 0)
+            lua_pushlstring(L, s.last_seq, s.last_seq_len);
+        else
+            lua_pushnil(L);
+        return 4;
     }
     if (rc == LUA_ERRMEM)
         lua_error(L);
@@ -885,7 +921,10 @@ static int decode_fast(lua_State *L, const char *text, size_t n, int numbers_str
 }
 
 /* core.decode_records(json_text | body[, opts]) -> records, next_shard_iterator
- *   [, filtered: with opts.filter, the number of records it dropped]
+ *   [, filtered, last_sequence_number: with opts.filter, the number of records
+ *   it dropped and the SequenceNumber of the page's last record, dropped or
+ *   not (nil when there is none), so that the reader can move past a page's
+ *   dropped tail]
  *   | nil, "InvalidJSON: ...", "InvalidJSON" | nil, "InvalidResponse: ...", "InvalidResponse"
  * A body userdata (ds_body.h) is read in place; it stays anchored at 1 while
  * its bytes are read, and the exact path gets a string copy of them. */
@@ -895,7 +934,6 @@ static int decode_records(lua_State *L)
     int numbers_string = ds_av_numbers_opt(L, 2);
     decode_state *counts = lua_touserdata(L, lua_upvalueindex(1));
     struct ds_filter *filter = NULL;
-    lua_Integer filtered = 0;
     lua_settop(L, 2);
     if (lua_type(L, 2) == LUA_TTABLE) {
         lua_getfield(L, 2, "filter");
@@ -911,7 +949,7 @@ static int decode_records(lua_State *L)
     int body = text != NULL;
     if (!body)
         text = luaL_checklstring(L, 1, &n);
-    int done = decode_fast(L, text, n, numbers_string, filter, &filtered); /* raises only on memory */
+    int done = decode_fast(L, text, n, numbers_string, filter); /* raises only on memory */
     if (body) {
         if (!done)
             lua_pushlstring(L, text, n); /* the exact path's json_decode reads a string */
@@ -919,12 +957,8 @@ static int decode_records(lua_State *L)
         if (!done)
             lua_replace(L, 1);
     }
-    if (done) {
-        if (filter == NULL)
-            return 2;
-        lua_pushinteger(L, filtered);
-        return 3;
-    }
+    if (done)
+        return done;
     counts->exact++;
     return decode_exact(L, numbers_string, filter);
 }

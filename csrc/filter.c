@@ -1433,6 +1433,18 @@ int ds_filter_match(ds_filter *f, const char *text, size_t len, size_t *end, cha
     return 0;
 }
 
+int ds_filter_sequence_number(const ds_filter *f, const char **s, size_t *len)
+{
+    const jtree *t = &f->rec;
+    int d = t->n > 0 && t->v[0].kind == J_OBJECT ? jmember(t, 0, "dynamodb", 8) : -1;
+    int q = d >= 0 && t->v[d].kind == J_OBJECT ? jmember(t, d, "SequenceNumber", 14) : -1;
+    if (q < 0 || t->v[q].kind != J_STRING)
+        return 0;
+    *s = t->v[q].s;
+    *len = t->v[q].len;
+    return 1;
+}
+
 int ds_filter_match_page(ds_filter *f, const char *text, size_t len, const unsigned char **verdicts, size_t *count,
                          char err[DS_FILTER_ERRSIZE])
 {
@@ -1449,6 +1461,7 @@ int ds_filter_match_page(ds_filter *f, const char *text, size_t len, const unsig
     recs = page.v[0].kind == J_OBJECT ? jmember(&page, 0, "Records", 7) : -1;
     for (e = recs >= 0 && page.v[recs].kind == J_ARRAY ? page.v[recs].first : -1; e >= 0; e = page.v[e].next) {
         unsigned char verdict = 1; /* not an object: kept, for the decoder's own message */
+        f->rec.n = 0;              /* ... and no sequence number */
         if (page.v[e].kind == J_OBJECT) {
             size_t at = page.v[e].at;
             if ((k = ds_filter_match(f, text + at, len - at, NULL, err)) < 0)

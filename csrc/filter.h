@@ -49,6 +49,12 @@ int ds_filter_match(ds_filter *f, const char *text, size_t len, size_t *end, cha
 int ds_filter_match_page(ds_filter *f, const char *text, size_t len, const unsigned char **verdicts, size_t *count,
                          char err[DS_FILTER_ERRSIZE]);
 
+/* The string at dynamodb.SequenceNumber of the record ds_filter_match read
+ * last (for ds_filter_match_page: of the page's last record): 1 with *s, *len
+ * (good until the next call with f), or 0 when it has none. The page decoder
+ * reports it so that the reader can move past a page's filtered-out tail. */
+int ds_filter_sequence_number(const ds_filter *f, const char **s, size_t *len);
+
 /* Releases the program; NULL is fine. */
 void ds_filter_free(ds_filter *f);
 

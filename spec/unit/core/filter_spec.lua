@@ -299,6 +299,31 @@ describe("decode_records with opts.filter", function()
     assert.equals("InvalidResponse", code)
   end)
 
+  it("tells the page's last sequence number, dropped or not, on the fast and the exact path alike", function()
+    local function rec(name, seq)
+      return ('{"eventName":"%s","dynamodb":{"SequenceNumber":"%s"}}'):format(name, seq)
+    end
+    local f = core.compile_filter({ Filters = { { Pattern = '{"eventName":["INSERT"]}' }, { Pattern = EXACT_FILTER } } })
+    local cases = {
+      { { rec("INSERT", "100"), rec("REMOVE", "200") }, "200", 1 },   -- a dropped tail
+      { { rec("REMOVE", "100"), rec("REMOVE", "2\\u0030") }, "20", 2 }, -- all dropped; an escaped digit
+      { { rec("REMOVE", "100"), rec("INSERT", "300") }, "300", 1 },   -- the last one passed
+      { { rec("INSERT", "100"), '{"eventName":"REMOVE","dynamodb":{"SequenceNumber":7}}' }, nil, 1 }, -- not a string
+      { { rec("INSERT", "100"), '{"eventName":"REMOVE"}' }, nil, 1 }, -- none
+      { {}, nil, 0 },
+    }
+    for _, c in ipairs(cases) do
+      for _, records in ipairs({ c[1], { EXACT, helper.unpack(c[1]) } }) do
+        local got, nsi, filtered, last = core.decode_records(page(records), { filter = f })
+        assert(got, nsi)
+        assert.equals(c[3], filtered)
+        assert.equals(c[2], last)
+      end
+    end
+    -- without a filter: two values, as before
+    assert.equals(2, select("#", core.decode_records(page({ rec("INSERT", "1") }))))
+  end)
+
   it("raises on a bad filter option and keeps the three-value failures", function()
     raises("opts.filter must be a filter", function() core.decode_records(page({}), { filter = "x" }) end)
     local f = core.compile_filter('{"eventName":["INSERT"]}')
