@@ -4,8 +4,8 @@
 -- consumer and, re-exported from `dynamodb_stream.core`, the AttributeValue and
 -- JSON functions: `ds.unmarshall`, `ds.unmarshall_value`, `ds.marshall`,
 -- `ds.marshall_value`, `ds.decimal`, `ds.binary`, `ds.set`, `ds.json_encode`,
--- `ds.json_decode`, `ds.decode_records`, `ds.null`, `ds.list_mt`, `ds._VERSION`
--- (see `dynamodb_stream.core`); `ds.sleep(seconds)` is `ngx.sleep` inside nginx
+-- `ds.json_decode`, `ds.null`, `ds.list_mt`, `ds._VERSION` (see
+-- `dynamodb_stream.core`); `ds.decode_records` is core's, taking filter criteria too; `ds.sleep(seconds)` is `ngx.sleep` inside nginx
 -- where it can yield, a blocking sleep elsewhere.
 -- @module dynamodb_stream
 
@@ -24,7 +24,6 @@ local ds = {
   set = core.set,
   json_encode = core.json_encode,
   json_decode = core.json_decode,
-  decode_records = core.decode_records,
   sleep = require("dynamodb_stream.runtime").sleep, -- ngx.sleep inside nginx where it can yield
   -- credential providers: ds.credentials.chain{...}, .static, .from_function, .profile,
   -- .process, .web_identity, .assume_role, .container, .imds (dynamodb_stream.credentials)
@@ -35,6 +34,44 @@ local ds = {
 -- @treturn table an empty table with the metatable `ds.list_mt`
 function ds.empty_list()
   return setmetatable({}, core.list_mt)
+end
+
+-- Filters compiled by ds.decode_records, by the JSON text of their criteria
+-- (kept while in use: weak values).
+local compiled_filters = setmetatable({}, { __mode = "v" })
+
+-- opts.filter of ds.decode_records as core.decode_records takes it (a bad
+-- one raises at the caller of ds.decode_records).
+local function compiled_filter(criteria)
+  if type(criteria) == "userdata" then return criteria end -- compiled already (core checks it)
+  local ok, text = pcall(core.json_encode, criteria)
+  local key = ok and type(criteria) .. ":" .. text
+  local filter = key and compiled_filters[key]
+  if not filter then
+    filter = require("dynamodb_stream.stream.records").compile_filter(criteria, 4)
+    if key then compiled_filters[key] = filter end
+  end
+  return filter
+end
+
+--- Decodes a GetRecords page (or a Lambda event payload) with its images
+-- unmarshalled in one pass in C (`core.decode_records`).
+-- @param text the JSON text (a string, or a body object)
+-- @tparam[opt] table opts `numbers` ("auto" or "string"), `filter`: Lambda's
+-- FilterCriteria (`{ Filters = { { Pattern = json }, ... } }`), one pattern as a
+-- JSON string or a Lua table, or a filter from `core.compile_filter`; criteria
+-- are compiled once and reused for the same JSON text. An invalid pattern raises.
+-- @return records, next_shard_iterator (with a filter also the number of records
+-- it dropped and the page's last sequence number), or `nil, message, code`
+-- @usage local records = ds.decode_records(body, { filter = '{"eventName":["INSERT"]}' })
+function ds.decode_records(text, opts)
+  if type(opts) == "table" and opts.filter ~= nil then
+    local copy = {}
+    for k, v in pairs(opts) do copy[k] = v end
+    copy.filter = compiled_filter(opts.filter)
+    opts = copy
+  end
+  return core.decode_records(text, opts)
 end
 
 --- A DynamoDB Streams client (`dynamodb_stream.client`).
@@ -72,7 +109,8 @@ end
 -- @tparam string stream_arn the stream's ARN (`LatestStreamArn` of DescribeTable)
 -- @param[opt] unmarshall_or_opts the unmarshall function (`ds.unmarshall`), or a table of
 -- options: `unmarshall`, `start_at`, `limit`, `max_pages_per_shard`, `max_in_flight`, `clock`,
--- `wall_clock`, `max_record_attempts`, `max_record_age`, `on_failure`
+-- `wall_clock`, `max_record_attempts`, `max_record_age`, `on_failure`, `batch_size`,
+-- `batch_window`, `bisect`, `filter` (Lambda's FilterCriteria), `leases`
 -- @return the stream; raises on bad arguments
 function ds.new(client, stream_arn, unmarshall_or_opts)
   return require("dynamodb_stream.stream").new(client, stream_arn, unmarshall_or_opts)

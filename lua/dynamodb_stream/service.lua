@@ -273,14 +273,14 @@ end
 
 -- The body of an answer (status, body, headers) -> the answer decoded by
 -- decode (json_object by default), or nil, err. body is a string or a body
--- object (core.http{ body = "buffer" }): unmarshalled_records reads either,
--- any other decode gets a string, as it always has.
+-- object (core.http{ body = "buffer" }): the decodes of records_decoder read
+-- either, any other decode gets a string, as it always has.
 local function decode_body(self, operation, decode, status, body, headers)
   if status < 200 or status > 299 then
     return nil, service_error(self, operation, status, tostring(body), headers)
   end
   local decoded, why
-  if decode == Service.unmarshalled_records then
+  if Service.reads_body[decode] then
     decoded, why = decode(body)
   else
     decoded, why = (decode or json_object)(tostring(body))
@@ -480,20 +480,40 @@ end
 
 --- Decodes a GetRecords body with its images unmarshalled (a `decode` for `call`).
 -- @param body the answer body: a string, or a body object of `core.http{ body = "buffer" }`
+-- @tparam[opt] table opts `{ filter = f }`, a filter from `core.compile_filter`
 -- @return the answer, or `nil, why`
 -- A GetRecords answer with Keys, NewImage and OldImage unmarshalled in C as
 -- the body is parsed (core.decode_records), marked _unmarshalled = true (the
--- only place that mark is made; the stream reads it). A page holding an
--- AttributeValue that does not unmarshall comes back as plain JSON instead
+-- only place that mark is made; the stream reads it). With a filter, only the
+-- records it passes, and the page says _filtered (how many it dropped) and
+-- _last_sequence_number (of its last record, dropped or not). A page holding
+-- an AttributeValue that does not unmarshall comes back as plain JSON instead
 -- (the body read a second time, only then), so that the caller can stop at
--- the bad record itself.
-function Service.unmarshalled_records(body)
-  local records, next_iterator, code = core.decode_records(body)
+-- the bad record itself (and filter it).
+function Service.unmarshalled_records(body, opts)
+  local filter = opts and opts.filter
+  local records, next_iterator, code, last = core.decode_records(body, filter and opts or nil)
   if records then
-    return { Records = records, NextShardIterator = next_iterator, _unmarshalled = true }
+    return { Records = records, NextShardIterator = next_iterator, _unmarshalled = true,
+      _filtered = filter and code or nil, _last_sequence_number = last }
   end
   if code == "InvalidResponse" then return json_object(tostring(body)) end
   return nil, (next_iterator:gsub("^%w+: ", "", 1))
+end
+
+-- The decodes that read an answer's body object in place (see decode_body);
+-- weak keys: a filtered page's decode lives as long as its call.
+Service.reads_body = setmetatable({ [Service.unmarshalled_records] = true }, { __mode = "k" })
+
+--- The `decode` of GetRecords pages unmarshalled in C: `unmarshalled_records`,
+-- or with opts.filter one that passes it on.
+-- @param[opt] opts true, nil, or `{ filter = f }`
+-- @treturn function function(body) -> answer | nil, why
+function Service.records_decoder(opts)
+  if type(opts) ~= "table" or opts.filter == nil then return Service.unmarshalled_records end
+  local decode = function(body) return Service.unmarshalled_records(body, opts) end
+  Service.reads_body[decode] = true
+  return decode
 end
 
 --- Fetches new credentials if they are due soon, and reports a refresh that failed.

@@ -69,7 +69,11 @@ local REPORT_EVERY = 60
 -- records.failure_handler), batch_size (records of a 'batch', 1..10000,
 -- default 100), batch_window (seconds a batch may collect records, 0..300,
 -- default 0: what one fetch read), bisect (a batch whose listener raises is
--- split in two to find the record that fails; default false), leases (many workers share the stream through a
+-- split in two to find the record that fails; default false), filter
+-- (Lambda's FilterCriteria { Filters = { { Pattern = json }, ... } }, or one
+-- pattern as a JSON string or a Lua table: only the records it passes reach
+-- the listeners, the others are acknowledged; see README, "Filters"; an
+-- invalid pattern raises, naming the part), leases (many workers share the stream through a
 -- lease table in DynamoDB: { dynamodb = ds.dynamodb(), table = name,
 -- worker_id, lease_duration = 10, checkpoint_interval = 1 }, see
 -- stream/leases.lua and README). Bad arguments raise.
@@ -103,13 +107,21 @@ function Stream.new(client, stream_arn, opts)
   -- get_records_unmarshalled or get_records_many(list, true)): asked for with
   -- opts.unmarshall = ds.unmarshall, given by a client that can (ds.client()).
   self._decode_in_c = self._unmarshall == core.unmarshall and type(client.get_records_unmarshalled) == "function"
+  self._filter = records.compile_filter(opts.filter, 3)
+  -- what get_records_many and get_records_unmarshalled are given: pages
+  -- decoded in C are filtered there, before any Lua value of a dropped record
+  self._decode_opts = self._decode_in_c and (self._filter and { filter = self._filter } or true)
   -- The reader sends its GetRecords through get_records_many: a client that
   -- can send many at once (ds.client()) gets a round of every readable shard,
   -- any other one a round of one shard at a time.
   if type(client.get_records_many) == "function" then
     methods.get_records_many, self._round_width = client.get_records_many, math.huge
   else
-    local get_records = self._decode_in_c and client.get_records_unmarshalled or methods.get_records
+    local get_records = methods.get_records
+    if self._decode_in_c then
+      local decode_opts = self._filter and self._decode_opts or nil
+      get_records = function(c, params) return c:get_records_unmarshalled(params, decode_opts) end
+    end
     methods.get_records_many, self._round_width = reader.get_records_many_from(get_records), 1
   end
   self._max_in_flight = options.integer(opts, "max_in_flight", 1, 1024) or 64
@@ -129,7 +141,7 @@ function Stream.new(client, stream_arn, opts)
   self._batch_window = options.seconds(opts, "batch_window", 0, 0, false, nil, 300)
   self._bisect = options.boolean(opts, "bisect", false)
   self._stats = { delivered = 0, failed_attempts = 0, retries = 0, failed_over = 0, on_failure_errors = 0,
-    skipped = 0, gaps = 0 }
+    skipped = 0, gaps = 0, filtered = 0 }
   setmetatable(self, Stream)
 
   local start = opts.start_at
@@ -345,7 +357,7 @@ function Stream:fetch_stream_records() return delivered(self:_fetch("records")) 
 function Stream:fetch_stream_state() return delivered(self:_fetch("state")) end
 
 --- Counters since the stream was made: records delivered (every listener
--- returned), failed_attempts (a listener or unmarshall raised), retries
+-- returned), filtered (refused by opts.filter, acknowledged), failed_attempts (a listener or unmarshall raised), retries
 -- (attempts at a record that had failed), failed_over (handed to on_failure),
 -- on_failure_errors, skipped (created before a lost LATEST start), gaps;
 -- with opts.leases, leases (the coordinator's stats: held, renewals, takes,

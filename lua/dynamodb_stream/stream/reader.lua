@@ -56,9 +56,10 @@ end
 
 -- GetRecords for every params table at once -> answers, errs (see
 -- Service:call_many), with errors shaped as _client shapes them. Pages are
--- asked unmarshalled in C when the stream decided so (_decode_in_c).
+-- asked unmarshalled (and filtered) in C when the stream decided so
+-- (_decode_opts).
 function M:_client_many(params)
-  local ok, answers, errs = pcall(self._call.get_records_many, self.client, params, self._decode_in_c,
+  local ok, answers, errs = pcall(self._call.get_records_many, self.client, params, self._decode_opts,
     self._max_in_flight)
   if not ok or type(answers) ~= "table" then
     local err = new_error("ClientError", ok and "get_records_many returned " .. show(answers) .. ", not a list"
@@ -204,6 +205,8 @@ function M:_page(sh, res, err, fetch)
     return nil, invalid("GetRecords: " .. why, { operation = "get_records", shard_id = sh.shard_id })
   end
 
+  -- opts.filter runs here on the records of a page not filtered in C
+  local lua_filter = self._filter and not res._filtered
   for _, record in ipairs(records) do
     if not self:_lease_holds(sh) then return "done" end -- lease lost: not one more record
     if self._running and self._stop_requested then
@@ -223,10 +226,28 @@ function M:_page(sh, res, err, fetch)
     -- (past those collected into a batch too: a re-opened iterator reads them again)
     local last = sh.batch and sh.batch.last_sequence_number or sh.sequence_number
     if last == nil or seqnum.lt_valid(last, seq) then
-      local ok, terr = self:_take(sh, record, seq, res._unmarshalled, fetch)
-      if not ok then return nil, terr end
+      local pass, ferr = true, nil
+      if lua_filter then pass, ferr = self:_passes(record) end
+      if pass == nil then
+        sh.iterator = nil
+        return nil, invalid("GetRecords: record " .. seq .. ": " .. ferr,
+          { operation = "get_records", shard_id = sh.shard_id, last_sequence_number = sh.sequence_number })
+      elseif pass then
+        local ok, terr = self:_take(sh, record, seq, res._unmarshalled, fetch)
+        if not ok then return nil, terr end
+      else
+        self:_filtered_out(sh, seq, 1, fetch)
+      end
       taken = taken + 1
     end
+  end
+  if res._filtered and res._filtered > 0 and self:_lease_holds(sh) then
+    -- dropped in C: the page's last sequence number moves the position past
+    -- a dropped tail (those before it moved with the records after them)
+    local tail, last = res._last_sequence_number, sh.batch and sh.batch.last_sequence_number or sh.sequence_number
+    if not (seqnum.valid(tail) and (last == nil or seqnum.lt_valid(last, tail))) then tail = nil end
+    self:_filtered_out(sh, tail, res._filtered, fetch)
+    taken = taken + res._filtered
   end
 
   if not next_it then

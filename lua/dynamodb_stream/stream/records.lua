@@ -64,6 +64,25 @@ function M.failure_handler(on_failure, limited, wall_clock)
   end
 end
 
+--- opts.filter compiled (core.compile_filter), or nil without one. Raises
+-- on a bad value (at the given level, as error does), with the engine's
+-- message naming the filter, the place in the pattern and the reason.
+-- @param criteria Lambda's FilterCriteria ({ Filters = { { Pattern = json }, ... } }),
+-- one pattern as a JSON string or a Lua table, or nil
+-- @tparam integer level where the error points (3: the caller of the caller)
+-- @return the compiled filter, or nil
+function M.compile_filter(criteria, level)
+  if criteria == nil then return nil end
+  local ct = type(criteria)
+  if ct ~= "table" and ct ~= "string" then
+    error("opts.filter must be FilterCriteria ({ Filters = { { Pattern = json }, ... } }) "
+      .. "or a pattern (a JSON string or a table), not a " .. ct, level)
+  end
+  local ok, compiled = pcall(core.compile_filter, criteria)
+  if not ok then error("opts.filter: " .. tostring(compiled):gsub("^compile_filter: ", ""), level) end
+  return compiled
+end
+
 -- An image as the listeners get it: nil for an absent one.
 local function present(av)
   if av == NULL then return nil end
@@ -87,6 +106,17 @@ function M:_unmarshall_images(record)
   local new = event ~= "remove record" and unmarshalled_image(ddb.NewImage, unmarshall) or nil
   local old = event ~= "insert record" and unmarshalled_image(ddb.OldImage, unmarshall) or nil
   ddb.Keys, ddb.NewImage, ddb.OldImage = keys, new or ddb.NewImage, old or ddb.OldImage
+end
+
+-- Whether opts.filter passes a record of a page not filtered in C (a raw
+-- record, as the client answered it): it matches the record's JSON, so that it
+-- answers as in C. Returns a boolean, or nil and why.
+function M:_passes(record)
+  local ok, text = pcall(core.json_encode, record)
+  if not ok then return nil, "cannot be filtered: " .. tostring(text) end
+  local pass, err = self._filter:match(text)
+  if pass == nil then return nil, "cannot be filtered: " .. tostring(err) end
+  return pass
 end
 
 -- Calls the record listeners for one record (images already unmarshalled).
@@ -128,6 +158,19 @@ local function passed(sh, seq)
   end
   sh.sequence_number = seq
   sh.position = { type = "AFTER_SEQUENCE_NUMBER", sequence_number = seq }
+end
+
+-- sh moves past seq, a record filtered out: as passed, but keeping a LATEST
+-- start's time while nothing was delivered (records from before it are still
+-- to be skipped after a lost iterator).
+local function acknowledge(sh, seq)
+  local pos = sh.position
+  sh.sequence_number = seq
+  if pos.opened_at then
+    sh.position = keeping_start(pos, "AFTER_SEQUENCE_NUMBER", seq)
+  else
+    sh.position = { type = "AFTER_SEQUENCE_NUMBER", sequence_number = seq }
+  end
 end
 
 -- A new record of sh: skipped (created before a lost LATEST start, see
@@ -193,12 +236,36 @@ function M:_take(sh, record, seq, unmarshalled, fetch)
   return true
 end
 
--- Delivers sh's collected batch (see _deliver), if it has one.
+-- Delivers sh's collected batch (see _deliver), if it has one; then moves
+-- past the records filtered out after it (see _filtered_out).
 function M:_flush(sh, fetch)
   local batch = sh.batch
   if not batch then return true end
   sh.batch = nil
-  return self:_deliver(sh, batch.records, fetch)
+  local ok, err = self:_deliver(sh, batch.records, fetch)
+  if not ok then return nil, err end
+  if batch.filtered_through then acknowledge(sh, batch.filtered_through) end
+  return true
+end
+
+-- n records of sh that opts.filter refused, the last of them at seq (nil:
+-- no move): acknowledged as Lambda does, so the position moves past them
+-- once every record before them was handed over (with a batch collected, when
+-- it is: _flush), a page all filtered out included. Counted in stats.filtered
+-- and sh.filtered.
+function M:_filtered_out(sh, seq, n, fetch)
+  self._stats.filtered = self._stats.filtered + n
+  sh.filtered = (sh.filtered or 0) + n
+  fetch.advanced = fetch.advanced + n
+  local batch = sh.batch
+  if seq == nil then
+    return
+  elseif batch then
+    -- (a re-read of the page then skips them too, as it skips the batch)
+    batch.last_sequence_number, batch.filtered_through = seq, seq
+  else
+    acknowledge(sh, seq)
+  end
 end
 
 -- At the end of a read: delivers every collected batch whose batch_window
