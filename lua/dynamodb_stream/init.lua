@@ -36,8 +36,8 @@ function ds.empty_list()
   return setmetatable({}, core.list_mt)
 end
 
--- Filters compiled by ds.decode_records, by the JSON text of their criteria
--- (kept while in use: weak values).
+-- Filters compiled by ds.decode_records, by the JSON text of their criteria;
+-- weak values: one is reused until a collection finds it unused.
 local compiled_filters = setmetatable({}, { __mode = "v" })
 
 -- opts.filter of ds.decode_records as core.decode_records takes it (a bad
@@ -60,7 +60,8 @@ end
 -- @tparam[opt] table opts `numbers` ("auto" or "string"), `filter`: Lambda's
 -- FilterCriteria (`{ Filters = { { Pattern = json }, ... } }`), one pattern as a
 -- JSON string or a Lua table, or a filter from `core.compile_filter`; criteria
--- are compiled once and reused for the same JSON text. An invalid pattern raises.
+-- are compiled once and reused for the same JSON text (until a garbage
+-- collection finds the filter unused). An invalid pattern raises.
 -- @return records, next_shard_iterator (with a filter also the number of records
 -- it dropped and the page's last sequence number), or `nil, message, code`
 -- @usage local records = ds.decode_records(body, { filter = '{"eventName":["INSERT"]}' })

@@ -237,3 +237,43 @@ describe("opts.filter", function()
     end)
   end
 end)
+
+describe("ds.decode_records with opts.filter", function()
+  local ds = require("dynamodb_stream")
+  local PAGE = '{"Records":[{"eventName":"INSERT","dynamodb":{"SequenceNumber":"100"}},'
+    .. '{"eventName":"REMOVE","dynamodb":{"SequenceNumber":"200"}}],"NextShardIterator":"it"}'
+
+  it("takes criteria, compiles them once per JSON text, and returns what core.decode_records returns", function()
+    local compiles, compile = 0, core.compile_filter
+    collectgarbage("stop") -- the cache holds them weakly: no collection in between
+    core.compile_filter = function(...) compiles = compiles + 1 return compile(...) end
+    local results = {}
+    for i = 1, 3 do
+      for _, criteria in ipairs({ '{"eventName":["REMOVE"]}', { eventName = { "REMOVE" } },
+        { Filters = { { Pattern = '{"eventName":["REMOVE"]}' } } } }) do
+        results[#results + 1] = { ds.decode_records(PAGE, { filter = criteria }) }
+      end
+      assert.equals(3, compiles)
+    end
+    core.compile_filter = compile
+    collectgarbage("restart")
+    for _, r in ipairs(results) do
+      assert.equals(1, #r[1])
+      assert.equals("200", r[1][1].dynamodb.SequenceNumber)
+      assert.same({ "it", 1, "200" }, { r[2], r[3], r[4] })
+    end
+    -- a compiled filter as it is; numbers and the rest of opts passed on
+    local f = core.compile_filter('{"eventName":["INSERT"]}')
+    local records, _, filtered = ds.decode_records(PAGE, { filter = f, numbers = "string" })
+    assert.same({ "100", 1 }, { records[1].dynamodb.SequenceNumber, filtered })
+  end)
+
+  it("raises on bad criteria at its caller, with the offending part named", function()
+    local ok, err = pcall(ds.decode_records, PAGE, { filter = '{"a":[{"prefix":1}]}' })
+    assert.is_false(ok)
+    assert.matches("opts.filter: pattern 1: a%[1%]%.prefix: the value must be a string", err)
+    ok, err = pcall(ds.decode_records, PAGE, { filter = 42 })
+    assert.is_false(ok)
+    assert.matches("not a number", err)
+  end)
+end)
