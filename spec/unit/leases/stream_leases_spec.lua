@@ -465,6 +465,18 @@ describe("stream with opts.leases", function()
         assert.same({ "checkpoint A " .. s1 }, writes())
       end)
 
+    it("checkpoints past the records opts.filter refused, a page all filtered out included", function()
+      fake:add_shard("A")
+      fake:insert("A", { pk = "1" })
+      local s2 = fake:insert("A", { pk = "2" })
+      coord.ticks = { { acquired = { "A" } } }
+      local s = new_stream({ checkpoint_interval = 0 }, { filter = '{"dynamodb":{"Keys":{"pk":{"S":["9"]}}}}' })
+      s:fetch_stream_state()
+      assert.same({ "checkpoint A " .. s2 }, writes())
+      assert.same({ type = "AFTER_SEQUENCE_NUMBER", sequenceNumber = s2 }, coord.leases.A.position.position)
+      assert.equals(2, s:stats().filtered)
+    end)
+
     it("checkpoints a LATEST start so that the next holder keeps it lossless", function()
       fake:add_shard("A")
       coord.leases.A = { shard_id = "A", checkpoint = "LATEST", parents = {} }
