@@ -258,7 +258,7 @@ function M:_page(sh, res, err, fetch)
   end
   sh.iterator = next_it
   local pos = sh.position
-  if #records == 0 and pos.opened_at and not sh.horizon_check then
+  if #records == 0 and not (res._filtered and res._filtered > 0) and pos.opened_at and not sh.horizon_check then
     -- read to the tip with nothing delivered since the LATEST start (a gap
     -- still to be judged is judged from the read before)
     pos.read_at = math.max(fetch.since, pos.opened_at)
