@@ -175,6 +175,7 @@ end
 -- (the summary of the fetch, see _read).
 function M:_page(sh, res, err, fetch)
   if not res then
+    self:_observe_page(sh, nil, err)
     if err.code == "ExpiredIteratorException" then
       sh.iterator = nil                          -- re-open at sh.position: no gap, no repeat
     elseif err.code == "TrimmedDataAccessException" then
@@ -201,8 +202,11 @@ function M:_page(sh, res, err, fetch)
   if not records then
     local why = next_it
     sh.iterator = nil
-    return nil, invalid("GetRecords: " .. why, { operation = "get_records", shard_id = sh.shard_id })
+    local bad = invalid("GetRecords: " .. why, { operation = "get_records", shard_id = sh.shard_id })
+    self:_observe_page(sh, nil, bad)
+    return nil, bad
   end
+  self:_observe_page(sh, res, nil, records)
 
   for _, record in ipairs(records) do
     if not self:_lease_holds(sh) then return "done" end -- lease lost: not one more record
