@@ -16,23 +16,7 @@
 #include <string.h>
 
 #include "filter.h"
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                                 \
-        }                                                                            \
-    } while (0)
-
-static char *dup_exact(const uint8_t *data, size_t n)
-{
-    char *p = malloc(n ? n : 1);
-    CHECK(p != NULL);
-    if (n)
-        memcpy(p, data, n);
-    return p;
-}
+#include "fuzz_check.h"
 
 static int match_checked(ds_filter *f, const char *text, size_t len)
 {

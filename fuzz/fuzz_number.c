@@ -22,24 +22,7 @@
 
 #include "base64.h"
 #include "number.h"
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                                 \
-        }                                                                            \
-    } while (0)
-
-/* Copies data into an exactly sized heap block, so ASan sees any read past len. */
-static char *dup_exact(const uint8_t *data, size_t n)
-{
-    char *p = malloc(n ? n : 1);
-    CHECK(p != NULL);
-    if (n)
-        memcpy(p, data, n);
-    return p;
-}
+#include "fuzz_check.h"
 
 /* The shortcut and the full rule agree on every text. */
 static void fuzz_classify_fast(const char *s, size_t n)

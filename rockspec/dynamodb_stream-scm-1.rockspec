@@ -67,6 +67,7 @@ build = {
     ["dynamodb_stream.stream.records"] = "lua/dynamodb_stream/stream/records.lua",
     ["dynamodb_stream.stream.state"] = "lua/dynamodb_stream/stream/state.lua",
     ["dynamodb_stream.stream.leases"] = "lua/dynamodb_stream/stream/leases.lua",
+    ["dynamodb_stream.stream.metrics"] = "lua/dynamodb_stream/stream/metrics.lua",
     ["dynamodb_stream.checkpoint"] = "lua/dynamodb_stream/checkpoint.lua",
     ["dynamodb_stream.leases.coordinator"] = "lua/dynamodb_stream/leases/coordinator.lua",
     ["dynamodb_stream.seqnum"] = "lua/dynamodb_stream/seqnum.lua",

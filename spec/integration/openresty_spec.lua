@@ -216,6 +216,14 @@ describe("examples/openresty in nginx", function()
     assert.equals(0, s.errors)
     assert.is_number(s.lag_seconds)
     assert.is_true(s.lag_seconds < 60)
+    -- the consumer's own stats(), saved by the poller after every fetch
+    assert.is_table(s.stream)
+    assert.is_true(s.stream.delivered >= 18)
+    assert.is_true(s.stream.pages >= 1)
+    assert.equals(0, s.stream.errors)
+    assert.is_number(s.stream.lag)
+    assert.is_true(s.stream.lag <= 120) -- DynamoDB Local rounds creation times to the minute
+    assert.is_table(next(s.stream.shards) and s.stream.shards)
     assert.is_number(s.poller_pid)
     local is_worker = false
     for _, w in ipairs(children(master)) do if w == s.poller_pid then is_worker = true end end

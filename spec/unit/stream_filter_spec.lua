@@ -128,6 +128,7 @@ for name, make in pairs(PATHS) do
       assert.equals(4, s:stats().filtered)
       assert.equals(3, s:stats().delivered)
       assert.equals(4, s._shards.A.filtered)
+      assert.equals(4, s:stats().shards.A.filtered)
       assert.equals(last, s:get_shard_state().A.sequenceNumber) -- past the filtered tail
       if client then
         assert.is_true(client.c_pages > 0)

@@ -7,6 +7,16 @@ local Stream = require("dynamodb_stream.stream")
 local Fake = require("fake_streams")
 local helper = require("helper")
 
+-- The delivery counters of stats() (its page and lag metrics have their own spec).
+local function delivery_counters(stream)
+  local all, out = stream:stats(), {}
+  for _, name in ipairs({ "delivered", "failed_attempts", "retries", "failed_over", "on_failure_errors",
+      "skipped", "gaps" }) do
+    out[name] = all[name]
+  end
+  return out
+end
+
 for _, parallel in ipairs({ false, true }) do
   describe("poison records (" .. (parallel and "parallel rounds" or "serial reads") .. ")", function()
     local fake
@@ -52,7 +62,7 @@ for _, parallel in ipairs({ false, true }) do
       assert.same({ "new A", "insert 1", "insert poison", "error ListenerError", "insert poison",
         "error ListenerError", "insert poison", "insert 3" }, log)
       assert.same({ delivered = 2, failed_attempts = 3, retries = 2, failed_over = 1, on_failure_errors = 0,
-        skipped = 0, gaps = 0, filtered = 0 }, s:stats())
+        skipped = 0, gaps = 0 }, delivery_counters(s))
       -- the checkpoint is past the record handed over
       local state = s:get_shard_state()
       assert.same({ type = "AFTER_SEQUENCE_NUMBER", sequenceNumber = fake.by_id.A.records[3].dynamodb.SequenceNumber },
@@ -301,6 +311,6 @@ describe("poison record options", function()
     assert.truthy(new({ max_record_attempts = 1, max_record_age = 60.5, on_failure = handler }))
     assert.truthy(new({ max_record_age = 86400, on_failure = "/tmp/dead-letters.jsonl" }))
     assert.same({ delivered = 0, failed_attempts = 0, retries = 0, failed_over = 0, on_failure_errors = 0,
-      skipped = 0, gaps = 0, filtered = 0 }, new({}):stats())
+      skipped = 0, gaps = 0 }, delivery_counters(new({})))
   end)
 end)

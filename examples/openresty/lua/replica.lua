@@ -79,6 +79,8 @@ local function start()
       d:set("stat:shards", open)
       d:set("stat:shards_finished", done)
       d:set("stat:last_poll", ngx.now())
+      -- the consumer's own metrics (lag, caught_up, pages, throttles, per shard), for /stats
+      d:set("stat:stream", ds.json_encode(stream:stats()))
       return store:save(state)
     end,
   }
@@ -138,6 +140,7 @@ function M.stats()
     poller_pid = holder and tonumber(holder:match("^(%d+)")) or ds.null,
     worker_pid = ngx.worker.pid(),
     stream_arn = d:get("stat:stream_arn") or ds.null,
+    stream = d:get("stat:stream") and ds.json_decode(d:get("stat:stream")) or ds.null,
   }))
 end
 

@@ -45,6 +45,7 @@ mix_in(require("dynamodb_stream.stream.shards"))
 mix_in(reader)
 mix_in(records)
 mix_in(leases)
+mix_in(require("dynamodb_stream.stream.metrics"))
 mix_in(state, { "get_shard_state", "set_shard_state" })
 
 local CLIENT_METHODS = {
@@ -141,7 +142,7 @@ function Stream.new(client, stream_arn, opts)
   self._batch_window = options.seconds(opts, "batch_window", 0, 0, false, nil, 300)
   self._bisect = options.boolean(opts, "bisect", false)
   self._stats = { delivered = 0, failed_attempts = 0, retries = 0, failed_over = 0, on_failure_errors = 0,
-    skipped = 0, gaps = 0, filtered = 0 }
+    skipped = 0, gaps = 0, filtered = 0, pages = 0, empty_polls = 0, throttles = 0, errors = 0 }
   setmetatable(self, Stream)
 
   local start = opts.start_at
@@ -356,17 +357,25 @@ function Stream:fetch_stream_records() return delivered(self:_fetch("records")) 
 -- @return the raw records delivered (a list, maybe empty), or nil and an error
 function Stream:fetch_stream_state() return delivered(self:_fetch("state")) end
 
---- Counters since the stream was made: records delivered (every listener
--- returned), filtered (refused by opts.filter, acknowledged), failed_attempts (a listener or unmarshall raised), retries
+--- Counters since the stream was made, and how far behind it is (JSON-serialisable;
+-- cheap: a copy of counters kept as it goes). Overall: records delivered (every
+-- listener returned), failed_attempts (a listener or unmarshall raised), retries
 -- (attempts at a record that had failed), failed_over (handed to on_failure),
--- on_failure_errors, skipped (created before a lost LATEST start), gaps;
--- with opts.leases, leases (the coordinator's stats: held, renewals, takes,
--- steals, checkpoints, releases, creates, deletes, conflicts, lost,
--- read_units, write_units).
+-- on_failure_errors, skipped (created before a lost LATEST start), gaps,
+-- filtered (refused by opts.filter, acknowledged); pages (GetRecords answers), empty_polls (answers without a record: caught up),
+-- throttles and errors (failed GetRecords calls); lag (seconds, as Lambda's
+-- IteratorAge: how old the newest record read was when its page was read, the
+-- largest over the shards; absent before any record), caught_up (every shard
+-- tracked answered its last call with no record); shards (shard id -> the same per shard:
+-- delivered, filtered, pages, empty_polls, throttles, errors, lag, caught_up,
+-- newest_record_at, epoch seconds); with opts.leases, leases (the
+-- coordinator's stats: held, renewals, takes, steals, checkpoints, releases,
+-- creates, deletes, conflicts, lost, read_units, write_units).
 -- @treturn table a copy
 function Stream:stats()
   local copy = {}
   for k, v in pairs(self._stats) do copy[k] = v end
+  copy.shards, copy.lag, copy.caught_up = self:_shard_stats()
   if self._coordinator then copy.leases = self._coordinator:stats() end
   return copy
 end

@@ -176,6 +176,7 @@ end
 -- (the summary of the fetch, see _read).
 function M:_page(sh, res, err, fetch)
   if not res then
+    self:_observe_page(sh, nil, err)
     if err.code == "ExpiredIteratorException" then
       sh.iterator = nil                          -- re-open at sh.position: no gap, no repeat
     elseif err.code == "TrimmedDataAccessException" then
@@ -202,8 +203,11 @@ function M:_page(sh, res, err, fetch)
   if not records then
     local why = next_it
     sh.iterator = nil
-    return nil, invalid("GetRecords: " .. why, { operation = "get_records", shard_id = sh.shard_id })
+    local bad = invalid("GetRecords: " .. why, { operation = "get_records", shard_id = sh.shard_id })
+    self:_observe_page(sh, nil, bad)
+    return nil, bad
   end
+  self:_observe_page(sh, res, nil, records, res._filtered) -- (records dropped in C: how many)
 
   -- opts.filter runs here on the records of a page not filtered in C
   local lua_filter = self._filter and not res._filtered

@@ -390,6 +390,7 @@ function M:_deliver(sh, list, fetch)
       end
       passed(sh, seq_of(list[k]))
       stats.delivered = stats.delivered + 1
+      self:_observe_delivered(sh)
       fetch.advanced = fetch.advanced + 1
       if fetch.records then fetch.records[#fetch.records + 1] = list[k] end
     end
