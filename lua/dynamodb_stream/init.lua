@@ -5,8 +5,9 @@
 -- JSON functions: `ds.unmarshall`, `ds.unmarshall_value`, `ds.marshall`,
 -- `ds.marshall_value`, `ds.decimal`, `ds.binary`, `ds.set`, `ds.json_encode`,
 -- `ds.json_decode`, `ds.null`, `ds.list_mt`, `ds._VERSION` (see
--- `dynamodb_stream.core`); `ds.decode_records` is core's, taking filter criteria too; `ds.sleep(seconds)` is `ngx.sleep` inside nginx
--- where it can yield, a blocking sleep elsewhere.
+-- `dynamodb_stream.core`); `ds.decode_records` is core's, taking filter
+-- criteria too; `ds.sleep(seconds)` is `ngx.sleep` inside nginx where it can
+-- yield, a blocking sleep elsewhere.
 -- @module dynamodb_stream
 
 local core = require("dynamodb_stream.core")

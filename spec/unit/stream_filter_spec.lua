@@ -200,6 +200,29 @@ for name, make in pairs(PATHS) do
   end)
 end
 
+describe("a stream with a filter, off the C decode path", function()
+  it("stops at a record it cannot encode as JSON to match, as at a malformed one", function()
+    local fake = Fake.new()
+    fake:add_shard("A")
+    fake:insert("A", { pk = "1", status = "done" })
+    local bad = fake:insert("A", { pk = "2", status = "done" })
+    fake:insert("A", { pk = "3", status = "done" })
+    fake:tamper("get_records", function(res)
+      res.Records[2].dynamodb.SizeBytes = 0 / 0 -- NaN: json_encode refuses it
+      return res
+    end, { shard = "A", times = 1 })
+    local s = Stream.new(fake, fake.stream_arn, { start_at = "TRIM_HORIZON", filter = CRITERIA })
+    local log = recorder(s)
+    local none, err = s:fetch_stream_state()
+    assert.is_nil(none)
+    assert.equals("InvalidResponse", err.code)
+    assert.matches("record " .. bad .. ": cannot be filtered: ", err.message, 1, true)
+    assert.same({ "INSERT 1 done" }, log)
+    assert(s:fetch_stream_state()) -- read again from after record 1
+    assert.same({ "INSERT 1 done", "INSERT 2 done", "INSERT 3 done" }, log)
+  end)
+end)
+
 describe("opts.filter", function()
   local client = { describe_stream = print, get_shard_iterator = print, get_records = print }
   local function new(filter) return Stream.new(client, "arn:x", { filter = filter }) end

@@ -74,8 +74,8 @@ local REPORT_EVERY = 60
 -- (Lambda's FilterCriteria { Filters = { { Pattern = json }, ... } }, or one
 -- pattern as a JSON string or a Lua table: only the records it passes reach
 -- the listeners, the others are acknowledged; see README, "Filters"; an
--- invalid pattern raises, naming the part), leases (many workers share the stream through a
--- lease table in DynamoDB: { dynamodb = ds.dynamodb(), table = name,
+-- invalid pattern raises, naming the part), leases (many workers share the
+-- stream through a lease table in DynamoDB: { dynamodb = ds.dynamodb(), table = name,
 -- worker_id, lease_duration = 10, checkpoint_interval = 1 }, see
 -- stream/leases.lua and README). Bad arguments raise.
 -- @param client a DynamoDB Streams client (ds.client(), or any table with
