@@ -789,11 +789,10 @@ static void scan_skip(lua_State *L, scan *s, int depth)
 static int scan_filter(lua_State *L, scan *s)
 {
     char err[DS_FILTER_ERRSIZE];
-    size_t end;
+    const char *seq;
+    size_t end, seq_len;
     int k;
     scan_ws(s);
-    const char *seq;
-    size_t seq_len;
     k = ds_filter_match(s->filter, s->p, (size_t)(s->end - s->p), &end, err);
     if (k < 0)
         scan_giveup(L);

@@ -9,7 +9,9 @@
  *     pattern (each is copied into an exactly sized block).
  *   - ds_filter_match gives 1, 0, or -1 with a message; *end within the text;
  *     the same answer twice (the scratch it reuses keeps nothing between
- *     records); and the same answer again after another record was matched. */
+ *     records); and the same answer again after another record was matched.
+ *   - ds_filter_sequence_number after a match: none, or bytes no longer than
+ *     the record (each read, for ASan). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,16 +20,26 @@
 #include "filter.h"
 #include "fuzz_check.h"
 
+static volatile unsigned char sink; /* where the sequence number's bytes are read to */
+
 static int match_checked(ds_filter *f, const char *text, size_t len)
 {
     char err[DS_FILTER_ERRSIZE];
     size_t end = (size_t)-1;
     int k = ds_filter_match(f, text, len, &end, err);
     CHECK(k == -1 || k == 0 || k == 1);
-    if (k < 0)
+    if (k < 0) {
         CHECK(err[0] != '\0');
-    else
+    } else {
+        const char *seq;
+        size_t seq_len, i;
         CHECK(end <= len);
+        if (ds_filter_sequence_number(f, &seq, &seq_len)) {
+            CHECK(seq_len <= len);
+            for (i = 0; i < seq_len; i++)
+                sink ^= (unsigned char)seq[i];
+        }
+    }
     return k;
 }
 
