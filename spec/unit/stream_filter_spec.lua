@@ -200,6 +200,26 @@ for name, make in pairs(PATHS) do
   end)
 end
 
+describe("the lag with a filter on the C decode path", function()
+  it("is not taken from an older kept record when the page's newest were filtered out", function()
+    local fake = Fake.new()
+    fake:add_shard("A")
+    local stream = PATHS["C decode, one shard a call"](fake, { filter = CRITERIA, start_at = "TRIM_HORIZON",
+      wall_clock = function() return fake:wall() end })
+    stream:on("record", function() end)
+    fake:insert("A", { pk = "1", status = "done" }) -- kept
+    fake:advance(100)
+    fake:insert("A", { pk = "2", status = "new" })  -- dropped in C: the page's newest
+    fake:advance(5)
+    assert(stream:fetch_stream_state())
+    assert.is_nil(stream:stats().lag, "the lag of the kept record, 105 s old, is not the stream's")
+    fake:insert("A", { pk = "3", status = "done" })
+    fake:advance(3)
+    assert(stream:fetch_stream_state())
+    assert.equals(3, stream:stats().lag)
+  end)
+end)
+
 describe("a stream with a filter, off the C decode path", function()
   it("stops at a record it cannot encode as JSON to match, as at a malformed one", function()
     local fake = Fake.new()

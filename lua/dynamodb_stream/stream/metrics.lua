@@ -28,7 +28,10 @@ local function count(self, m, name)
 end
 
 -- One GetRecords answer of sh (res, or its error err), as it came. records:
--- the records it holds after filtering; passed over: how many a filter took out.
+-- the records it holds after filtering in C; passed_over: how many that took
+-- out. The lag is the newest record's age; when the filter took that record
+-- out (res._last_sequence_number is not the last kept one's), its time is
+-- unknown and the lag stays as it was.
 function M:_observe_page(sh, res, err, records, passed_over)
   local m = self:_shard_metrics(sh)
   if not res then
@@ -46,7 +49,8 @@ function M:_observe_page(sh, res, err, records, passed_over)
   local last = records and records[n]
   local d = type(last) == "table" and last.dynamodb
   local created = type(d) == "table" and tonumber(tostring(d.ApproximateCreationDateTime))
-  if created then
+  local newest_known = (passed_over or 0) == 0 or (d and d.SequenceNumber == res._last_sequence_number)
+  if created and newest_known then
     m.newest_record_at = created
     m.lag = math.max(0, self._wall_clock() - created)
   end
