@@ -66,16 +66,12 @@ size_t ds_decimal_format(const ds_decimal *d, char buf[DS_DECIMAL_BUFSIZE]);
  * out is filled only on DS_NUM_OK. */
 int ds_number_classify(const char *s, size_t len, ds_number *out);
 
-/* ds_number_classify's answer for texts of at most 15 significant digits,
- * reached without strtod (see number.c); longer ones take the full rule. */
-int ds_number_classify_decimal(const char *s, size_t len, ds_number *out);
-
 /* ds_number_classify's answer, status and value alike, reached faster for
  * the texts most N values are. Inline, as it runs once per N value of a
  * page: -?d*.?d* with at most 15 digits in all is read here (integral, with
  * no fraction or a zero one: an integer; else its digits m over 10^f for its
  * f fraction digits, both exact, so one correctly rounded division, the
- * double strtod gives); anything else goes to ds_number_classify_decimal. */
+ * nearest double); anything else goes to ds_number_classify. */
 static inline int ds_number_classify_fast(const char *s, size_t len, ds_number *out)
 {
     static const long long p10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000,
@@ -85,7 +81,7 @@ static inline int ds_number_classify_fast(const char *s, size_t len, ds_number *
     int dot = 0;
     long long m = 0;
     if (len == 0 || len > 17)
-        return ds_number_classify_decimal(s, len, out);
+        return ds_number_classify(s, len, out);
     for (i = s[0] == '-'; i < len; i++) {
         if (s[i] >= '0' && s[i] <= '9') {
             m = m * 10 + (s[i] - '0');
@@ -94,11 +90,11 @@ static inline int ds_number_classify_fast(const char *s, size_t len, ds_number *
         } else if (s[i] == '.' && !dot) {
             dot = 1;
         } else {
-            return ds_number_classify_decimal(s, len, out);
+            return ds_number_classify(s, len, out);
         }
     }
     if (digits == 0 || digits > 15)
-        return ds_number_classify_decimal(s, len, out);
+        return ds_number_classify(s, len, out);
     if (s[0] == '-')
         m = -m;
     if (m % p10[frac] == 0) {
@@ -114,7 +110,8 @@ static inline int ds_number_classify_fast(const char *s, size_t len, ds_number *
 /* A short English description of a DS_NUM_* status. */
 const char *ds_number_strerror(int status);
 
-/* Shortest text that strtod reads back as v (v must be finite), laid out as
+/* Shortest text that reads back as v (v must be finite; the nearest to v of
+ * those, ties to an even last digit: ds_double_shortest), laid out as
  * ECMAScript's Number.prototype.toString: plain digits for 1e-7 <= |v| < 1e21
  * ("3.14159", "0.1", "100", "0.000001"), else "1e+21", "1.5e-7". Negative zero
  * prints "0". Independent of the C locale. Returns the length. */
