@@ -216,35 +216,46 @@ size_t ds_format_double(double v, char buf[DS_DOUBLE_BUFSIZE])
     return layout(buf, v < 0, dig, k, e10 + k, 21);
 }
 
-/* The double nearest d (ndig <= 17, inside DynamoDB's range), whose digits
- * are w and exponent q (d = w * 10^q). */
-static double decimal_to_double(const ds_decimal *d, uint64_t w, long q)
+/* The double nearest (-1)^neg * w * 10^q, inside DynamoDB's range. */
+static double digits_to_double(uint64_t w, long q, int neg)
 {
     static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
                                  1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-    char text[DS_NUM_MAX_DIGITS + 24];
+    char text[48];
     double x;
     if (w <= (uint64_t)1 << 53 && q >= -22 && q <= 22) /* both exact: one rounding (Clinger) */
         x = q >= 0 ? (double)w * p10[q] : (double)w / p10[-q];
     else if (!ds_digits_to_double(w, (int)q, &x)) {
-        snprintf(text, sizeof text, "%se%ld", d->dig, q);
+        snprintf(text, sizeof text, "%llue%ld", (unsigned long long)w, q);
         x = strtod(text, NULL); /* no decimal point: no locale issue */
     }
-    return d->neg ? -x : x;
+    return neg ? -x : x;
 }
 
 /* A decimal of at most 15 significant digits (DBL_DIG) inside DynamoDB's
  * range (all normal doubles) is always a double: 15-digit decimals survive
  * the trip through a double, so no shorter text denotes the nearest double
  * and its shortest text has exactly these digits. 16 or 17 digits: a double
- * when the shortest digits of the nearest double are these. 18 or more: never
- * (a shortest text has at most 17). */
+ * when the shortest digits of the nearest double are these. */
+void ds_number_of_digits(uint64_t w, long q, int neg, ds_number *out)
+{
+    uint64_t shortest;
+    int e10;
+    out->kind = DS_NUM_DOUBLE;
+    out->d = digits_to_double(w, q, neg);
+    if (w >= 1000000000000000u) {
+        ds_double_shortest(fabs(out->d), &shortest, &e10);
+        if (shortest != w || e10 != q)
+            out->kind = DS_NUM_DECIMAL;
+    }
+}
+
 int ds_number_classify(const char *s, size_t len, ds_number *out)
 {
     ds_decimal d;
-    uint64_t w = 0, shortest;
-    long i, q;
-    int st, e10;
+    uint64_t w = 0;
+    long i;
+    int st;
 
     if ((st = ds_decimal_parse(s, len, &d)) != DS_NUM_OK || (st = ds_decimal_check(&d)) != DS_NUM_OK)
         return st;
@@ -252,19 +263,13 @@ int ds_number_classify(const char *s, size_t len, ds_number *out)
         out->kind = DS_NUM_INTEGER;
         return DS_NUM_OK;
     }
-    out->kind = DS_NUM_DECIMAL;
-    if (d.ndig > 17)
+    if (d.ndig > 17) { /* a shortest text has at most 17 digits */
+        out->kind = DS_NUM_DECIMAL;
         return DS_NUM_OK;
+    }
     for (i = 0; i < d.ndig; i++)
         w = w * 10 + (uint64_t)(d.dig[i] - '0'); /* < 10^17: no wrap */
-    q = d.exp - (d.ndig - 1);
-    out->d = decimal_to_double(&d, w, q);
-    if (d.ndig > 15) {
-        ds_double_shortest(fabs(out->d), &shortest, &e10);
-        if (shortest != w || e10 != q)
-            return DS_NUM_OK;
-    }
-    out->kind = DS_NUM_DOUBLE;
+    ds_number_of_digits(w, d.exp - (d.ndig - 1), d.neg, out);
     return DS_NUM_OK;
 }
 

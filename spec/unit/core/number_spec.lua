@@ -31,8 +31,11 @@ describe("numbers", function()
   end
 
   it("reads the shortest texts SDKs write for doubles as numbers, and others as boxes", function()
-    for _, s in ipairs { "58.93184691667557", "77.11649179458618", "1e23", "4.656612873077393E-10",
-                         "1125899906842624.2", "0.30000000000000004" } do
+    local doubles = { "58.93184691667557", "77.11649179458618", "4.656612873077393E-10", "1125899906842624.2",
+                      "0.30000000000000004" }
+    -- under LuaJIT and 5.1 a double beyond 2^53 stands for an integer: boxed (ds.h)
+    if helper.int64 then doubles[#doubles + 1] = "1e23" end
+    for _, s in ipairs(doubles) do
       assert.equals("number", type(core.unmarshall_value { N = s }), s)
       assert.equals(tonumber(s), core.unmarshall_value { N = s }, s)
     end
