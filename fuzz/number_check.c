@@ -84,7 +84,8 @@ static void check_text(const char *s)
         fail("kind", s);
     else if (want.kind == DS_NUM_INTEGER && (got.i != want.i || fast.i != want.i))
         fail("integer", s);
-    else if (want.kind == DS_NUM_DOUBLE && (memcmp(&got.d, &want.d, sizeof got.d) || memcmp(&fast.d, &want.d, sizeof got.d)))
+    else if (want.kind == DS_NUM_DOUBLE &&
+             (memcmp(&got.d, &want.d, sizeof got.d) != 0 || memcmp(&fast.d, &want.d, sizeof got.d) != 0))
         fail("double", s);
 }
 
