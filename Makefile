@@ -53,7 +53,7 @@ export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
 .PHONY: all deps test demo valgrind asan fuzz fuzz-build cppcheck install uninstall clean bench luajit-build compat-builds
-.PHONY: check check-deps unit
+.PHONY: check check-deps unit number-check
 
 all: $(TARGET)
 
@@ -96,6 +96,15 @@ check: check-deps
 # with this make's interpreter and build.
 unit: all
 	env -u DDB_LOCAL_ENDPOINT $(LUA) $$(command -v busted) --cpath='$(BUILD)/?.so' spec/unit
+
+# number.c and float_conv.c (no Lua) against glibc's printf and strtod on
+# pseudo-random inputs (fuzz/number_check.c); spec/unit/core/number_spec.lua
+# builds and runs it: $(BUILD)/number_check [doubles [seed]].
+NUMBER_CHECK_SRC := fuzz/number_check.c csrc/number.c csrc/float_conv.c
+number-check: $(BUILD)/number_check
+$(BUILD)/number_check: $(NUMBER_CHECK_SRC) fuzz/number_oracle.h $(wildcard csrc/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) -D_POSIX_C_SOURCE=200809L -Icsrc $(CFLAGS) -o $@ $(NUMBER_CHECK_SRC) -lm
 
 # The other interpreters' builds, whatever this make was told about LUA.
 LUAJIT_BUILD  ?= build-luajit
@@ -148,11 +157,12 @@ $(FUZZ_BUILD)/obj/%.o: csrc/%.c $(wildcard csrc/*.h)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_ALLFLAGS) -fsanitize=fuzzer-no-link $(DEPS_CFLAGS) -c -o $@ $<
 
-$(FUZZ_BUILD)/fuzz_number: fuzz/fuzz_number.c $(FUZZ_BUILD)/obj/number.o $(FUZZ_BUILD)/obj/base64.o
-	$(FUZZ_CC) $(FUZZ_ALLFLAGS) -fsanitize=fuzzer -o $@ $^ -lm
+$(FUZZ_BUILD)/fuzz_number: fuzz/fuzz_number.c fuzz/number_oracle.h $(FUZZ_BUILD)/obj/number.o \
+  $(FUZZ_BUILD)/obj/float_conv.o $(FUZZ_BUILD)/obj/base64.o
+	$(FUZZ_CC) $(FUZZ_ALLFLAGS) -fsanitize=fuzzer -o $@ $(filter %.c %.o,$^) -lm
 
 $(FUZZ_BUILD)/fuzz_filter: fuzz/fuzz_filter.c $(FUZZ_BUILD)/obj/filter.o $(FUZZ_BUILD)/obj/json_lex.o \
-  $(FUZZ_BUILD)/obj/number.o $(FUZZ_BUILD)/obj/buffer.o
+  $(FUZZ_BUILD)/obj/number.o $(FUZZ_BUILD)/obj/float_conv.o $(FUZZ_BUILD)/obj/buffer.o
 	$(FUZZ_CC) $(FUZZ_ALLFLAGS) -fsanitize=fuzzer -o $@ $^ -lm
 
 $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_lua.c fuzz/harness.lua $(FUZZ_OBJ)

@@ -2,16 +2,19 @@
  *
  * Classification rule for an N string s:
  *   1. integral and within int64              -> integer ("1e2", "100.00" too)
- *   2. the shortest round-trip text of strtod(s) has the same normalized
- *      digits and exponent as s              -> double ("3.14159", "0.1", "1e20")
+ *   2. the shortest round-trip text of the double nearest s has the same
+ *      normalized digits and exponent as s    -> double ("3.14159", "0.1", "1e20")
  *   3. otherwise                             -> keep the decimal string
- * So a double is only used when nothing is lost either way. */
+ * So a double is only used when nothing is lost either way: the number, printed
+ * by ds_format_double (marshall, json_encode), gives back the same decimal.
+ * Both the nearest double and the shortest text come from float_conv.c. */
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "float_conv.h"
 #include "number.h"
 
 #define EXP_SATURATE 1000000000L /* far beyond any limit, small enough not to overflow */
@@ -188,10 +191,10 @@ size_t ds_decimal_format(const ds_decimal *d, char buf[DS_DECIMAL_BUFSIZE])
 
 size_t ds_format_double(double v, char buf[DS_DOUBLE_BUFSIZE])
 {
-    char tmp[48], dig[20];
-    const char *q;
-    long k = 0, e10;
-    int prec;
+    char dig[20];
+    uint64_t digits;
+    int e10;
+    long k = 0, i;
 
     if (!isfinite(v)) {
         buf[0] = '\0';
@@ -201,26 +204,57 @@ size_t ds_format_double(double v, char buf[DS_DOUBLE_BUFSIZE])
         strcpy(buf, "0");
         return 1;
     }
-    /* %.Ne and strtod both use the current locale's decimal point, so the
-     * round-trip test is consistent; the digits are then read locale-free. */
-    for (prec = 0; prec < 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*e", prec, v);
-        if (strtod(tmp, NULL) == v)
-            break;
+    ds_double_shortest(fabs(v), &digits, &e10);
+    for (; digits > 0; digits /= 10)
+        dig[k++] = (char)('0' + digits % 10);
+    for (i = 0; i < k / 2; i++) { /* written last digit first */
+        char c = dig[i];
+        dig[i] = dig[k - 1 - i];
+        dig[k - 1 - i] = c;
     }
-    for (q = tmp; *q && *q != 'e' && *q != 'E'; q++)
-        if (is_digit(*q) && k < (long)sizeof dig - 1)
-            dig[k++] = *q;
-    e10 = *q ? strtol(q + 1, NULL, 10) : 0;
-    while (k > 1 && dig[k - 1] == '0')
-        k--;
     dig[k] = '\0';
-    return layout(buf, v < 0, dig, k, e10 + 1, 21);
+    return layout(buf, v < 0, dig, k, e10 + k, 21);
+}
+
+/* The double nearest (-1)^neg * w * 10^q, inside DynamoDB's range. */
+static double digits_to_double(uint64_t w, long q, int neg)
+{
+    static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    char text[48];
+    double x;
+    if (w <= (uint64_t)1 << 53 && q >= -22 && q <= 22) /* both exact: one rounding (Clinger) */
+        x = q >= 0 ? (double)w * p10[q] : (double)w / p10[-q];
+    else if (!ds_digits_to_double(w, (int)q, &x)) {
+        snprintf(text, sizeof text, "%llue%ld", (unsigned long long)w, q);
+        x = strtod(text, NULL); /* no decimal point: no locale issue */
+    }
+    return neg ? -x : x;
+}
+
+/* A decimal of at most 15 significant digits (DBL_DIG) inside DynamoDB's
+ * range (all normal doubles) is always a double: 15-digit decimals survive
+ * the trip through a double, so no shorter text denotes the nearest double
+ * and its shortest text has exactly these digits. 16 or 17 digits: a double
+ * when the shortest digits of the nearest double are these. */
+void ds_number_of_digits(uint64_t w, long q, int neg, ds_number *out)
+{
+    uint64_t shortest;
+    int e10;
+    out->kind = DS_NUM_DOUBLE;
+    out->d = digits_to_double(w, q, neg);
+    if (w >= 1000000000000000u) {
+        ds_double_shortest(fabs(out->d), &shortest, &e10);
+        if (shortest != w || e10 != q)
+            out->kind = DS_NUM_DECIMAL;
+    }
 }
 
 int ds_number_classify(const char *s, size_t len, ds_number *out)
 {
-    ds_decimal d, back;
+    ds_decimal d;
+    uint64_t w = 0;
+    long i;
     int st;
 
     if ((st = ds_decimal_parse(s, len, &d)) != DS_NUM_OK || (st = ds_decimal_check(&d)) != DS_NUM_OK)
@@ -229,62 +263,13 @@ int ds_number_classify(const char *s, size_t len, ds_number *out)
         out->kind = DS_NUM_INTEGER;
         return DS_NUM_OK;
     }
-    out->kind = DS_NUM_DECIMAL;
-    if (d.ndig <= 17) { /* a shortest double never has more digits */
-        char text[DS_NUM_MAX_DIGITS + 24], shortest[DS_DOUBLE_BUFSIZE];
-        /* integer mantissa and exponent: no decimal point, so no locale issue */
-        snprintf(text, sizeof text, "%s%se%ld", d.neg ? "-" : "", d.dig, d.exp - (d.ndig - 1));
-        double x = strtod(text, NULL);
-        size_t n = ds_format_double(x, shortest);
-        if (n > 0 && ds_decimal_parse(shortest, n, &back) == DS_NUM_OK && ds_decimal_equal(&back, &d)) {
-            out->kind = DS_NUM_DOUBLE;
-            out->d = x;
-        }
-    }
-    return DS_NUM_OK;
-}
-
-/* m * 10^scale for an integer m < 2^53, correctly rounded. */
-static double decimal_scale(double m, long scale, const ds_decimal *d)
-{
-    static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-    char text[DS_NUM_MAX_DIGITS + 24];
-    if (scale >= 0 && scale <= 22)
-        return m * p10[scale]; /* both exact: one rounding (Clinger's fast path) */
-    if (scale < 0 && scale >= -22)
-        return m / p10[-scale];
-    snprintf(text, sizeof text, "%se%ld", d->dig, scale);
-    return strtod(text, NULL); /* no decimal point: no locale issue */
-}
-
-/* ds_number_classify, with a shortcut that gives the same answer: a decimal
- * of at most 15 significant digits (DBL_DIG) inside DynamoDB's range (all
- * normal doubles) is always a double, because 15-digit decimals survive the
- * trip through a double, so no shorter text can denote the nearest double and
- * the shortest text of it has exactly these digits. Its value is then
- * digits * 10^scale, computed exactly rounded without strtod when |scale| <= 22. */
-int ds_number_classify_decimal(const char *s, size_t n, ds_number *out)
-{
-    ds_decimal d;
-    long i;
-    double m = 0;
-    int st = ds_decimal_parse(s, n, &d);
-    if (st == DS_NUM_OK)
-        st = ds_decimal_check(&d);
-    if (st != DS_NUM_OK)
-        return st;
-    if (ds_decimal_to_int64(&d, &out->i)) {
-        out->kind = DS_NUM_INTEGER;
+    if (d.ndig > 17) { /* a shortest text has at most 17 digits */
+        out->kind = DS_NUM_DECIMAL;
         return DS_NUM_OK;
     }
-    if (d.ndig > 15)
-        return ds_number_classify(s, n, out); /* the full rule: strtod and shortest text */
     for (i = 0; i < d.ndig; i++)
-        m = m * 10 + (d.dig[i] - '0'); /* < 10^15 < 2^53: exact */
-    m = decimal_scale(m, d.exp - (d.ndig - 1), &d);
-    out->kind = DS_NUM_DOUBLE;
-    out->d = d.neg ? -m : m;
+        w = w * 10 + (uint64_t)(d.dig[i] - '0'); /* < 10^17: no wrap */
+    ds_number_of_digits(w, d.exp - (d.ndig - 1), d.neg, out);
     return DS_NUM_OK;
 }
 

@@ -5,6 +5,7 @@
 #define DS_NUMBER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #pragma GCC visibility push(hidden)
 
@@ -66,47 +67,54 @@ size_t ds_decimal_format(const ds_decimal *d, char buf[DS_DECIMAL_BUFSIZE]);
  * out is filled only on DS_NUM_OK. */
 int ds_number_classify(const char *s, size_t len, ds_number *out);
 
-/* ds_number_classify's answer for texts of at most 15 significant digits,
- * reached without strtod (see number.c); longer ones take the full rule. */
-int ds_number_classify_decimal(const char *s, size_t len, ds_number *out);
+/* ds_number_classify's kind and value of (-1)^neg * w * 10^q, for w < 10^17
+ * without trailing zeros, inside DynamoDB's range and not an int64 integer:
+ * DS_NUM_DOUBLE, or DS_NUM_DECIMAL for 16-17 digits that are not the
+ * shortest text of their nearest double. */
+void ds_number_of_digits(uint64_t w, long q, int neg, ds_number *out);
 
 /* ds_number_classify's answer, status and value alike, reached faster for
  * the texts most N values are. Inline, as it runs once per N value of a
- * page: -?d*.?d* with at most 15 digits in all is read here (integral, with
- * no fraction or a zero one: an integer; else its digits m over 10^f for its
- * f fraction digits, both exact, so one correctly rounded division, the
- * double strtod gives); anything else goes to ds_number_classify_decimal. */
+ * page: -?d*.?d* with at most 17 digits is read here (integral, with no
+ * fraction or a zero one: an integer; up to 15 digits: its digits m over
+ * 10^f for its f fraction digits, both exact, so one correctly rounded
+ * division, the nearest double; 16 or 17: ds_number_of_digits); anything
+ * else goes to ds_number_classify. */
 static inline int ds_number_classify_fast(const char *s, size_t len, ds_number *out)
 {
-    static const long long p10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000,
-                                    1000000000, 10000000000, 100000000000, 1000000000000,
-                                    10000000000000, 100000000000000, 1000000000000000};
+    static const uint64_t p10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000,
+                                   1000000000, 10000000000, 100000000000, 1000000000000,
+                                   10000000000000, 100000000000000, 1000000000000000,
+                                   10000000000000000, 100000000000000000};
     size_t i, digits = 0, frac = 0;
-    int dot = 0;
-    long long m = 0;
-    if (len == 0 || len > 17)
-        return ds_number_classify_decimal(s, len, out);
-    for (i = s[0] == '-'; i < len; i++) {
+    int dot = 0, neg = len > 0 && s[0] == '-';
+    uint64_t m = 0; /* < 10^19 < 2^64: at most 19 digits in 19 bytes */
+    if (len == 0 || len > 19)
+        return ds_number_classify(s, len, out);
+    for (i = (size_t)neg; i < len; i++) {
         if (s[i] >= '0' && s[i] <= '9') {
-            m = m * 10 + (s[i] - '0');
+            m = m * 10 + (uint64_t)(s[i] - '0');
             digits++;
             frac += (size_t)dot;
         } else if (s[i] == '.' && !dot) {
             dot = 1;
         } else {
-            return ds_number_classify_decimal(s, len, out);
+            return ds_number_classify(s, len, out);
         }
     }
-    if (digits == 0 || digits > 15)
-        return ds_number_classify_decimal(s, len, out);
-    if (s[0] == '-')
-        m = -m;
+    if (digits == 0 || digits > 17)
+        return ds_number_classify(s, len, out);
     if (m % p10[frac] == 0) {
         out->kind = DS_NUM_INTEGER;
-        out->i = m / p10[frac];
-    } else {
+        out->i = neg ? -(long long)(m / p10[frac]) : (long long)(m / p10[frac]);
+    } else if (digits <= 15) {
         out->kind = DS_NUM_DOUBLE;
-        out->d = (double)m / (double)p10[frac];
+        out->d = (neg ? -(double)m : (double)m) / (double)p10[frac];
+    } else {
+        long q = -(long)frac;
+        for (; m % 10 == 0; m /= 10)
+            q++;
+        ds_number_of_digits(m, q, neg, out);
     }
     return DS_NUM_OK;
 }
@@ -114,7 +122,8 @@ static inline int ds_number_classify_fast(const char *s, size_t len, ds_number *
 /* A short English description of a DS_NUM_* status. */
 const char *ds_number_strerror(int status);
 
-/* Shortest text that strtod reads back as v (v must be finite), laid out as
+/* Shortest text that reads back as v (v must be finite; the nearest to v of
+ * those, ties to an even last digit: ds_double_shortest), laid out as
  * ECMAScript's Number.prototype.toString: plain digits for 1e-7 <= |v| < 1e21
  * ("3.14159", "0.1", "100", "0.000001"), else "1e+21", "1.5e-7". Negative zero
  * prints "0". Independent of the C locale. Returns the length. */

@@ -5,12 +5,16 @@
  * base64.h, and a failed one aborts (libFuzzer saves the input):
  *   - ds_number_classify: a status in range; INTEGER / DOUBLE results print
  *     back to the same decimal; never reads past len (ASan).
- *   - ds_number_classify_fast gives ds_number_classify's answer: the same
- *     status, kind and value.
+ *   - ds_number_classify_fast and ds_number_classify give oracle_classify's
+ *     answer (number_oracle.h: strtod and printf): the same status, kind and
+ *     value.
  *   - ds_decimal_parse / check / format / to_int64: a checked decimal formats
  *     to text that parses back equal and passes the check again.
  *   - ds_format_double of arbitrary 8 bytes: strtod reads the text back as the
- *     same double (for finite values), and the text is a valid decimal.
+ *     same double (for finite values), the text is a valid decimal, and its
+ *     digits are oracle_shortest's.
+ *   - ds_digits_to_double of 8 bytes of digits and a byte of exponent: when
+ *     it decides, strtod's double.
  *   - ds_base64_decode: an accepted input is the canonical encoding of its
  *     bytes (encode gives the input back); a rejection's offset is in range.
  *   - ds_base64_encode of arbitrary bytes decodes back to them. */
@@ -21,22 +25,25 @@
 #include <string.h>
 
 #include "base64.h"
+#include "float_conv.h"
 #include "number.h"
 #include "fuzz_check.h"
+#include "number_oracle.h"
 
-/* The shortcut and the full rule agree on every text. */
+/* The shortcut, the full rule and the oracle agree on every text. */
 static void fuzz_classify_fast(const char *s, size_t n)
 {
-    ds_number full, fast;
-    int st = ds_number_classify(s, n, &full);
+    ds_number full, fast, want;
+    int st = oracle_classify(s, n, &want);
+    CHECK(ds_number_classify(s, n, &full) == st);
     CHECK(ds_number_classify_fast(s, n, &fast) == st);
     if (st != DS_NUM_OK)
         return;
-    CHECK(fast.kind == full.kind);
-    if (full.kind == DS_NUM_INTEGER)
-        CHECK(fast.i == full.i);
-    else if (full.kind == DS_NUM_DOUBLE)
-        CHECK(memcmp(&fast.d, &full.d, sizeof full.d) == 0);
+    CHECK(fast.kind == want.kind && full.kind == want.kind);
+    if (want.kind == DS_NUM_INTEGER)
+        CHECK(fast.i == want.i && full.i == want.i);
+    else if (want.kind == DS_NUM_DOUBLE)
+        CHECK(memcmp(&fast.d, &want.d, sizeof want.d) == 0 && memcmp(&full.d, &want.d, sizeof want.d) == 0);
 }
 
 static void fuzz_decimal(const char *s, size_t n)
@@ -89,12 +96,30 @@ static void fuzz_decimal(const char *s, size_t n)
     }
 }
 
+static void fuzz_digits_to_double(const uint8_t *data, size_t n)
+{
+    uint64_t w;
+    int q;
+    char text[48];
+    double got;
+    if (n < sizeof w + 2)
+        return;
+    memcpy(&w, data, sizeof w);
+    q = (int)(data[8] | data[9] << 8) % 700 - 350;
+    snprintf(text, sizeof text, "%llue%d", (unsigned long long)w, q);
+    if (ds_digits_to_double(w, q, &got))
+        CHECK(got == strtod(text, NULL));
+}
+
 static void fuzz_double(const uint8_t *data, size_t n)
 {
     double v;
     char buf[DS_DOUBLE_BUFSIZE];
     ds_decimal d;
     size_t len;
+    uint64_t digits, want_digits;
+    int e10, want_e10;
+    fuzz_digits_to_double(data, n);
     if (n < sizeof v)
         return;
     memcpy(&v, data, sizeof v);
@@ -106,6 +131,11 @@ static void fuzz_double(const uint8_t *data, size_t n)
     CHECK(len > 0 && len < DS_DOUBLE_BUFSIZE && strlen(buf) == len);
     CHECK(strtod(buf, NULL) == v);
     CHECK(ds_decimal_parse(buf, len, &d) == DS_NUM_OK);
+    if (v == 0)
+        return;
+    ds_double_shortest(fabs(v), &digits, &e10);
+    oracle_shortest(fabs(v), &want_digits, &want_e10);
+    CHECK(digits == want_digits && e10 == want_e10);
 }
 
 static void fuzz_base64_decode(const char *s, size_t n)

@@ -27,7 +27,7 @@ build = {
     ["dynamodb_stream.core"] = {
       sources = {
         "csrc/ds_core.c", "csrc/atomic_file.c", "csrc/ds_sigv4.c", "csrc/sigv4.c", "csrc/ds_http.c", "csrc/buffer.c",
-        "csrc/ds_json.c", "csrc/ds_av.c", "csrc/number.c", "csrc/base64.c",
+        "csrc/ds_json.c", "csrc/ds_av.c", "csrc/number.c", "csrc/float_conv.c", "csrc/base64.c",
         "csrc/ds_decode.c", "csrc/ds_lua.c", "csrc/ds_os.c", "csrc/json_lex.c", "csrc/ds_body.c",
         "csrc/process.c", "csrc/filter.c", "csrc/ds_filter.c",
       },
