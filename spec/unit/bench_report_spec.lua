@@ -1,4 +1,5 @@
--- bench/report.lua's section 7 (replication): the round of median rate of
+-- bench/report.lua: section 1 (decode, every page of gen_page.lua against Node)
+-- and section 7 (replication): the round of median rate of
 -- each copier, the range of its rounds, the ratios, and what was not run.
 
 local helper = require("helper")
@@ -51,5 +52,62 @@ describe("bench/report.lua, section 7", function()
   it("says when the section did not run", function()
     assert.equal("7. Replication throughput:                                   not run\n",
       report({ "META date x" }))
+  end)
+end)
+
+describe("bench/report.lua, section 1", function()
+  local dir, text
+  teardown(function() helper.rmdir(dir) end)
+
+  local function report(lines)
+    local results = dir .. "/results.txt"
+    helper.write_file(results, table.concat(lines, "\n") .. "\n")
+    local out = assert(helper.popen("lua5.4 bench/report.lua " .. results .. " 2>&1"))
+    local text = out:read("*a")
+    assert.is_true(out:close(), text)
+    return text
+  end
+
+  local function row(text, label)
+    return text:match("\n   " .. label:gsub("%p", "%%%0") .. "%s+([^\n]*)")
+  end
+
+  -- Three rounds of every decoder; lines without a page are the "orders" page's.
+  setup(function()
+    dir = helper.tmpdir()
+    text = report({
+      "RESULT ours_decode_records 40000 72.0 1000 1800000",
+      "RESULT luajit_ours_decode_records 50000 90.0 1000 1800000 orders",
+      "RESULT node 10000 18.0 1000 1800000",
+      "RESULT ours_decode_records 90000 54.0 1000 600000 small_items",
+      "RESULT node 30000 18.0 1000 600000 small_items",
+      "RESULT ours_decode_records 36000 64.8 1000 1800000 orders",
+      "RESULT luajit_ours_decode_records 30000 54.0 1000 1800000 orders",
+      "RESULT node 12000 21.6 1000 1800000 orders",
+      "RESULT ours_decode_records 100000 60.0 1000 600000 small_items",
+      "RESULT node 20000 12.0 1000 600000 small_items",
+      "RESULT ours_decode_records 50000 90.0 1000 1800000 orders",
+      "RESULT luajit_ours_decode_records 45000 81.0 1000 1800000 orders",
+      "RESULT node 10000 18.0 1000 1800000 orders",
+      "RESULT ours_decode_records 80000 48.0 1000 600000 small_items",
+      "RESULT node 25000 15.0 1000 600000 small_items",
+    })
+  end)
+
+  it("keeps the orders page's rows, LuaJIT's among them", function()
+    assert.equal("40,000    72.0     35%", row(text, "ours: ds.decode_records(text)"))
+    assert.equal("45,000    81.0     44%", row(text, "ours under LuaJIT"))
+    -- rounds: 4.0, 3.0, 5.0
+    assert.equal("4.00x   3.0-5.0   >= 4x  met", row(text, "ours / Node"))
+    -- rounds: 5.0, 2.5, 4.5
+    assert.equal("4.50x   2.5-5.0   >= 4x  met", row(text, "ours under LuaJIT / Node"))
+  end)
+
+  it("shows every page's ratio to Node, the median of the rounds' ratios", function()
+    assert.equal("1800     40,000     45,000     10,000    4.00x   3.0-5.0  met        4.50x   2.5-5.0  met",
+      row(text, "orders"))
+    -- rounds: 3.0, 5.0, 3.2; no LuaJIT rows for this page
+    assert.equal("600     90,000          -     25,000    3.20x   3.0-5.0  NOT MET  n/a",
+      row(text, "small_items"))
   end)
 end)
