@@ -167,46 +167,65 @@ end
 p("")
 
 -- 2. End to end
-local node, mine = e2e.node_dynamodb_stream, e2e.ours
-local n = (node and node.events) or (mine and mine.events)
+local n = (e2e.node_dynamodb_stream or e2e.ours or {}).events
 if not n then
   p("2. End to end: not run (BENCH_SKIP_E2E=1, or it failed: see the messages above)")
   p("")
 end
 if n then
-p("2. End to end: consume %s pre-written changes (inserts/modifies/deletes) from DynamoDB Local,",
+p("2. End to end: consume %s pre-written changes (inserts/modifies/deletes) from DynamoDB Local, of",
   n and commas(n) or "?")
+p("   small items and then of large ones (a table each),")
 p("   TRIM_HORIZON to the last one; each consumer process under /usr/bin/time. CPU = user+sys of the")
 p("   whole process; 'net of startup' subtracts a run of the same script with N = 0")
-p("   %-46s %7s %10s %10s %9s %7s %5s", "", "CPU s", "us/record", "net of", "peak RSS", "wall s", "polls")
-p("   %-46s %7s %10s %10s %9s %7s %5s", "", "", "", "startup", "MB", "", "")
+p("   %-50s %7s %10s %10s %9s %7s %5s", "", "CPU s", "us/record", "net of", "peak RSS", "wall s", "polls")
+p("   %-50s %7s %10s %10s %9s %7s %5s", "", "", "", "startup", "MB", "", "")
 local function cpu(e) return e.user + e.sys end
 local function net(e, start) return start and (cpu(e) - cpu(start)) / e.events * 1e6 end
 local function e2e_row(label, e, start)
-  if not e then p("   %-46s %7s", label, "not run"); return end
+  if not e then p("   %-50s %7s", label, "not run"); return end
   if e.events == 0 then
-    p("   %-46s %7.2f %10s %10s %9.1f %7.2f %5s", label, cpu(e), "-", "-", e.rss, e.wall, "-")
+    p("   %-50s %7.2f %10s %10s %9.1f %7.2f %5s", label, cpu(e), "-", "-", e.rss, e.wall, "-")
     return
   end
   local nt = net(e, start)
-  p("   %-46s %7.2f %10.1f %10s %9.1f %7.2f %5d", label, cpu(e), cpu(e) / e.events * 1e6,
+  p("   %-50s %7.2f %10.1f %10s %9.1f %7.2f %5d", label, cpu(e), cpu(e) / e.events * 1e6,
     nt and string.format("%.1f", nt) or "-", e.rss, e.wall, e.polls)
 end
-e2e_row("ours: ds.new + stream:run, defaults (Lua 5.4)", mine, e2e.ours_startup)
-e2e_row("ours: fetch_stream_state loop (holds each fetch)", e2e.ours_fetch, e2e.ours_startup)
-e2e_row("ours, startup only (N = 0)", e2e.ours_startup)
-e2e_row("Node " .. (meta.node or "") .. ": dynamodb-stream 1.1.4 + SDK v3", node, e2e.node_startup)
-e2e_row("Node, startup only (N = 0)", e2e.node_startup)
-if node and mine then
-  local cr = (cpu(mine) / mine.events) / (cpu(node) / node.events)
-  local rr = mine.rss / node.rss
-  p("   %-46s %8s %9s", "ratios (same run)", "measured", "target")
-  p("   %-46s %7.2fx %9s  %s", "CPU per record, ours / Node", cr, "<= 0.20x", verdict(cr <= 0.2))
-  local nm, nn = net(mine, e2e.ours_startup), net(node, e2e.node_startup)
-  if nm and nn then
-    p("   %-46s %7.2fx %9s", "CPU per record net of startup, ours / Node", nm / nn, "(info)")
+-- Each item size: its rows, then the ratios to Node of the same items.
+for _, size in ipairs({ { "", "small items (~500 B)" }, { "_large", "large items (~4.5 KB)" } }) do
+  local sfx = size[1]
+  local nd, ours_run = e2e["node_dynamodb_stream" .. sfx], e2e["ours" .. sfx]
+  if sfx == "" or nd or ours_run then
+    p("   %s:", size[2])
+    e2e_row("ours: ds.new + stream:run, defaults (Lua 5.4)", ours_run, e2e.ours_startup)
+    e2e_row("ours: fetch_stream_state loop (holds each fetch)", e2e["ours_fetch" .. sfx], e2e.ours_startup)
+    e2e_row("ours under LuaJIT: stream:run", e2e["ours_luajit" .. sfx])
+    e2e_row("ours under LuaJIT: fetch_stream_state loop", e2e["ours_fetch_luajit" .. sfx])
+    if sfx == "" then e2e_row("ours, startup only (N = 0)", e2e.ours_startup) end
+    e2e_row("Node " .. (meta.node or "") .. ": dynamodb-stream 1.1.4 + SDK v3", nd, e2e.node_startup)
+    if sfx == "" then e2e_row("Node, startup only (N = 0)", e2e.node_startup) end
+    if nd then
+      p("   %-50s %8s %9s", "ratios (same run)", "measured", "target")
+      local function ratios(what, e)
+        if not e then return end
+        local cr = (cpu(e) / e.events) / (cpu(nd) / nd.events)
+        p("   %-50s %7.2fx %9s  %s", "CPU per record, " .. what .. " / Node", cr, "<= 0.20x", verdict(cr <= 0.2))
+        local rr = e.rss / nd.rss
+        p("   %-50s %7.2fx %9s  %s", "peak RSS, " .. what .. " / Node", rr, "<= 0.25x", verdict(rr <= 0.25))
+      end
+      ratios("run", ours_run)
+      if sfx == "" then
+        local nm, nn = net(ours_run, e2e.ours_startup), net(nd, e2e.node_startup)
+        if nm and nn then
+          p("   %-50s %7.2fx %9s", "CPU per record net of startup, run / Node", nm / nn, "(info)")
+        end
+      end
+      ratios("fetch loop", e2e["ours_fetch" .. sfx])
+      ratios("LuaJIT run", e2e["ours_luajit" .. sfx])
+      ratios("LuaJIT fetch loop", e2e["ours_fetch_luajit" .. sfx])
+    end
   end
-  p("   %-46s %7.2fx %9s  %s", "peak RSS, ours / Node", rr, "<= 0.25x", verdict(rr <= 0.25))
 end
 p("")
 end

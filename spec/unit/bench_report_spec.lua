@@ -111,3 +111,47 @@ describe("bench/report.lua, section 1", function()
       row(text, "small_items"))
   end)
 end)
+
+describe("bench/report.lua, section 2", function()
+  local dir
+  setup(function() dir = helper.tmpdir() end)
+  teardown(function() helper.rmdir(dir) end)
+
+  local function report(lines)
+    local results = dir .. "/results.txt"
+    helper.write_file(results, table.concat(lines, "\n") .. "\n")
+    local out = assert(helper.popen("lua5.4 bench/report.lua " .. results .. " 2>&1"))
+    local text = out:read("*a")
+    assert.is_true(out:close(), text)
+    return assert(text:match("\n(2%. End to end.-)\n3%."), text)
+  end
+
+  it("shows small and large items, each against Node of the same items, run and fetch loop alike", function()
+    local text = report({
+      -- name, user, sys, peak RSS KiB, wall, events, polls
+      "E2E node_startup 0.10 0.00 51200 0.30 0 0",
+      "E2E node_dynamodb_stream 1.80 0.20 102400 2.00 20000 20",
+      "E2E ours_startup 0.00 0.00 10240 0.01 0 0",
+      "E2E ours 0.30 0.10 20480 0.50 20000 2",
+      "E2E ours_fetch 0.40 0.10 40960 0.60 20000 2",
+      "E2E ours_luajit 0.20 0.00 15360 0.40 20000 2",
+      "E2E node_dynamodb_stream_large 4.00 0.00 204800 4.00 20000 40",
+      "E2E ours_fetch_large 0.80 0.00 102400 1.00 20000 4",
+    })
+    local small, large = text:match("small items.-\n(.-)\n   large items.-\n(.*)$")
+    local function row(part, label)
+      return ("\n" .. part):match("\n   " .. label:gsub("%p", "%%%0") .. "%s+([^\n]*)")
+    end
+    assert.equal("0.40       20.0       20.0      20.0    0.50     2",
+      row(small, "ours: ds.new + stream:run, defaults (Lua 5.4)"))
+    assert.equal("0.20       10.0          -      15.0    0.40     2", row(small, "ours under LuaJIT: stream:run"))
+    assert.equal("0.20x  <= 0.20x  met", row(small, "CPU per record, run / Node"))
+    assert.equal("0.20x  <= 0.25x  met", row(small, "peak RSS, run / Node"))
+    assert.equal("0.40x  <= 0.25x  NOT MET", row(small, "peak RSS, fetch loop / Node"))
+    assert.equal("0.15x  <= 0.25x  met", row(small, "peak RSS, LuaJIT run / Node"))
+    assert.equal("not run", row(large, "ours: ds.new + stream:run, defaults (Lua 5.4)"))
+    assert.equal("0.20x  <= 0.20x  met", row(large, "CPU per record, fetch loop / Node"))
+    assert.equal("0.50x  <= 0.25x  NOT MET", row(large, "peak RSS, fetch loop / Node"))
+    assert.is_nil(row(large, "peak RSS, run / Node"))
+  end)
+end)
