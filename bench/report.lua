@@ -200,6 +200,8 @@ for _, size in ipairs({ { "", "small items (~500 B)" }, { "_large", "large items
     p("   %s:", size[2])
     e2e_row("ours: ds.new + stream:run, defaults (Lua 5.4)", ours_run, e2e.ours_startup)
     e2e_row("ours: fetch_stream_state loop (holds each fetch)", e2e["ours_fetch" .. sfx], e2e.ours_startup)
+    e2e_row("ours: stream:run, max_pages_per_shard = 1", e2e["ours_pages1" .. sfx], e2e.ours_startup)
+    e2e_row("ours: fetch loop, max_pages_per_shard = 1", e2e["ours_fetch_pages1" .. sfx], e2e.ours_startup)
     e2e_row("ours under LuaJIT: stream:run", e2e["ours_luajit" .. sfx])
     e2e_row("ours under LuaJIT: fetch_stream_state loop", e2e["ours_fetch_luajit" .. sfx])
     if sfx == "" then e2e_row("ours, startup only (N = 0)", e2e.ours_startup) end
@@ -222,6 +224,8 @@ for _, size in ipairs({ { "", "small items (~500 B)" }, { "_large", "large items
         end
       end
       ratios("fetch loop", e2e["ours_fetch" .. sfx])
+      ratios("run, 1 page per fetch", e2e["ours_pages1" .. sfx])
+      ratios("fetch loop, 1 page per fetch", e2e["ours_fetch_pages1" .. sfx])
       ratios("LuaJIT run", e2e["ours_luajit" .. sfx])
       ratios("LuaJIT fetch loop", e2e["ours_fetch_luajit" .. sfx])
     end

@@ -55,6 +55,10 @@ for size in small large; do
   measure "node_dynamodb_stream$suffix" "$n" "${node_c[@]}" "$n"
   measure "ours$suffix" "$n" "${lua_c[@]}" "$n"
   measure "ours_fetch$suffix" "$n" env BENCH_MODE=fetch "${lua_c[@]}" "$n"
+  # One page per shard per fetch, as the npm package reads: what the pages a
+  # fetch holds (max_pages_per_shard, 10 by default) cost in peak RSS.
+  measure "ours_pages1$suffix" "$n" env BENCH_MAX_PAGES=1 "${lua_c[@]}" "$n"
+  measure "ours_fetch_pages1$suffix" "$n" env BENCH_MODE=fetch BENCH_MAX_PAGES=1 "${lua_c[@]}" "$n"
   measure "ours_luajit$suffix" "$n" "${luajit_c[@]}" "$n"
   measure "ours_fetch_luajit$suffix" "$n" env BENCH_MODE=fetch "${luajit_c[@]}" "$n"
 done
