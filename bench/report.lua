@@ -224,8 +224,8 @@ for _, size in ipairs({ { "", "small items (~500 B)" }, { "_large", "large items
         end
       end
       ratios("fetch loop", e2e["ours_fetch" .. sfx])
-      ratios("run, 1 page per fetch", e2e["ours_pages1" .. sfx])
-      ratios("fetch loop, 1 page per fetch", e2e["ours_fetch_pages1" .. sfx])
+      ratios("run, 1 page a fetch", e2e["ours_pages1" .. sfx])
+      ratios("fetch loop, 1 page a fetch", e2e["ours_fetch_pages1" .. sfx])
       ratios("LuaJIT run", e2e["ours_luajit" .. sfx])
       ratios("LuaJIT fetch loop", e2e["ours_fetch_luajit" .. sfx])
     end
