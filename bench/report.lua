@@ -1,7 +1,8 @@
 -- Prints the benchmark table from a results file written by bench/run.sh.
 --   lua5.4 bench/report.lua RESULTS
 -- Lines read:  META <key> <value...>
---              RESULT <name> <records/s> <MB/s> <records> <bytes>
+--              RESULT <name> <records/s> <MB/s> <records> <bytes> [<page>]  (gen_page.lua --page;
+--              "orders" when absent)
 --              E2E <name> <user s> <sys s> <peak RSS KiB> <wall s> <events> <polls>
 --              IDLE ..., LATENCY ... (bench/e2e/latency.lua)
 --              POLL <serial|parallel> <shards> <median s> <min s> <max s>   (bench/poll_round.lua)
@@ -12,7 +13,7 @@
 --              REPL <name> <items or changes> <user s> <sys s> <peak RSS KiB> <wall s> <DynamoDB Local CPU s | ->
 --              (bench/replicate/run.sh)
 
-local meta, dec, e2e, idle, latency = {}, {}, {}, nil, nil
+local meta, pages, e2e, idle, latency = {}, {}, {}, nil, nil
 local idle_steady
 local poll, consumer, mem, vg = { serial = {}, parallel = {} }, {}, nil, nil
 local repl = {}
@@ -23,8 +24,10 @@ for line in io.lines((assert(arg[1], "usage: report.lua RESULTS"))) do
     meta[w[2]] = line:match("^META%s+%S+%s+(.*)$")
   elseif w[1] == "RESULT" then
     -- One line per round; the median round is reported (see the end of the loop).
-    local d = dec[w[2]] or { samples = {}, n = tonumber(w[5]), bytes = tonumber(w[6]) }
-    dec[w[2]] = d
+    local page = w[7] or "orders"
+    pages[page] = pages[page] or {}
+    local d = pages[page][w[2]] or { samples = {}, n = tonumber(w[5]), bytes = tonumber(w[6]) }
+    pages[page][w[2]] = d
     d.samples[#d.samples + 1] = tonumber(w[3])
   elseif w[1] == "IDLE" then
     idle = { rate = tonumber(w[2]), shards = tonumber(w[3]), secs = tonumber(w[4]), calls = tonumber(w[5]) }
@@ -60,14 +63,15 @@ local function median(sorted)
 end
 
 local rounds = 0
-for _, d in pairs(dec) do
+for _, dec in pairs(pages) do for _, d in pairs(dec) do
   local sorted = table.move(d.samples, 1, #d.samples, 1, {})  -- d.samples stays in round order
   table.sort(sorted)
   rounds = math.max(rounds, #sorted)
   d.rps = median(sorted)
   d.mbs = d.rps * d.bytes / d.n / 1e6
   d.spread = (sorted[#sorted] - sorted[1]) / d.rps
-end
+end end
+local dec = pages.orders or {}
 
 local function commas(n)
   local s = string.format("%.0f", n)
@@ -84,7 +88,7 @@ p("")
 
 -- 1. Decode
 local page = dec.node or dec.lua_cjson or next(dec) and select(2, next(dec))
-p("1. Decode one GetRecords page (gen_page.lua --seed %s: %s MODIFY records, NEW_AND_OLD_IMAGES, %.2f MB,",
+p("1. Decode one GetRecords page (gen_page.lua --seed %s --page orders: %s MODIFY records, NEW_AND_OLD_IMAGES, %.2f MB,",
   meta.seed or "?", page and commas(page.n) or "?", page and page.bytes / 1e6 or 0)
 p("   %.0f bytes/record). Per CPU second of the process (user+sys, so steal on a busy machine does not", page and page.bytes / page.n or 0)
 p("   count; Node's GC threads do); each round runs every decoder in turn (warm-up, then the median")
@@ -94,6 +98,7 @@ p("   and the median of the rounds' ratios is shown, with the lowest and highest
 p("   %-68s %10s %7s %7s", "", "records/s", "MB/s", "spread")
 local rows = {
   { "ours_decode_records", "ours: ds.decode_records(text)" },
+  { "luajit_ours_decode_records", "ours under LuaJIT" },
   { "node", "Node " .. (meta.node or "") .. ": JSON.parse + @aws-sdk/util-dynamodb unmarshall" },
   { "lua_cjson", "Lua 5.4: lua-cjson decode + plain-Lua unmarshall" },
   { "lua_build", "Lua 5.4: our result's values alone, built from a tape (no JSON read)" },
@@ -107,23 +112,29 @@ for _, r in ipairs(rows) do
 end
 local ours = dec.ours_decode_records
 p("   %-60s %10s %9s %7s", "ratios (same run: median of the rounds' ratios)", "measured", "rounds", "target")
--- num / den of the same round, over the rounds both ran in.
-local function ratio(label, num, den, target, ok)
+-- num / den of the same round, over the rounds both ran in: the median,
+-- lowest and highest, or nothing when they never ran together.
+local function round_ratios(num, den)
   local per_round = {}
   for i = 1, math.min(num and #num.samples or 0, den and #den.samples or 0) do
     per_round[i] = num.samples[i] / den.samples[i]
   end
-  if #per_round == 0 then
+  if #per_round == 0 then return nil end
+  table.sort(per_round)
+  return median(per_round), per_round[1], per_round[#per_round]
+end
+local function ratio(label, num, den, target, ok)
+  local r, lo, hi = round_ratios(num, den)
+  if not r then
     p("   %-60s %10s %9s %7s", label, "n/a", "", target)
     return
   end
-  table.sort(per_round)
-  local r = median(per_round)
   p("%s", (string.format("   %-60s %9.2fx %9s %7s  %s", label, r,
-    string.format("%.1f-%.1f", per_round[1], per_round[#per_round]), target, ok and verdict(ok(r)) or "")
+    string.format("%.1f-%.1f", lo, hi), target, ok and verdict(ok(r)) or "")
     :gsub("%s+$", "")))
 end
 ratio("ours / Node", ours, dec.node, ">= 4x", function(r) return r >= 4 end)
+ratio("ours under LuaJIT / Node", dec.luajit_ours_decode_records, dec.node, ">= 4x", function(r) return r >= 4 end)
 ratio("ours / lua-cjson + plain Lua", ours, dec.lua_cjson, ">= 8x", function(r) return r >= 8 end)
 ratio("cJSON-arena floor / ours (times slower than the floor)", dec.cjson_arena, ours, "<= 2x",
   function(r) return r <= 2 end)
@@ -131,48 +142,94 @@ ratio("cJSON-arena floor / our values alone (no JSON read)", dec.cjson_arena, de
 ratio("values alone / ours (times ours is slower than them)", dec.lua_build, ours, "(info)")
 ratio("ours / cJSON with malloc", ours, dec.cjson_malloc, "-")
 p("")
+p("1b. Every page of gen_page.lua (--list), ours against Node: records per CPU second (median round) and")
+p("   the median of the rounds' ratios (lowest-highest); target >= 4x on every page, under LuaJIT too")
+p("%s", (string.format("   %-13s %6s %10s %10s %10s  %-26s  %-26s", "page", "B/rec", "ours", "LuaJIT", "Node",
+  "ours / Node", "LuaJIT / Node"):gsub("%s+$", "")))
+local names = {}
+for name in pairs(pages) do names[#names + 1] = name end
+table.sort(names)
+local function page_ratio(num, den)
+  local r, lo, hi = round_ratios(num, den)
+  if not r then return "n/a" end
+  return string.format("%6.2fx %9s  %-7s", r, string.format("%.1f-%.1f", lo, hi), verdict(r >= 4))
+end
+for _, name in ipairs(names) do
+  local d = pages[name]
+  local any = d.ours_decode_records or d.node or d.luajit_ours_decode_records
+  if any then
+    local function rps(x) return x and commas(x.rps) or "-" end
+    p("%s", (string.format("   %-13s %6.0f %10s %10s %10s  %-26s  %-26s", name, any.bytes / any.n,
+      rps(d.ours_decode_records), rps(d.luajit_ours_decode_records), rps(d.node),
+      page_ratio(d.ours_decode_records, d.node), page_ratio(d.luajit_ours_decode_records, d.node)):gsub("%s+$", "")))
+  end
+end
+p("")
 
 -- 2. End to end
-local node, mine = e2e.node_dynamodb_stream, e2e.ours
-local n = (node and node.events) or (mine and mine.events)
+local n = (e2e.node_dynamodb_stream or e2e.ours or {}).events
 if not n then
   p("2. End to end: not run (BENCH_SKIP_E2E=1, or it failed: see the messages above)")
   p("")
 end
 if n then
-p("2. End to end: consume %s pre-written changes (inserts/modifies/deletes) from DynamoDB Local,",
+p("2. End to end: consume %s pre-written changes (inserts/modifies/deletes) from DynamoDB Local, of",
   n and commas(n) or "?")
+p("   small items and then of large ones (a table each),")
 p("   TRIM_HORIZON to the last one; each consumer process under /usr/bin/time. CPU = user+sys of the")
 p("   whole process; 'net of startup' subtracts a run of the same script with N = 0")
-p("   %-46s %7s %10s %10s %9s %7s %5s", "", "CPU s", "us/record", "net of", "peak RSS", "wall s", "polls")
-p("   %-46s %7s %10s %10s %9s %7s %5s", "", "", "", "startup", "MB", "", "")
+p("   %-50s %7s %10s %10s %9s %7s %5s", "", "CPU s", "us/record", "net of", "peak RSS", "wall s", "polls")
+p("   %-50s %7s %10s %10s %9s %7s %5s", "", "", "", "startup", "MB", "", "")
 local function cpu(e) return e.user + e.sys end
 local function net(e, start) return start and (cpu(e) - cpu(start)) / e.events * 1e6 end
 local function e2e_row(label, e, start)
-  if not e then p("   %-46s %7s", label, "not run"); return end
+  if not e then p("   %-50s %7s", label, "not run"); return end
   if e.events == 0 then
-    p("   %-46s %7.2f %10s %10s %9.1f %7.2f %5s", label, cpu(e), "-", "-", e.rss, e.wall, "-")
+    p("   %-50s %7.2f %10s %10s %9.1f %7.2f %5s", label, cpu(e), "-", "-", e.rss, e.wall, "-")
     return
   end
   local nt = net(e, start)
-  p("   %-46s %7.2f %10.1f %10s %9.1f %7.2f %5d", label, cpu(e), cpu(e) / e.events * 1e6,
+  p("   %-50s %7.2f %10.1f %10s %9.1f %7.2f %5d", label, cpu(e), cpu(e) / e.events * 1e6,
     nt and string.format("%.1f", nt) or "-", e.rss, e.wall, e.polls)
 end
-e2e_row("ours: ds.new + stream:run, defaults (Lua 5.4)", mine, e2e.ours_startup)
-e2e_row("ours: fetch_stream_state loop (holds each fetch)", e2e.ours_fetch, e2e.ours_startup)
-e2e_row("ours, startup only (N = 0)", e2e.ours_startup)
-e2e_row("Node " .. (meta.node or "") .. ": dynamodb-stream 1.1.4 + SDK v3", node, e2e.node_startup)
-e2e_row("Node, startup only (N = 0)", e2e.node_startup)
-if node and mine then
-  local cr = (cpu(mine) / mine.events) / (cpu(node) / node.events)
-  local rr = mine.rss / node.rss
-  p("   %-46s %8s %9s", "ratios (same run)", "measured", "target")
-  p("   %-46s %7.2fx %9s  %s", "CPU per record, ours / Node", cr, "<= 0.20x", verdict(cr <= 0.2))
-  local nm, nn = net(mine, e2e.ours_startup), net(node, e2e.node_startup)
-  if nm and nn then
-    p("   %-46s %7.2fx %9s", "CPU per record net of startup, ours / Node", nm / nn, "(info)")
+-- Each item size: its rows, then the ratios to Node of the same items.
+for _, size in ipairs({ { "", "small items (~500 B)" }, { "_large", "large items (~4.5 KB)" } }) do
+  local sfx = size[1]
+  local nd, ours_run = e2e["node_dynamodb_stream" .. sfx], e2e["ours" .. sfx]
+  if sfx == "" or nd or ours_run then
+    p("   %s:", size[2])
+    e2e_row("ours: ds.new + stream:run, defaults (Lua 5.4)", ours_run, e2e.ours_startup)
+    e2e_row("ours: fetch_stream_state loop (holds each fetch)", e2e["ours_fetch" .. sfx], e2e.ours_startup)
+    e2e_row("ours: stream:run, max_pages_per_shard = 1", e2e["ours_pages1" .. sfx], e2e.ours_startup)
+    e2e_row("ours: fetch loop, max_pages_per_shard = 1", e2e["ours_fetch_pages1" .. sfx], e2e.ours_startup)
+    e2e_row("ours under LuaJIT: stream:run", e2e["ours_luajit" .. sfx])
+    e2e_row("ours under LuaJIT: fetch_stream_state loop", e2e["ours_fetch_luajit" .. sfx])
+    if sfx == "" then e2e_row("ours, startup only (N = 0)", e2e.ours_startup) end
+    e2e_row("Node " .. (meta.node or "") .. ": dynamodb-stream 1.1.4 + SDK v3", nd, e2e.node_startup)
+    if sfx == "" then e2e_row("Node, startup only (N = 0)", e2e.node_startup) end
+    if nd then
+      p("   %-50s %8s %9s", "ratios (same run)", "measured", "target")
+      local function ratios(what, e)
+        if not e then return end
+        local cr = (cpu(e) / e.events) / (cpu(nd) / nd.events)
+        p("   %-50s %7.2fx %9s  %s", "CPU per record, " .. what .. " / Node", cr, "<= 0.20x", verdict(cr <= 0.2))
+        local rr = e.rss / nd.rss
+        p("   %-50s %7.2fx %9s  %s", "peak RSS, " .. what .. " / Node", rr, "<= 0.25x", verdict(rr <= 0.25))
+      end
+      ratios("run", ours_run)
+      if sfx == "" then
+        local nm, nn = net(ours_run, e2e.ours_startup), net(nd, e2e.node_startup)
+        if nm and nn then
+          p("   %-50s %7.2fx %9s", "CPU per record net of startup, run / Node", nm / nn, "(info)")
+        end
+      end
+      ratios("fetch loop", e2e["ours_fetch" .. sfx])
+      ratios("run, 1 page a fetch", e2e["ours_pages1" .. sfx])
+      ratios("fetch loop, 1 page a fetch", e2e["ours_fetch_pages1" .. sfx])
+      ratios("LuaJIT run", e2e["ours_luajit" .. sfx])
+      ratios("LuaJIT fetch loop", e2e["ours_fetch_luajit" .. sfx])
+    end
   end
-  p("   %-46s %7.2fx %9s  %s", "peak RSS, ours / Node", rr, "<= 0.25x", verdict(rr <= 0.25))
 end
 p("")
 end

@@ -3,7 +3,7 @@
 # end-to-end consumer cost against the baselines, and prints one table.
 #
 # Environment:
-#   BENCH_SEED     seed of the generated page (default 42)
+#   BENCH_SEED     seed of the generated pages (default 42)
 #   BENCH_ROUNDS   rounds of the decode benchmarks, interleaved (default 5)
 #   BENCH_RUNS     timed runs per decoder per round, median kept (default 5)
 #   BENCH_RUN_SEC  minimum seconds per timed run (default 0.25)
@@ -44,6 +44,8 @@ command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 [ -x /usr/bin/time ] || missing+=(time)
 [ -x /usr/bin/python3 ] || missing+=(python3)
+command -v luajit >/dev/null || missing+=(luajit2)
+[ -f /usr/include/luajit-2.1/lua.h ] || missing+=(libluajit2-5.1-dev)
 command -v valgrind >/dev/null || missing+=(valgrind)
 command -v bc >/dev/null || missing+=(bc)
 [ -f /usr/include/cjson/cJSON.h ] || missing+=(libcjson-dev)
@@ -52,8 +54,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "bench: missing Debian packages: ${missing[*]} (apt-get install ${missing[*]})" >&2
   exit 1
 fi
-say "building the module and bench/out/cjson_floor"
-make -s all >&2
+say "building the module (Lua 5.4 and LuaJIT) and bench/out/cjson_floor"
+make -s all luajit-build >&2
 make -s -C bench >&2
 for d in bench/node bench/e2e bench/replicate; do
   if [ ! -d "$d/node_modules" ] || [ "$d/package-lock.json" -nt "$d/node_modules/.package-lock.json" ]; then
@@ -73,18 +75,34 @@ done
 } >>"$results"
 
 # ---- 1. decode
-page=$out/page-$seed.json
-"$LUA" bench/gen_page.lua --seed "$seed" "$page" >&2
+# Every page of gen_page.lua against Node, under Lua 5.4 and LuaJIT; on the
+# "orders" page also lua-cjson, our values alone and the cJSON floor.
 # Interleaved rounds, so that load from elsewhere on the machine hits every
 # decoder alike; report.lua takes the median round of each, and each ratio
 # within a round (the median of the rounds' ratios).
+pages=$("$LUA" bench/gen_page.lua --list)
+for page in $pages; do
+  "$LUA" bench/gen_page.lua --seed "$seed" --page "$page" "$out/page-$page-$seed.json" >&2
+done
+decode_rows() {  # page command...: the command's RESULT lines, tagged with the page
+  local page=$1; shift
+  "$@" | sed "s/^RESULT .*/& $page/" >>"$results"
+}
 for round in $(seq 1 "$rounds"); do
-  say "decode round $round/$rounds: ours, Node, lua-cjson, our values alone, cJSON floor"
-  "$LUA" bench/decode/decode.lua ours "$page" "$runs" "$run_sec" >>"$results"
-  node bench/node/decode.js "$page" "$runs" "$run_sec" >>"$results"
-  "$LUA" bench/decode/decode.lua cjson "$page" "$runs" "$run_sec" >>"$results"
-  "$LUA" bench/decode/decode.lua lua_build "$page" "$runs" "$run_sec" >>"$results"
-  "$out/cjson_floor" "$page" "$runs" "$run_sec" >>"$results" 2>/dev/null
+  for page in $pages; do
+    file=$out/page-$page-$seed.json
+    say "decode round $round/$rounds, page $page: ours (Lua 5.4, LuaJIT), Node"
+    decode_rows "$page" "$LUA" bench/decode/decode.lua ours "$file" "$runs" "$run_sec"
+    decode_rows "$page" env LUA_CPATH="$root/build-luajit/?.so;;" luajit bench/decode/decode.lua ours "$file" \
+      "$runs" "$run_sec"
+    decode_rows "$page" node bench/node/decode.js "$file" "$runs" "$run_sec"
+    if [ "$page" = orders ]; then
+      say "decode round $round/$rounds, page orders: lua-cjson, our values alone, cJSON floor"
+      decode_rows "$page" "$LUA" bench/decode/decode.lua cjson "$file" "$runs" "$run_sec"
+      decode_rows "$page" "$LUA" bench/decode/decode.lua lua_build "$file" "$runs" "$run_sec"
+      decode_rows "$page" "$out/cjson_floor" "$file" "$runs" "$run_sec" 2>/dev/null
+    fi
+  done
 done
 
 # ---- 5. many shards: a poll round over 1/16/64 shards (fake endpoint, 20 ms

@@ -45,3 +45,20 @@ void ds_buf_free(ds_buf *b)
     b->data = NULL;
     b->len = b->cap = 0;
 }
+
+void ds_keep_note(ds_keep *k, size_t used)
+{
+    k->used[k->next] = used;
+    k->next = (k->next + 1) % DS_KEEP_WINDOW;
+}
+
+int ds_keep_fits(const ds_keep *k, size_t cap)
+{
+    size_t mark = 0;
+    if (cap <= DS_KEEP_SMALL)
+        return 1;
+    for (int i = 0; i < DS_KEEP_WINDOW; i++)
+        if (k->used[i] > mark)
+            mark = k->used[i];
+    return cap / 2 <= mark;
+}

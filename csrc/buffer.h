@@ -32,6 +32,25 @@ void ds_buf_reset(ds_buf *b);
 /* Releases the allocation; the buffer is empty and reusable afterwards. */
 void ds_buf_free(ds_buf *b);
 
+/* What reused buffers may keep between uses: a moving high-water mark, the
+ * largest size used in the last DS_KEEP_WINDOW uses. A steady stream of
+ * large answers keeps its room; after a run of small ones it is given back. */
+#define DS_KEEP_WINDOW 8
+/* Allocations this small are always kept: giving them back saves nothing. */
+#define DS_KEEP_SMALL 65536
+
+typedef struct {
+    size_t used[DS_KEEP_WINDOW]; /* the sizes of the last uses, a ring */
+    unsigned next;
+} ds_keep;
+
+/* Counts one use of `used` bytes. */
+void ds_keep_note(ds_keep *k, size_t used);
+
+/* Whether an allocation of cap bytes is worth keeping: a small one, or one
+ * at most twice the high-water mark (a buffer grown by doubling to hold it). */
+int ds_keep_fits(const ds_keep *k, size_t cap);
+
 #pragma GCC visibility pop
 
 #endif

@@ -10,7 +10,8 @@
 #define BODY_MAX_SLACK 65536
 /* Blocks of closed bodies kept for the next answers (ds_body_adopt), as
  * ds_http.c keeps its own buffers: at most this many, each at most
- * BODY_POOL_BLOCK_MAX, all together at most BODY_POOL_TOTAL. A page freed
+ * BODY_POOL_BLOCK_MAX and within the moving high-water mark of recent
+ * bodies (ds_keep), all together at most BODY_POOL_TOTAL. A page freed
  * and malloc'd anew for every answer left glibc's heap fragmented (about
  * 3 MB more peak RSS over 20 pages of 1.5 MB than one reused buffer). */
 #define BODY_POOL_BLOCKS 16
@@ -21,7 +22,8 @@
 typedef struct {
     ds_buf blocks[BODY_POOL_BLOCKS];
     size_t n, total;
-    int closed; /* finalized (lua_close): keeps nothing any more */
+    ds_keep keep; /* the sizes of the bodies closed last */
+    int closed;   /* finalized (lua_close): keeps nothing any more */
 } body_pool;
 
 /* The registry key of the state's pool. */
@@ -46,12 +48,24 @@ static int pool_gc(lua_State *L)
     return 0;
 }
 
-/* Frees b's block, or keeps it in the pool for the next answer. */
+/* Frees b's block, or keeps it in the pool for the next answer; frees
+ * the pooled blocks that recent bodies no longer need. */
 static void pool_put(lua_State *L, ds_buf *b)
 {
     body_pool *p = pool_get(L);
-    if (p != NULL && b->data != NULL && p->n < BODY_POOL_BLOCKS && b->cap <= BODY_POOL_BLOCK_MAX &&
-        p->total + b->cap <= BODY_POOL_TOTAL) {
+    if (p == NULL) {
+        ds_buf_free(b);
+        return;
+    }
+    ds_keep_note(&p->keep, b->len);
+    for (size_t i = p->n; i-- > 0;)
+        if (!ds_keep_fits(&p->keep, p->blocks[i].cap)) {
+            p->total -= p->blocks[i].cap;
+            ds_buf_free(&p->blocks[i]);
+            p->blocks[i] = p->blocks[--p->n];
+        }
+    if (b->data != NULL && p->n < BODY_POOL_BLOCKS && b->cap <= BODY_POOL_BLOCK_MAX &&
+        ds_keep_fits(&p->keep, b->cap) && p->total + b->cap <= BODY_POOL_TOTAL) {
         p->blocks[p->n++] = *b;
         p->total += b->cap;
         b->data = NULL;
@@ -59,6 +73,12 @@ static void pool_put(lua_State *L, ds_buf *b)
         return;
     }
     ds_buf_free(b);
+}
+
+size_t ds_body_pool_bytes(lua_State *L)
+{
+    body_pool *p = pool_get(L);
+    return p == NULL ? 0 : p->total;
 }
 
 void ds_body_adopt(lua_State *L, ds_buf *b)

@@ -29,6 +29,9 @@ DS_HIDDEN void ds_body_unpin(lua_State *L, int idx);
  * memory. [-0, +0] */
 DS_HIDDEN void ds_body_adopt(lua_State *L, ds_buf *b);
 
+/* The bytes of the blocks the pool keeps for the next answers. [-0, +0] */
+DS_HIDDEN size_t ds_body_pool_bytes(lua_State *L);
+
 /* Creates the body metatable and the pool of blocks. [-0, +0] */
 DS_HIDDEN void ds_open_body(lua_State *L);
 

@@ -49,9 +49,11 @@
 #define HTTP_MAX_HEAD_BYTES 65536
 #define HTTP_HEAD_LIMITS "response headers over 100 lines or 65536 bytes"
 /* Response buffers are kept for the next call (no malloc per response) as
- * long as each is at most HTTP_KEEP_BUFFER_MAX and all of them together at
- * most HTTP_KEEP_TOTAL; the rest are released: one huge response, or one
- * wide call, should not pin its memory. The limits keep a poller's answers
+ * long as each is at most HTTP_KEEP_BUFFER_MAX, all of them together at
+ * most HTTP_KEEP_TOTAL, and a body buffer within the moving high-water mark
+ * of recent answers (ds_keep); the rest are released: one huge response, one
+ * wide call, or the pages of a busy hour read by a quiet consumer, should
+ * not pin their memory. The limits keep a poller's answers
  * (up to about 2 MB each, one per request in flight): released and grown
  * again on every poll, they made glibc's heap step up over a long run (RSS
  * wandering by 10%) and faulted their pages in anew. */
@@ -106,6 +108,7 @@ typedef struct {
     char *ca_file; /* owned copy or NULL */
     size_t max_body;
     int body_buffer; /* answers' bodies as body userdata (ds_body.h), not strings */
+    ds_keep body_keep; /* the largest body of each recent call */
 } ds_http;
 
 /* ---------------------------------------------------------------------------
@@ -686,15 +689,17 @@ static void http_push_result(lua_State *L, const ds_http *h, ds_req *r)
     http_push_headers(L, r);
 }
 
-/* After a call: keeps response buffers within HTTP_KEEP_BUFFER_MAX each and
- * HTTP_KEEP_TOTAL in all, and the request slots within HTTP_KEEP_REQS. */
+/* After a call: keeps response buffers within HTTP_KEEP_BUFFER_MAX each,
+ * HTTP_KEEP_TOTAL in all and body buffers within h->body_keep, and the
+ * request slots within HTTP_KEEP_REQS. */
 static void http_trim(ds_http *h)
 {
     size_t kept = 0;
     for (size_t i = 0; i < h->cap_reqs; i++) {
         ds_buf *bufs[2] = {&h->reqs[i].body, &h->reqs[i].head};
         for (int j = 0; j < 2; j++) {
-            if (bufs[j]->cap > HTTP_KEEP_BUFFER_MAX || kept + bufs[j]->cap > HTTP_KEEP_TOTAL)
+            if (bufs[j]->cap > HTTP_KEEP_BUFFER_MAX || kept + bufs[j]->cap > HTTP_KEEP_TOTAL ||
+                (j == 0 && !ds_keep_fits(&h->body_keep, bufs[j]->cap)))
                 ds_buf_free(bufs[j]);
             kept += bufs[j]->cap;
             ds_buf_reset(bufs[j]);
@@ -750,8 +755,13 @@ static int http_push_results(lua_State *L)
 static int http_results(lua_State *L, ds_http *h, size_t n, size_t in_flight, int many)
 {
     int nres = many ? 1 : 3;
+    size_t largest = 0;
     h->busy = 1;
     http_run(h, n, in_flight);
+    for (size_t i = 0; i < n; i++)
+        if (h->reqs[i].body.len > largest)
+            largest = h->reqs[i].body.len;
+    ds_keep_note(&h->body_keep, largest);
     lua_pushcfunction(L, http_push_results);
     lua_pushlightuserdata(L, h);
     lua_pushinteger(L, (lua_Integer)n);
@@ -889,6 +899,19 @@ static int http_close(lua_State *L)
     return 0;
 }
 
+/* h:kept_bytes() -> the bytes of answer buffers kept for the next calls:
+ * the handle's own and, with body = "buffer", the pool of closed bodies'
+ * blocks (shared by the handles of the state) its answers draw from. */
+static int http_kept_bytes(lua_State *L)
+{
+    ds_http *h = luaL_checkudata(L, 1, DS_HTTP_MT);
+    size_t kept = h->body_buffer ? ds_body_pool_bytes(L) : 0;
+    for (size_t i = 0; i < h->cap_reqs; i++)
+        kept += h->reqs[i].body.cap + h->reqs[i].head.cap;
+    lua_pushinteger(L, (lua_Integer)kept);
+    return 1;
+}
+
 static int http_tostring(lua_State *L)
 {
     ds_http *h = luaL_checkudata(L, 1, DS_HTTP_MT);
@@ -969,6 +992,7 @@ static const luaL_Reg http_methods[] = {
     {"post_many", http_post_many},
     {"request", http_request},
     {"close", http_close},
+    {"kept_bytes", http_kept_bytes},
     {NULL, NULL},
 };
 

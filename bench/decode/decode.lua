@@ -11,7 +11,8 @@
 --          the page, built again from a tape recorded once (no JSON read;
 --          bench/lua_build_floor.c)
 -- Prints: RESULT <name> <records/s> <MB/s> <records per page> <bytes>
--- where name is lua_cjson, ours_decode_records or lua_build.
+-- where name is lua_cjson, ours_decode_records or lua_build; under LuaJIT
+-- (ours only) luajit_ours_decode_records.
 -- Timing: CPU time of the process (os.clock: steal and waits on a busy
 -- machine do not count), warm-up run first, then `runs` runs each long enough
 -- to last min_seconds; the median run is reported. GC cost is included.
@@ -25,85 +26,19 @@ if not impl or not file then
 end
 
 local fh = assert(io.open(file, "rb"))
-local text = fh:read("a")
+local text = fh:read("*a")
 fh:close()
 
 local clock = os.clock
+local here = arg[0]:match("^(.*)/[^/]*$") or "."
 
 local name, decode
 
 if impl == "cjson" then
-  local cjson = require("cjson")
-  local cjson_null = cjson.null
-  local byte, char, concat = string.byte, string.char, table.concat
-
-  local B64 = {}
-  local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-  for i = 1, 64 do B64[byte(alphabet, i)] = i - 1 end
-  local function b64decode(s)
-    local out, n = {}, 0
-    for i = 1, #s, 4 do
-      local a, b, c, d = byte(s, i, i + 3)
-      local v = (B64[a] << 18) | (B64[b] << 12) | ((B64[c] or 0) << 6) | (B64[d] or 0)
-      n = n + 1
-      if d == 61 then  -- '='
-        if c == 61 then out[n] = char(v >> 16)
-        else out[n] = char(v >> 16, (v >> 8) & 255) end
-      else
-        out[n] = char(v >> 16, (v >> 8) & 255, v & 255)
-      end
-    end
-    return concat(out)
-  end
-
-  local unmarshall_value
-  local function unmarshall(map)
-    local out = {}
-    for k, av in pairs(map) do out[k] = unmarshall_value(av) end
-    return out
-  end
-  function unmarshall_value(av)
-    local t, v = next(av)
-    if t == "S" then return v
-    elseif t == "N" then return tonumber(v)
-    elseif t == "BOOL" then return v
-    elseif t == "NULL" then return cjson_null
-    elseif t == "M" then return unmarshall(v)
-    elseif t == "L" then
-      local out = {}
-      for i = 1, #v do out[i] = unmarshall_value(v[i]) end
-      return out
-    elseif t == "SS" then
-      local out = {}
-      for i = 1, #v do out[i] = v[i] end
-      return out
-    elseif t == "NS" then
-      local out = {}
-      for i = 1, #v do out[i] = tonumber(v[i]) end
-      return out
-    elseif t == "B" then return b64decode(v)
-    elseif t == "BS" then
-      local out = {}
-      for i = 1, #v do out[i] = b64decode(v[i]) end
-      return out
-    else
-      error("unknown AttributeValue type " .. tostring(t))
-    end
-  end
-
+  package.path = here .. "/?.lua;" .. package.path
+  local decode_page = require("lua_cjson_unmarshall")
   name = "lua_cjson"
-  decode = function()
-    local page = cjson.decode(text)
-    local recs = page.Records
-    for i = 1, #recs do
-      local d = recs[i].dynamodb
-      if d.Keys then d.Keys = unmarshall(d.Keys) end
-      if d.NewImage then d.NewImage = unmarshall(d.NewImage) end
-      if d.OldImage then d.OldImage = unmarshall(d.OldImage) end
-    end
-    return #recs
-  end
-
+  decode = function() return decode_page(text) end
 elseif impl == "ours" then
   local decode_records = require("dynamodb_stream").decode_records
   name = "ours_decode_records"
@@ -113,7 +48,7 @@ elseif impl == "ours" then
     return #recs
   end
 elseif impl == "lua_build" then
-  package.cpath = (arg[0]:match("^(.*)/decode/[^/]*$") or "bench") .. "/out/?.so;" .. package.cpath
+  package.cpath = here .. "/../out/?.so;" .. package.cpath
   local floor = require("lua_build_floor")
   local page = assert(require("dynamodb_stream").decode_records(text))
   local tape = floor.record(page)
@@ -142,6 +77,7 @@ else
   error("unknown IMPL " .. impl)
 end
 
+if jit then name = "luajit_" .. name end
 local nrec = decode()  -- warm-up; also checks the page decodes
 local iters = 1
 while true do
@@ -157,5 +93,5 @@ for r = 1, runs do
   rates[r] = iters / (clock() - t0)
 end
 table.sort(rates)
-local pages = rates[(runs + 1) // 2]
+local pages = rates[math.floor((runs + 1) / 2)]
 print(string.format("RESULT %s %.0f %.1f %d %d", name, pages * nrec, pages * #text / 1e6, nrec, #text))

@@ -5,7 +5,7 @@
 --   BENCH_MODE=fetch: fetch_stream_state() in a loop, as the npm package is
 --     driven (each fetch returns, so holds, the records it delivered).
 --
---   lua5.4 bench/e2e/lua_consumer.lua ENDPOINT STREAM_ARN N
+--   lua5.4 bench/e2e/lua_consumer.lua ENDPOINT STREAM_ARN N      (or luajit)
 -- N = 0 only starts up (creates the client and the stream) and exits: the
 -- startup cost that run.sh subtracts for the marginal CPU per record.
 -- Env BENCH_MAX_PAGES: the consumer's max_pages_per_shard (default: its own).
@@ -14,7 +14,13 @@
 local ds = require("dynamodb_stream")
 local core = require("dynamodb_stream.core")
 
-local endpoint, arn, want = arg[1], arg[2], math.tointeger(tonumber(arg[3] or ""))
+-- An integer from text, or nil (math.tointeger is Lua 5.3+; this runs under LuaJIT too).
+local function int(text)
+  local n = tonumber(text or "")
+  return n and n == math.floor(n) and n or nil
+end
+
+local endpoint, arn, want = arg[1], arg[2], int(arg[3])
 if not (endpoint and arn and want) then
   io.stderr:write("usage: lua_consumer.lua ENDPOINT STREAM_ARN N\n")
   os.exit(2)
@@ -32,7 +38,7 @@ local client = assert(ds.client({
 local stream = ds.new(client, arn, {
   unmarshall = ds.unmarshall,
   start_at = "TRIM_HORIZON",
-  max_pages_per_shard = math.tointeger(tonumber(os.getenv("BENCH_MAX_PAGES") or "")),
+  max_pages_per_shard = int(os.getenv("BENCH_MAX_PAGES")),
 })
 local mode = os.getenv("BENCH_MODE") or "run"
 local events, polls = 0, 0

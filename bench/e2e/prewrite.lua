@@ -3,7 +3,9 @@
 --   inserts (BatchWriteItem puts of new keys), modifies (BatchWriteItem puts
 --   over existing keys, plus a few UpdateItem), deletes (BatchWriteItem deletes).
 --
---   lua5.4 bench/e2e/prewrite.lua ENDPOINT TABLE CHANGES
+--   lua5.4 bench/e2e/prewrite.lua ENDPOINT TABLE CHANGES [PAD]
+-- PAD: bytes of random base64 text added to every item as "pad" (default 0:
+-- items of about 500 bytes; the large items of bench/e2e/run.sh have 4000).
 -- Env: BENCH_ACCESS_KEY_ID / BENCH_SECRET_ACCESS_KEY (default benchkey/benchsecret;
 -- the consumers must use the same key id: DynamoDB Local namespaces tables by
 -- access key and region).
@@ -12,7 +14,8 @@
 local ds = require("dynamodb_stream")
 
 local endpoint, table_name, total = arg[1], arg[2], math.tointeger(tonumber(arg[3] or 20000))
-assert(endpoint and table_name and total, "usage: prewrite.lua ENDPOINT TABLE CHANGES")
+local pad = math.tointeger(tonumber(arg[4] or 0))
+assert(endpoint and table_name and total and pad, "usage: prewrite.lua ENDPOINT TABLE CHANGES [PAD]")
 
 local db = assert(ds.dynamodb({
   endpoint = endpoint,
@@ -49,9 +52,9 @@ local function b64(n)  -- n*4 base64 characters of random bytes
 end
 local function key(i) return string.format("ITEM#%07d", i) end
 
--- A realistic item of about 500 bytes: all the AttributeValue types.
+-- A realistic item of about 500 bytes (plus pad): all the AttributeValue types.
 local function item(i, version)
-  return {
+  local it = {
     pk = { S = key(i) },
     name = { S = WORDS[rnd(#WORDS)] .. " " .. WORDS[rnd(#WORDS)] },
     version = { N = tostring(version) },
@@ -75,6 +78,8 @@ local function item(i, version)
     } },
     notes = { S = WORDS[rnd(#WORDS)] .. " " .. WORDS[rnd(#WORDS)] .. " " .. WORDS[rnd(#WORDS)] },
   }
+  if pad > 0 then it.pad = { S = b64(pad // 4) } end
+  return it
 end
 
 local function batch(requests)

@@ -15,8 +15,9 @@ import os
 import sys
 
 here = os.path.dirname(os.path.abspath(__file__))
-spec = importlib.util.spec_from_file_location(
-    "fake_streams_server", os.path.join(here, "..", "..", "spec", "support", "fake_streams_server.py"))
+support = os.path.join(here, "..", "..", "spec", "support")
+sys.path.insert(0, support)  # fake_streams_server.py imports test_server from there
+spec = importlib.util.spec_from_file_location("fake_streams_server", os.path.join(support, "fake_streams_server.py"))
 fake = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(fake)
 

@@ -1,4 +1,5 @@
--- bench/report.lua's section 7 (replication): the round of median rate of
+-- bench/report.lua: section 1 (decode, every page of gen_page.lua against Node)
+-- and section 7 (replication): the round of median rate of
 -- each copier, the range of its rounds, the ratios, and what was not run.
 
 local helper = require("helper")
@@ -51,5 +52,106 @@ describe("bench/report.lua, section 7", function()
   it("says when the section did not run", function()
     assert.equal("7. Replication throughput:                                   not run\n",
       report({ "META date x" }))
+  end)
+end)
+
+describe("bench/report.lua, section 1", function()
+  local dir, text
+  teardown(function() helper.rmdir(dir) end)
+
+  local function report(lines)
+    local results = dir .. "/results.txt"
+    helper.write_file(results, table.concat(lines, "\n") .. "\n")
+    local out = assert(helper.popen("lua5.4 bench/report.lua " .. results .. " 2>&1"))
+    local text = out:read("*a")
+    assert.is_true(out:close(), text)
+    return text
+  end
+
+  local function row(text, label)
+    return text:match("\n   " .. label:gsub("%p", "%%%0") .. "%s+([^\n]*)")
+  end
+
+  -- Three rounds of every decoder; lines without a page are the "orders" page's.
+  setup(function()
+    dir = helper.tmpdir()
+    text = report({
+      "RESULT ours_decode_records 40000 72.0 1000 1800000",
+      "RESULT luajit_ours_decode_records 50000 90.0 1000 1800000 orders",
+      "RESULT node 10000 18.0 1000 1800000",
+      "RESULT ours_decode_records 90000 54.0 1000 600000 small_items",
+      "RESULT node 30000 18.0 1000 600000 small_items",
+      "RESULT ours_decode_records 36000 64.8 1000 1800000 orders",
+      "RESULT luajit_ours_decode_records 30000 54.0 1000 1800000 orders",
+      "RESULT node 12000 21.6 1000 1800000 orders",
+      "RESULT ours_decode_records 100000 60.0 1000 600000 small_items",
+      "RESULT node 20000 12.0 1000 600000 small_items",
+      "RESULT ours_decode_records 50000 90.0 1000 1800000 orders",
+      "RESULT luajit_ours_decode_records 45000 81.0 1000 1800000 orders",
+      "RESULT node 10000 18.0 1000 1800000 orders",
+      "RESULT ours_decode_records 80000 48.0 1000 600000 small_items",
+      "RESULT node 25000 15.0 1000 600000 small_items",
+    })
+  end)
+
+  it("keeps the orders page's rows, LuaJIT's among them", function()
+    assert.equal("40,000    72.0     35%", row(text, "ours: ds.decode_records(text)"))
+    assert.equal("45,000    81.0     44%", row(text, "ours under LuaJIT"))
+    -- rounds: 4.0, 3.0, 5.0
+    assert.equal("4.00x   3.0-5.0   >= 4x  met", row(text, "ours / Node"))
+    -- rounds: 5.0, 2.5, 4.5
+    assert.equal("4.50x   2.5-5.0   >= 4x  met", row(text, "ours under LuaJIT / Node"))
+  end)
+
+  it("shows every page's ratio to Node, the median of the rounds' ratios", function()
+    assert.equal("1800     40,000     45,000     10,000    4.00x   3.0-5.0  met        4.50x   2.5-5.0  met",
+      row(text, "orders"))
+    -- rounds: 3.0, 5.0, 3.2; no LuaJIT rows for this page
+    assert.equal("600     90,000          -     25,000    3.20x   3.0-5.0  NOT MET  n/a",
+      row(text, "small_items"))
+  end)
+end)
+
+describe("bench/report.lua, section 2", function()
+  local dir
+  setup(function() dir = helper.tmpdir() end)
+  teardown(function() helper.rmdir(dir) end)
+
+  local function report(lines)
+    local results = dir .. "/results.txt"
+    helper.write_file(results, table.concat(lines, "\n") .. "\n")
+    local out = assert(helper.popen("lua5.4 bench/report.lua " .. results .. " 2>&1"))
+    local text = out:read("*a")
+    assert.is_true(out:close(), text)
+    return assert(text:match("\n(2%. End to end.-)\n3%."), text)
+  end
+
+  it("shows small and large items, each against Node of the same items, run and fetch loop alike", function()
+    local text = report({
+      -- name, user, sys, peak RSS KiB, wall, events, polls
+      "E2E node_startup 0.10 0.00 51200 0.30 0 0",
+      "E2E node_dynamodb_stream 1.80 0.20 102400 2.00 20000 20",
+      "E2E ours_startup 0.00 0.00 10240 0.01 0 0",
+      "E2E ours 0.30 0.10 20480 0.50 20000 2",
+      "E2E ours_fetch 0.40 0.10 40960 0.60 20000 2",
+      "E2E ours_luajit 0.20 0.00 15360 0.40 20000 2",
+      "E2E node_dynamodb_stream_large 4.00 0.00 204800 4.00 20000 40",
+      "E2E ours_fetch_large 0.80 0.00 102400 1.00 20000 4",
+    })
+    local small, large = text:match("small items.-\n(.-)\n   large items.-\n(.*)$")
+    local function row(part, label)
+      return ("\n" .. part):match("\n   " .. label:gsub("%p", "%%%0") .. "%s+([^\n]*)")
+    end
+    assert.equal("0.40       20.0       20.0      20.0    0.50     2",
+      row(small, "ours: ds.new + stream:run, defaults (Lua 5.4)"))
+    assert.equal("0.20       10.0          -      15.0    0.40     2", row(small, "ours under LuaJIT: stream:run"))
+    assert.equal("0.20x  <= 0.20x  met", row(small, "CPU per record, run / Node"))
+    assert.equal("0.20x  <= 0.25x  met", row(small, "peak RSS, run / Node"))
+    assert.equal("0.40x  <= 0.25x  NOT MET", row(small, "peak RSS, fetch loop / Node"))
+    assert.equal("0.15x  <= 0.25x  met", row(small, "peak RSS, LuaJIT run / Node"))
+    assert.equal("not run", row(large, "ours: ds.new + stream:run, defaults (Lua 5.4)"))
+    assert.equal("0.20x  <= 0.20x  met", row(large, "CPU per record, fetch loop / Node"))
+    assert.equal("0.50x  <= 0.25x  NOT MET", row(large, "peak RSS, fetch loop / Node"))
+    assert.is_nil(row(large, "peak RSS, run / Node"))
   end)
 end)

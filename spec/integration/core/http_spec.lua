@@ -287,6 +287,53 @@ describe("core.http", function()
     end)
   end)
 
+  describe("answer buffers kept between calls", function()
+    local LARGE, SMALL = 2000000, 1000
+
+    local function get(h, bytes, chunked)
+      local status, body = h:post(base .. "/big?bytes=" .. bytes .. (chunked and "&chunked=1" or ""))
+      assert.equals(200, status)
+      assert.equals(bytes, #body)
+      return body
+    end
+
+    for _, chunked in ipairs({ false, true }) do
+      it(("keep a steady stream of large answers' room, and give it back after 8 small ones (%s)")
+        :format(chunked and "chunked" or "Content-Length"), function()
+        helper.with_close(core.http(), function(h)
+          for _ = 1, 10 do
+            get(h, LARGE, chunked)
+            local kept = h:kept_bytes()
+            assert.is_true(kept >= LARGE and kept <= 2 * LARGE + 65536, kept)
+          end
+          for i = 1, 8 do
+            get(h, SMALL, chunked)
+            local kept = h:kept_bytes()
+            -- while a large answer is among the last 8, its room is kept
+            if i < 8 then assert.is_true(kept >= LARGE, kept) else assert.is_true(kept < 65536, kept) end
+          end
+          get(h, LARGE, chunked)
+          assert.is_true(h:kept_bytes() >= LARGE)
+        end)
+      end)
+    end
+
+    it("with body objects, keep closed large bodies' blocks until 8 small ones followed", function()
+      helper.with_close(core.http({ body = "buffer" }), function(h)
+        local bodies = {}
+        for i = 1, 4 do bodies[i] = get(h, LARGE) end -- held at once, as a fetch of 4 pages
+        for i = 1, 4 do bodies[i]:close() end
+        assert.is_true(h:kept_bytes() >= 4 * LARGE)
+        for i = 1, 8 do
+          get(h, SMALL):close()
+          local kept = h:kept_bytes()
+          -- each answer reuses one block (cut to its size), the others wait in the pool
+          if i < 8 then assert.is_true(kept >= 3 * LARGE, kept) else assert.is_true(kept < 65536, kept) end
+        end
+      end)
+    end)
+  end)
+
   describe("lifetime", function()
     it("close is idempotent and a closed handle raises on post", function()
       local h = core.http()

@@ -222,6 +222,23 @@ describe("core.decode_records", function()
       end
     end)
 
+    it("on every page kind of bench/gen_page.lua --list, both number modes", function()
+      local list = assert(io.popen("lua5.4 bench/gen_page.lua --list"))
+      local kinds = {}
+      for name in list:lines() do kinds[#kinds + 1] = name end
+      assert.is_true(list:close())
+      assert.is_true(#kinds >= 10)
+      for _, kind in ipairs(kinds) do
+        local path = os.tmpname()
+        assert(helper.execute("lua5.4 bench/gen_page.lua --seed 5 --records 40 --page " .. kind .. " " .. path
+          .. " >/dev/null 2>&1"))
+        local text = assert(helper.read_file(path))
+        os.remove(path)
+        check_equal(text)
+        check_equal(text, { numbers = "string" })
+      end
+    end)
+
     it("classifies N like number.c's full rule (fast double path included)", function()
       -- reference: a float when the shortest round-trip text has the same digits
       local function shortest(x)
