@@ -336,7 +336,13 @@ describe("replicate against DynamoDB Local", function()
 
   -- The SIGKILL run ------------------------------------------------------
 
-  it("converges while a writer changes the source, SIGKILLed once in the scan and once in the follow phase",
+  -- The two long runs (a writer, kills, a slowed scan: about 25 s) run in the main
+  -- phases only (helper.main_phase); the other phases run the rest of this file and
+  -- replicate_race_spec, over the same code.
+  local long_it = helper.main_phase() and it
+    or function(title) pending(title .. " (in the Lua 5.4 and LuaJIT phases only)") end
+
+  long_it("converges while a writer changes the source, SIGKILLed once in the scan and once in the follow phase",
     function()
     local src, dst = create(name("kill_src"), "NEW_AND_OLD_IMAGES"), create(name("kill_dst"))
     -- enough that the scan takes a couple of seconds with three segments
@@ -538,7 +544,7 @@ describe("replicate against DynamoDB Local", function()
     return w
   end
 
-  it("the long scan: slowed far beyond the iterator lifetime, every item changed as it is scanned, a writer"
+  long_it("the long scan: slowed far beyond the iterator lifetime, every item changed as it is scanned, a writer"
     .. " running: nothing is lost (pk+sk, 3 segments)", function()
     local src = create(name("long_src"), "NEW_AND_OLD_IMAGES", KEY_PK_SK, DEF_PK_SK)
     local dst = create(name("long_dst"), nil, KEY_PK_SK, DEF_PK_SK)

@@ -17,14 +17,10 @@ local check = require("lease_chaos_check")
 local monotime = require("dynamodb_stream.core").monotime
 
 local HAVE_LEASES, WHY = pcall(require, "dynamodb_stream.leases.coordinator")
--- Under valgrind the spec process itself (timestamps of its kills, the checker
--- over ~25,000 lines) runs many times slower: its timings would mean nothing.
-local UNDER_VALGRIND = (os.getenv("LD_PRELOAD") or ""):find("vgpreload", 1, true) ~= nil
-  or (helper.read_file("/proc/self/maps") or ""):find("vgpreload", 1, true) ~= nil
--- A 90 s timing spec runs where it measures something: Lua 5.4 and LuaJIT (what
--- OpenResty runs). The lease code is plain Lua, which the lease unit specs cover
--- under 5.3 and 5.1; the sanitizers look at C code this spec adds none of.
-local OTHER_PHASE = os.getenv("ASAN_MODULE") ~= nil or (helper.lua ~= "lua5.4" and helper.lua ~= "luajit")
+-- A 90 s timing spec runs where it measures something (helper.main_phase): Lua
+-- 5.4 and LuaJIT, what OpenResty runs. The lease code is plain Lua, which the
+-- lease unit specs cover under 5.3 and 5.1; the sanitizers look at C code this
+-- spec adds none of; under valgrind its timings would mean nothing.
 
 local SEED = 1414
 local SHARDS = 16
@@ -53,7 +49,7 @@ describe("lease chaos: workers killed, added and stopped over a live stream", fu
       .. (tostring(WHY):match("^[^\n]*"):gsub(":$", "")) .. ")")
     return
   end
-  if UNDER_VALGRIND or OTHER_PHASE then
+  if not helper.main_phase() then
     pending("a timing spec of 90 s: run in the Lua 5.4 and LuaJIT phases only")
     return
   end

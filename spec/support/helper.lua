@@ -283,6 +283,21 @@ function helper.deep_copy(t)
   return c
 end
 
+-- Whether this process runs under valgrind (its preload is mapped).
+function helper.under_valgrind()
+  return (os.getenv("LD_PRELOAD") or ""):find("vgpreload", 1, true) ~= nil
+    or (helper.read_file("/proc/self/maps") or ""):find("vgpreload", 1, true) ~= nil
+end
+
+-- Whether this is a main test phase: Lua 5.4 or LuaJIT (what OpenResty runs),
+-- without the sanitizers or valgrind. Long system specs of plain Lua run only
+-- there: the other phases run the unit specs of the same code, and their timings
+-- would mean nothing under valgrind.
+function helper.main_phase()
+  return os.getenv("ASAN_MODULE") == nil and (helper.lua == "lua5.4" or helper.lua == "luajit")
+    and not helper.under_valgrind()
+end
+
 -- The shell command that runs bin/dynamodb-stream with this interpreter and the
 -- spec's module paths, against DynamoDB Local (opts: helper.local_opts(...), its
 -- credentials in the environment and nothing else of ours: HOME = dir, no ~/.aws).
