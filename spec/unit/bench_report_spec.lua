@@ -4,22 +4,29 @@
 
 local helper = require("helper")
 
+-- bench/report.lua's whole output for these results lines (written in dir).
+local function full_report(dir, lines)
+  local results = dir .. "/results.txt"
+  helper.write_file(results, table.concat(lines, "\n") .. "\n")
+  local out = assert(helper.popen("lua5.4 bench/report.lua " .. results .. " 2>&1"))
+  local text = out:read("*a")
+  assert.is_true(out:close(), text)
+  return text
+end
+
+-- What follows a row's label in text (a report or a part of one).
+local function row(text, label)
+  return ("\n" .. text):match("\n   " .. label:gsub("%p", "%%%0") .. "%s+([^\n]*)")
+end
+
 describe("bench/report.lua, section 7", function()
   local dir
   setup(function() dir = helper.tmpdir() end)
   teardown(function() helper.rmdir(dir) end)
 
   local function report(lines)
-    local results = dir .. "/results.txt"
-    helper.write_file(results, table.concat(lines, "\n") .. "\n")
-    local out = assert(helper.popen("lua5.4 bench/report.lua " .. results .. " 2>&1"))
-    local text = out:read("*a")
-    assert.is_true(out:close(), text)
+    local text = full_report(dir, lines)
     return assert(text:match("\n(7%. Replication.*)$"), text)
-  end
-
-  local function row(text, label)
-    return text:match("\n   " .. label:gsub("%p", "%%%0") .. "%s+([^\n]*)")
   end
 
   it("shows each copier's round of median rate, the range of its rounds, and the ratios", function()
@@ -59,18 +66,7 @@ describe("bench/report.lua, section 1", function()
   local dir, text
   teardown(function() helper.rmdir(dir) end)
 
-  local function report(lines)
-    local results = dir .. "/results.txt"
-    helper.write_file(results, table.concat(lines, "\n") .. "\n")
-    local out = assert(helper.popen("lua5.4 bench/report.lua " .. results .. " 2>&1"))
-    local text = out:read("*a")
-    assert.is_true(out:close(), text)
-    return text
-  end
-
-  local function row(text, label)
-    return text:match("\n   " .. label:gsub("%p", "%%%0") .. "%s+([^\n]*)")
-  end
+  local function report(lines) return full_report(dir, lines) end
 
   -- Three rounds of every decoder; lines without a page are the "orders" page's.
   setup(function()
@@ -118,11 +114,7 @@ describe("bench/report.lua, section 2", function()
   teardown(function() helper.rmdir(dir) end)
 
   local function report(lines)
-    local results = dir .. "/results.txt"
-    helper.write_file(results, table.concat(lines, "\n") .. "\n")
-    local out = assert(helper.popen("lua5.4 bench/report.lua " .. results .. " 2>&1"))
-    local text = out:read("*a")
-    assert.is_true(out:close(), text)
+    local text = full_report(dir, lines)
     return assert(text:match("\n(2%. End to end.-)\n3%."), text)
   end
 
@@ -139,9 +131,6 @@ describe("bench/report.lua, section 2", function()
       "E2E ours_fetch_large 0.80 0.00 102400 1.00 20000 4",
     })
     local small, large = text:match("small items.-\n(.-)\n   large items.-\n(.*)$")
-    local function row(part, label)
-      return ("\n" .. part):match("\n   " .. label:gsub("%p", "%%%0") .. "%s+([^\n]*)")
-    end
     assert.equal("0.40       20.0       20.0      20.0    0.50     2",
       row(small, "ours: ds.new + stream:run, defaults (Lua 5.4)"))
     assert.equal("0.20       10.0          -      15.0    0.40     2", row(small, "ours under LuaJIT: stream:run"))
