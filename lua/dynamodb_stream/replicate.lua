@@ -99,37 +99,37 @@ local function create_target(client, name, source, key)
 end
 
 -- The source checked: its description and key, or nil, err.
-local function source_table(o, source_client)
-  local key, source = table_key.read(source_client, o.source, "source")
+local function source_table(opts, source_client)
+  local key, source = table_key.read(source_client, opts.source, "source")
   if not key then return nil, source end
   local spec = source.StreamSpecification or {}
   local view = spec.StreamViewType
   if spec.StreamEnabled ~= true or type(source.LatestStreamArn) ~= "string" then
-    return fail("NoStream", "source table '" .. o.source .. "' has no stream: enable one with StreamViewType"
+    return fail("NoStream", "source table '" .. opts.source .. "' has no stream: enable one with StreamViewType"
       .. " NEW_IMAGE or NEW_AND_OLD_IMAGES")
   end
   if not IMAGE_VIEWS[view] then
-    return fail("NoStream", "source table '" .. o.source .. "' has a " .. tostring(view) .. " stream;"
+    return fail("NoStream", "source table '" .. opts.source .. "' has a " .. tostring(view) .. " stream;"
       .. " replication needs NEW_IMAGE or NEW_AND_OLD_IMAGES")
   end
   return source, key
 end
 
 -- The target checked against the source's key (and made when asked): true, or nil, err.
-local function target_table(o, target_client, source, key)
-  local target, err = table_key.describe(target_client, o.target, "target")
-  if not target and err.code == "ResourceNotFoundException" and o.create_target then
-    target, err = create_target(target_client, o.target, source, key)
+local function target_table(opts, target_client, source, key)
+  local target, err = table_key.describe(target_client, opts.target, "target")
+  if not target and err.code == "ResourceNotFoundException" and opts.create_target then
+    target, err = create_target(target_client, opts.target, source, key)
   end
   if not target then
-    if err.code == "ResourceNotFoundException" and not o.create_target then
+    if err.code == "ResourceNotFoundException" and not opts.create_target then
       err.message = err.message .. " (create_target, or --create-target, makes it)"
     end
     return nil, err
   end
   local target_key = table_key.of(target)
   if not target_key or target_key.text ~= key.text then
-    return fail("KeySchemaMismatch", "target table '" .. o.target .. "' has the key " .. tostring(target_key
+    return fail("KeySchemaMismatch", "target table '" .. opts.target .. "' has the key " .. tostring(target_key
       and target_key.text) .. "; the source's is " .. key.text)
   end
   return true
@@ -140,16 +140,16 @@ end
 -- The loaded checkpoint checked against this replication: the state, false
 -- when there is none, or nil, err. Its stream is checked once the source's is
 -- known (arn given).
-local function saved_state(saved, o, arn)
+local function saved_state(saved, opts, arn)
   if saved == nil then return false end
-  local what = "checkpoint " .. o.checkpoint
+  local what = "checkpoint " .. opts.checkpoint
   if type(saved) ~= "table" or saved.version ~= VERSION or type(saved.scan) ~= "table"
       or type(saved.shards) ~= "table" or (saved.phase ~= "scan" and saved.phase ~= "follow")
       or not (compat.is_integer(saved.scan.segments) and saved.scan.segments >= 1
         and saved.scan.segments <= MAX_SEGMENTS) then
     return fail("BadCheckpoint", what .. " is not a replication checkpoint (of this version)")
   end
-  if saved.source ~= o.source or saved.target ~= o.target then
+  if saved.source ~= opts.source or saved.target ~= opts.target then
     return fail("CheckpointMismatch", what .. " is of the replication of '" .. tostring(saved.source) .. "' into '"
       .. tostring(saved.target) .. "'")
   end
@@ -158,7 +158,7 @@ local function saved_state(saved, o, arn)
       .. "; the source's stream is now " .. arn .. " (disabled and enabled again? what changed in between"
       .. " is not in either: delete the checkpoint to copy the table again)")
   end
-  if saved.phase == "scan" and o.segments and o.segments ~= saved.scan.segments then
+  if saved.phase == "scan" and opts.segments and opts.segments ~= saved.scan.segments then
     return fail("CheckpointMismatch", what .. " is in the middle of a scan in " .. tostring(saved.scan.segments)
       .. " segments; run with that many, or delete it to start again")
   end
@@ -206,16 +206,15 @@ end
 function M.replicate(opts)
   checked_options(opts)
   local ds = require("dynamodb_stream")
-  local o = opts
-  local source_client = o.dynamodb or ds.dynamodb(o.client)
-  local target_client = o.target_dynamodb or source_client
-  local streams = o.streams or ds.client(o.client)
-  local store = o.checkpoint and checkpoint.file(o.checkpoint)
+  local source_client = opts.dynamodb or ds.dynamodb(opts.client)
+  local target_client = opts.target_dynamodb or source_client
+  local streams = opts.streams or ds.client(opts.client)
+  local store = opts.checkpoint and checkpoint.file(opts.checkpoint)
   local watching = false
 
   local reported = {}
   local function report(err)
-    if o.on_error then return o.on_error(err) end
+    if opts.on_error then return opts.on_error(err) end
     local kind = tostring(err.operation) .. "|" .. tostring(err.code)
     if reported[kind] then return end
     reported[kind] = true
@@ -231,27 +230,27 @@ function M.replicate(opts)
       if lerr then return nil, lerr end
     end
     -- every check before the target is touched
-    local saved, err = saved_state(loaded, o)
+    local saved, err = saved_state(loaded, opts)
     if saved == nil then return nil, err end
-    local source, key = source_table(o, source_client)
+    local source, key = source_table(opts, source_client)
     if not source then return nil, key end
     local arn = source.LatestStreamArn
-    saved, err = saved_state(loaded, o, arn)
+    saved, err = saved_state(loaded, opts, arn)
     if saved == nil then return nil, err end
     local Stream = require("dynamodb_stream.stream")
     local stream = Stream.new(streams, arn, { start_at = "LATEST" })
     if saved then
       local ok, bad = pcall(stream.set_shard_state, stream, saved.shards)
-      if not ok then return fail("BadCheckpoint", "checkpoint " .. o.checkpoint .. ": " .. tostring(bad)) end
+      if not ok then return fail("BadCheckpoint", "checkpoint " .. opts.checkpoint .. ": " .. tostring(bad)) end
     end
     local made
-    made, err = target_table(o, target_client, source, key)
+    made, err = target_table(opts, target_client, source, key)
     if not made then return nil, err end
     local pending = {}
     stream:on("record", function(record) pending[#pending + 1] = record end)
 
     local scan = saved and saved.scan or {}
-    local segments = scan.segments or o.segments or 1
+    local segments = scan.segments or opts.segments or 1
     local positions = positions_from(scan.positions)
     local phase = saved and saved.phase or "scan"
     local counts = { scanned = tonumber(scan.scanned) or 0, written = tonumber(scan.written) or 0,
@@ -270,8 +269,8 @@ function M.replicate(opts)
     -- The request that leaves the target with image (a wire item) as transform
     -- makes it; nil when a scanned item is skipped.
     local function put_request(image, from_stream)
-      if not o.transform then return { PutRequest = { Item = image } } end
-      local ok, value = pcall(o.transform, core.unmarshall(image))
+      if not opts.transform then return { PutRequest = { Item = image } } end
+      local ok, value = pcall(opts.transform, core.unmarshall(image))
       if not ok then
         error({ replicate_error = errors.new({ code = "TransformError", retryable = false,
           message = "transform raised: " .. tostring(value) }) })
@@ -308,14 +307,14 @@ function M.replicate(opts)
     end
 
     local signalled
-    if o.stop_on_signals then
+    if opts.stop_on_signals then
       local ok, werr = core.watch_stop_signals(true)
       if not ok then return fail("SignalError", tostring(werr)) end
       watching = true
       signalled = core.stop_signal
     end
     local started = core.monotime()
-    local deadline = o.duration and started + o.duration
+    local deadline = opts.duration and started + opts.duration
     local function stopping()
       return (signalled and signalled() ~= nil) or (deadline and core.monotime() >= deadline)
     end
@@ -326,7 +325,7 @@ function M.replicate(opts)
     local function write(requests)
       local attempt = 0
       while #requests > 0 do
-        local done, werr = batch_write.all(target_client, o.target, requests, { key = names })
+        local done, werr = batch_write.all(target_client, opts.target, requests, { key = names })
         if done then return true end
         if not (werr.retryable or errors.retryable(werr)) then return nil, werr end
         report(werr)
@@ -339,15 +338,15 @@ function M.replicate(opts)
 
     local function save()
       if not store then return true end
-      return store:save({ version = VERSION, source = o.source, target = o.target, stream_arn = arn,
+      return store:save({ version = VERSION, source = opts.source, target = opts.target, stream_arn = arn,
         phase = phase, changes = counts.changes, shards = stream:get_shard_state(),
         scan = { segments = segments, positions = positions_to(positions), scanned = counts.scanned,
           written = counts.written } })
     end
 
     local function tell(done)
-      if not o.progress then return end
-      o.progress({ phase = phase, scanned = counts.scanned, estimated = estimated, written = counts.written,
+      if not opts.progress then return end
+      opts.progress({ phase = phase, scanned = counts.scanned, estimated = estimated, written = counts.written,
         changes = counts.changes, lag = lag, caught_up = caught_up, elapsed = core.monotime() - started,
         done = done or false })
     end
@@ -372,7 +371,7 @@ function M.replicate(opts)
       local items, reached, scan_failed = {}, {}, nil
       -- no page is read before the stream was opened (and is read) in this step
       if phase == "scan" and fetched then
-        pages_of = pages_of or pages.scan(source_client, { TableName = o.source, ConsistentRead = true,
+        pages_of = pages_of or pages.scan(source_client, { TableName = opts.source, ConsistentRead = true,
           segments = segments }, "replicate", positions)
         -- one whole round of calls, sent after the fetch: no page read before it
         -- may wait in the iterator for a later step (it would be older than
@@ -415,7 +414,7 @@ function M.replicate(opts)
       if not saved_ok then return nil, serr end
       tell(false)
       if fatal then return nil, fatal end
-      if o.until_caught_up and caught_up then return "stopped" end
+      if opts.until_caught_up and caught_up then return "stopped" end
       if scan_failed then
         if not errors.retryable(scan_failed) then return nil, scan_failed end
         report(scan_failed)

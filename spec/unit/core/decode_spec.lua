@@ -211,15 +211,18 @@ describe("core.decode_records", function()
       assert.is_nil(getmetatable(ok[1].dynamodb.NewImage)) -- no __binary left for a replaced B
     end)
 
+    -- A page of bench/gen_page.lua (its arguments), checked in both number modes.
+    local function check_generated(args)
+      local path = os.tmpname()
+      assert(helper.execute("lua5.4 bench/gen_page.lua " .. args .. " " .. path .. " >/dev/null 2>&1"))
+      local text = assert(helper.read_file(path))
+      os.remove(path)
+      check_equal(text)
+      check_equal(text, { numbers = "string" })
+    end
+
     it("on generated pages (bench/gen_page.lua, several seeds), both number modes", function()
-      for _, seed in ipairs({ 1, 42, 1234 }) do
-        local path = os.tmpname()
-        assert(helper.execute("lua5.4 bench/gen_page.lua --seed " .. seed .. " --records 150 " .. path .. " >/dev/null 2>&1"))
-        local text = assert(helper.read_file(path))
-        os.remove(path)
-        check_equal(text)
-        check_equal(text, { numbers = "string" })
-      end
+      for _, seed in ipairs({ 1, 42, 1234 }) do check_generated("--seed " .. seed .. " --records 150") end
     end)
 
     it("on every page kind of bench/gen_page.lua --list, both number modes", function()
@@ -228,15 +231,7 @@ describe("core.decode_records", function()
       for name in list:lines() do kinds[#kinds + 1] = name end
       assert.is_true(list:close())
       assert.is_true(#kinds >= 10)
-      for _, kind in ipairs(kinds) do
-        local path = os.tmpname()
-        assert(helper.execute("lua5.4 bench/gen_page.lua --seed 5 --records 40 --page " .. kind .. " " .. path
-          .. " >/dev/null 2>&1"))
-        local text = assert(helper.read_file(path))
-        os.remove(path)
-        check_equal(text)
-        check_equal(text, { numbers = "string" })
-      end
+      for _, kind in ipairs(kinds) do check_generated("--seed 5 --records 40 --page " .. kind) end
     end)
 
     it("classifies N like number.c's full rule (fast double path included)", function()
