@@ -40,28 +40,35 @@ static void av_setmt(lua_State *L, const av_ctx *c, int which)
     }
 }
 
-static unsigned keys_hash(const char *s, size_t n)
+/* The words that identify a string of 1..DS_KEYS_MAXLEN bytes with its
+ * length: its first and last 8 bytes, and bytes 8..16 when it is longer
+ * than 16 (shorter ones zero-padded), so together they cover every byte. */
+static void keys_words(const char *s, size_t n, uint64_t w[3])
 {
-    unsigned long long a = 0, b = 0;
-    if (n >= 8) {
-        memcpy(&a, s, 8);
-        memcpy(&b, s + n - 8, 8);
-    } else {
-        memcpy(&a, s, n);
+    w[0] = w[1] = w[2] = 0;
+    if (n < 8) {
+        size_t i;
+        for (i = 0; i < n; i++)
+            w[0] |= (uint64_t)(unsigned char)s[i] << (8 * i);
+        return;
     }
-    a = (a ^ (b * 0x9E3779B97F4A7C15ull) ^ n) * 0xBF58476D1CE4E5B9ull;
-    return (unsigned)(a >> 40);
+    memcpy(&w[0], s, 8);
+    memcpy(&w[2], s + n - 8, 8);
+    if (n > 16)
+        memcpy(&w[1], s + 8, 8);
 }
 
 void ds_keys_push(lua_State *L, ds_keys *k, const char *s, size_t n)
 {
+    uint64_t w[3];
     unsigned h;
     if (n == 0 || n > DS_KEYS_MAXLEN) {
         lua_pushlstring(L, s, n);
         return;
     }
-    h = keys_hash(s, n) & (DS_KEYS_SLOTS - 1);
-    if (k->slot[h].len == n && memcmp(k->slot[h].bytes, s, n) == 0) {
+    keys_words(s, n, w);
+    h = (unsigned)(((w[0] ^ (w[2] * 0x9E3779B97F4A7C15ull) ^ n) * 0xBF58476D1CE4E5B9ull) >> 40) & (DS_KEYS_SLOTS - 1);
+    if (k->slot[h].len == n && k->slot[h].w[0] == w[0] && k->slot[h].w[1] == w[1] && k->slot[h].w[2] == w[2]) {
         lua_rawgeti(L, k->table, (lua_Integer)h + 1);
         return;
     }
@@ -69,7 +76,7 @@ void ds_keys_push(lua_State *L, ds_keys *k, const char *s, size_t n)
     lua_pushvalue(L, -1);
     k->slot[h].len = 0; /* the slot is consistent again only after the rawseti */
     lua_rawseti(L, k->table, (lua_Integer)h + 1);
-    memcpy(k->slot[h].bytes, s, n);
+    memcpy(k->slot[h].w, w, sizeof w);
     k->slot[h].len = (unsigned char)n;
 }
 

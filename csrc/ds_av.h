@@ -4,6 +4,8 @@
 #ifndef DS_AV_H
 #define DS_AV_H
 
+#include <stdint.h>
+
 #include "ds.h"
 #include "ds_lua.h"
 
@@ -25,16 +27,17 @@ DS_HIDDEN void ds_unmarshall_table(lua_State *L, int idx, const ds_path *path, i
 DS_HIDDEN int ds_av_numbers_opt(lua_State *L, int idx);
 
 /* A cache of short Lua strings by their bytes, for names that repeat from
- * record to record: a hit is a memcmp and an array read instead of Lua's
- * string interning. The strings live in a Lua table (slot i at [i + 1]) at
- * stack index `table` while the cache is used; the bytes are kept here. */
+ * record to record: a hit is three word compares and an array read instead
+ * of Lua's string interning. The strings live in a Lua table (slot i at
+ * [i + 1]) at stack index `table` while the cache is used; their words are
+ * kept here. */
 #define DS_KEYS_SLOTS  1024
 #define DS_KEYS_MAXLEN 24
 typedef struct ds_keys {
     int table;
     struct {
         unsigned char len; /* 0: empty */
-        char bytes[DS_KEYS_MAXLEN];
+        uint64_t w[3];     /* keys_words of the string (ds_av.c) */
     } slot[DS_KEYS_SLOTS];
 } ds_keys;
 

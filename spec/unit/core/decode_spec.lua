@@ -281,6 +281,31 @@ describe("core.decode_records", function()
         end
       end
     end)
+
+    it("tells apart map keys that differ in any one byte (the key cache)", function()
+      -- Keys of 1..30 bytes, each then changed at every position in turn: a
+      -- cache that compared only some of a key's bytes would give back the
+      -- earlier key's string for the later one.
+      local records = {}
+      for n = 1, 30 do
+        local base = string.rep("k", n)
+        local attrs = { string.format("%q:{\"S\":%q}", base, base) }
+        for i = 1, n do
+          local key = base:sub(1, i - 1) .. "x" .. base:sub(i + 1)
+          attrs[#attrs + 1] = string.format("%q:{\"S\":%q}", key, key)
+        end
+        records[#records + 1] = record(n, '"Keys":{"pk":{"S":"p"}},"NewImage":{' .. table.concat(attrs, ",") .. "}")
+      end
+      local recs = assert(core.decode_records(page(records)))
+      for n = 1, 30 do
+        local image, count = recs[n].dynamodb.NewImage, 0
+        for k, v in pairs(image) do
+          assert.equals(k, v)
+          count = count + 1
+        end
+        assert.equals(n + 1, count)
+      end
+    end)
   end)
 
   describe("errors", function()
