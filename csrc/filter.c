@@ -84,6 +84,19 @@ typedef struct {
     int first, last, next; /* children and next sibling, -1 for none */
 } jnode;
 
+/* What a record read needs of the record (ds_filter_match): a tree of the
+ * paths the patterns name. A member no path names is checked for syntax and
+ * makes no node (a leaf's matchers see no value in an object, so the members
+ * of an object at a leaf's path are not needed either); under a dotted key
+ * or a `whole` path everything is read. */
+typedef struct {
+    size_t key, keylen; /* in the filter's pool */
+    int first, next;    /* children and next sibling, -1 for none */
+    int whole;          /* read all of the value */
+} wnode;
+
+enum { WANT_ALL = -1, WANT_NONE = -2 }; /* a read's want, besides a wnode index */
+
 /* The members of the record objects that merge (those with dotted keys) by
  * (object, key), so that an insert finds its same-named member without
  * scanning the object: open addressing over node indices, -1 empty. */
@@ -101,6 +114,8 @@ typedef struct {
     size_t len, pos;
     int record; /* read as a record: dotted keys split, same-named objects merged */
     int max_depth;
+    const wnode *wants; /* with want >= 0: the paths to read (keys in pool) */
+    const char *pool;
     const char *err;
 } jtree;
 
@@ -196,13 +211,18 @@ static int jstring(jtree *t, const char **s, size_t *len)
     return 0;
 }
 
-static int jvalue(jtree *t, int depth);
+static int jvalue(jtree *t, int depth, int want);
 
 /* 1 when the JSON number s is beyond a double (strtod gives an infinity). */
 static int beyond_double(const char *s, size_t n)
 {
     char text[DS_NUM_MAX_DIGITS + 32];
     ds_decimal d;
+    size_t i;
+    for (i = 0; i < n && s[i] != 'e' && s[i] != 'E'; i++)
+        ;
+    if (i == n && n < 300) /* no exponent and fewer than 300 digits: below 1e300 */
+        return 0;
     if (ds_decimal_parse(s, n, &d) != DS_NUM_OK || d.ndig == 0 || d.exp < 308)
         return 0;
     /* the first 38 digits decide: only a rounding at DBL_MAX would need more */
@@ -367,9 +387,23 @@ static int jput(jtree *t, int o, const char *k, size_t klen, int v)
     return jinsert(t, o, v);
 }
 
-static int jobject(jtree *t, int depth)
+/* The want of member k of an object read under want w (>= 0). */
+static int jwant(const jtree *t, int w, const char *k, size_t n)
 {
-    int o = jnew(t, J_OBJECT);
+    const char *dot = memchr(k, '.', n);
+    size_t seg = dot != NULL ? (size_t)(dot - k) : n;
+    int c;
+    for (c = t->wants[w].first; c >= 0; c = t->wants[c].next)
+        if (t->wants[c].keylen == seg && memcmp(t->pool + t->wants[c].key, k, seg) == 0)
+            return dot != NULL || t->wants[c].whole ? WANT_ALL : c;
+    return WANT_NONE;
+}
+
+/* Objects, arrays and values read under want: WANT_NONE checks the syntax
+ * and returns 0 without making a node. */
+static int jobject(jtree *t, int depth, int want)
+{
+    int o = want == WANT_NONE ? 0 : jnew(t, J_OBJECT);
     if (o < 0)
         return -1;
     t->pos = ds_json_skip_ws(t->text, t->len, t->pos + 1);
@@ -380,7 +414,7 @@ static int jobject(jtree *t, int depth)
     for (;;) {
         const char *k;
         size_t klen;
-        int v;
+        int v, member_want;
         if (t->pos >= t->len || t->text[t->pos] != '"')
             return jfail(t, "expected a key");
         if (jstring(t, &k, &klen) < 0)
@@ -389,10 +423,11 @@ static int jobject(jtree *t, int depth)
         if (t->pos >= t->len || t->text[t->pos] != ':')
             return jfail(t, "expected ':'");
         t->pos = ds_json_skip_ws(t->text, t->len, t->pos + 1);
-        if ((v = jvalue(t, depth + 1)) < 0)
+        member_want = want >= 0 ? jwant(t, want, k, klen) : want;
+        if ((v = jvalue(t, depth + 1, member_want)) < 0)
             return -1;
-        if (t->record) {
-            if (jput(t, o, k, klen, v) < 0)
+        if (t->record) { /* wants are for records only */
+            if (member_want != WANT_NONE && jput(t, o, k, klen, v) < 0)
                 return -1;
         } else {
             t->v[v].key = k;
@@ -412,9 +447,9 @@ static int jobject(jtree *t, int depth)
     }
 }
 
-static int jarray(jtree *t, int depth)
+static int jarray(jtree *t, int depth, int want)
 {
-    int a = jnew(t, J_ARRAY);
+    int a = want == WANT_NONE ? 0 : jnew(t, J_ARRAY);
     if (a < 0)
         return -1;
     t->pos = ds_json_skip_ws(t->text, t->len, t->pos + 1);
@@ -423,10 +458,11 @@ static int jarray(jtree *t, int depth)
         return a;
     }
     for (;;) {
-        int v = jvalue(t, depth + 1);
+        int v = jvalue(t, depth + 1, want); /* a pattern reads an array's elements as the array */
         if (v < 0)
             return -1;
-        jappend(t, a, v);
+        if (want != WANT_NONE)
+            jappend(t, a, v);
         t->pos = ds_json_skip_ws(t->text, t->len, t->pos);
         if (t->pos < t->len && t->text[t->pos] == ',') {
             t->pos = ds_json_skip_ws(t->text, t->len, t->pos + 1);
@@ -440,16 +476,16 @@ static int jarray(jtree *t, int depth)
     }
 }
 
-static int jliteral(jtree *t, const char *word, int kind)
+static int jliteral(jtree *t, const char *word, int kind, int want)
 {
     size_t n = strlen(word);
     if (t->len - t->pos < n || memcmp(t->text + t->pos, word, n) != 0)
         return jfail(t, "unexpected character");
     t->pos += n;
-    return jnew(t, kind);
+    return want == WANT_NONE ? 0 : jnew(t, kind);
 }
 
-static int jvalue(jtree *t, int depth)
+static int jvalue(jtree *t, int depth, int want)
 {
     const char *x = t->text;
     int v;
@@ -458,23 +494,33 @@ static int jvalue(jtree *t, int depth)
     if ((x[t->pos] == '{' || x[t->pos] == '[') && depth > t->max_depth)
         return jfail(t, "nested too deeply");
     switch (x[t->pos]) {
-    case '{': return jobject(t, depth);
-    case '[': return jarray(t, depth);
-    case 't': return jliteral(t, "true", J_TRUE);
-    case 'f': return jliteral(t, "false", J_FALSE);
-    case 'n': return jliteral(t, "null", J_NULL);
+    case '{': return jobject(t, depth, want);
+    case '[': return jarray(t, depth, want);
+    case 't': return jliteral(t, "true", J_TRUE, want);
+    case 'f': return jliteral(t, "false", J_FALSE, want);
+    case 'n': return jliteral(t, "null", J_NULL, want);
     case '"':
+        if (want == WANT_NONE) {
+            const char *skipped;
+            size_t n;
+            return jstring(t, &skipped, &n) < 0 ? -1 : 0;
+        }
         if ((v = jnew(t, J_STRING)) < 0 || jstring(t, &t->v[v].s, &t->v[v].len) < 0)
             return -1;
         return v;
     default: {
         size_t i = t->pos;
-        while (i < t->len && (strchr("+-.eE", x[i]) != NULL || (x[i] >= '0' && x[i] <= '9')) && x[i] != '\0')
+        while (i < t->len && ((x[i] >= '0' && x[i] <= '9') || x[i] == '.' || x[i] == '-' || x[i] == '+' ||
+                              x[i] == 'e' || x[i] == 'E'))
             i++;
         if (i == t->pos || !ds_json_number_ok(x + t->pos, i - t->pos))
             return jfail(t, "bad number or unexpected character");
         if (beyond_double(x + t->pos, i - t->pos))
             return jfail(t, "number out of range"); /* as json_decode: the decoder's paths agree */
+        if (want == WANT_NONE) {
+            t->pos = i;
+            return 0;
+        }
         if ((v = jnew(t, J_NUMBER)) < 0)
             return -1;
         t->v[v].s = x + t->pos;
@@ -485,9 +531,10 @@ static int jvalue(jtree *t, int depth)
     }
 }
 
-/* Reads the JSON value at text[0..len) (after whitespace) into t; its root
- * is node 0. Returns 0, or -1 with t->err. */
-static int jread(jtree *t, const char *text, size_t len, int record, int max_depth)
+/* Reads the JSON value at text[0..len) (after whitespace) into t, under
+ * want (WANT_ALL, or the root of t->wants); its root is node 0. Returns 0,
+ * or -1 with t->err. */
+static int jread(jtree *t, const char *text, size_t len, int record, int max_depth, int want)
 {
     t->n = 0;
     t->text = text;
@@ -503,7 +550,7 @@ static int jread(jtree *t, const char *text, size_t len, int record, int max_dep
     if (ds_buf_reserve(&t->strings, len + 1) == NULL)
         return jfail(t, "out of memory");
     t->pos = ds_json_skip_ws(text, len, 0);
-    return jvalue(t, 1) < 0 ? -1 : 0;
+    return jvalue(t, 1, want) < 0 ? -1 : 0;
 }
 
 static void jfree(jtree *t)
@@ -672,6 +719,8 @@ struct ds_filter {
     ds_buf pool;
     int roots[DS_FILTER_MAX_FILTERS];
     int nroots;
+    wnode *wants; /* what a record read needs; 0 is the record */
+    size_t nwants, capwants;
     jtree rec;   /* the record being matched */
     ds_buf fold; /* a record string folded */
     ds_buf verdicts; /* ds_filter_match_page's answer */
@@ -1130,6 +1179,68 @@ static unsigned long combinations(const ds_filter *f, int node)
     return total;
 }
 
+/* The child of want node w for key k (pool offset), made when missing. */
+static int want_child(ds_filter *f, int w, size_t key, size_t keylen)
+{
+    int c;
+    for (c = f->wants[w].first; c >= 0; c = f->wants[c].next)
+        if (f->wants[c].keylen == keylen && memcmp(POOL(f, f->wants[c].key), POOL(f, key), keylen) == 0)
+            return c;
+    if ((c = grow((void **)&f->wants, &f->nwants, &f->capwants, sizeof(wnode))) < 0)
+        return -1;
+    f->wants[c].key = key;
+    f->wants[c].keylen = keylen;
+    f->wants[c].first = -1;
+    f->wants[c].whole = 0;
+    f->wants[c].next = f->wants[w].first;
+    f->wants[w].first = c;
+    return c;
+}
+
+/* Adds the paths of pattern node pn (its fields and $or alternatives) under
+ * want node w. */
+static int want_paths(ds_filter *f, int w, int pn)
+{
+    int i, a;
+    for (i = f->nodes[pn].first_field; i >= 0; i = f->fields[i].next) {
+        int child = f->fields[i].child, c = want_child(f, w, f->fields[i].key, f->fields[i].keylen);
+        if (c < 0 || want_paths(f, c, child) < 0)
+            return -1;
+    }
+    for (i = f->nodes[pn].first_or; i >= 0; i = f->ors[i].next_or)
+        for (a = i; a >= 0; a = f->ors[a].next_alt)
+            if (want_paths(f, w, f->ors[a].node) < 0)
+                return -1;
+    return 0;
+}
+
+/* The record's paths to read: every pattern's, userIdentity (renamed in
+ * place, lambda_shape) and dynamodb.SequenceNumber (ds_filter_sequence_number). */
+static int want_build(ds_filter *f)
+{
+    static const char *const always[][2] = {{"userIdentity", NULL}, {"dynamodb", "SequenceNumber"}};
+    size_t i, j, off;
+    int root, w;
+    if ((root = grow((void **)&f->wants, &f->nwants, &f->capwants, sizeof(wnode))) < 0)
+        return -1;
+    f->wants[root].first = -1;
+    f->wants[root].whole = 0;
+    f->wants[root].key = f->wants[root].keylen = 0;
+    for (i = 0; i < (size_t)f->nroots; i++)
+        if (want_paths(f, root, f->roots[i]) < 0)
+            return -1;
+    for (i = 0; i < sizeof always / sizeof always[0]; i++) {
+        for (j = 0, w = root; j < 2 && always[i][j] != NULL; j++) {
+            off = f->pool.len;
+            if (ds_buf_append(&f->pool, always[i][j], strlen(always[i][j])) < 0 ||
+                (w = want_child(f, w, off, strlen(always[i][j]))) < 0)
+                return -1;
+        }
+        f->wants[w].whole = 1;
+    }
+    return 0;
+}
+
 static int compile_pattern(compiler *c, const char *text, size_t len)
 {
     size_t i, chars = 0;
@@ -1138,7 +1249,7 @@ static int compile_pattern(compiler *c, const char *text, size_t len)
         chars += ((unsigned char)text[i] & 0xC0) != 0x80;
     if (chars > DS_FILTER_MAX_PATTERN)
         return cfail(c, NULL, "longer than 4096 characters");
-    if (jread(c->t, text, len, 0, DS_FILTER_MAX_PATTERN_DEPTH) < 0) {
+    if (jread(c->t, text, len, 0, DS_FILTER_MAX_PATTERN_DEPTH, WANT_ALL) < 0) {
         char why[96];
         snprintf(why, sizeof why, "invalid JSON at byte %zu: %s", c->t->pos + 1, c->t->err);
         return cfail(c, NULL, why);
@@ -1192,6 +1303,11 @@ ds_filter *ds_filter_compile(const char *const *texts, const size_t *lens, int n
         }
     }
     jfree(&pattern);
+    if (want_build(f) < 0) {
+        snprintf(err, DS_FILTER_ERRSIZE, "out of memory");
+        ds_filter_free(f);
+        return NULL;
+    }
     return f;
 }
 
@@ -1204,6 +1320,7 @@ void ds_filter_free(ds_filter *f)
     free(f->ors);
     free(f->matchers);
     free(f->values);
+    free(f->wants);
     ds_buf_free(&f->pool);
     jfree(&f->rec);
     ds_buf_free(&f->fold);
@@ -1412,7 +1529,9 @@ static void lambda_shape(jtree *t)
 int ds_filter_match(ds_filter *f, const char *text, size_t len, size_t *end, char err[DS_FILTER_ERRSIZE])
 {
     int i, k;
-    if (jread(&f->rec, text, len, 1, DS_FILTER_MAX_RECORD_DEPTH) < 0) {
+    f->rec.wants = f->wants;
+    f->rec.pool = f->pool.data;
+    if (jread(&f->rec, text, len, 1, DS_FILTER_MAX_RECORD_DEPTH, 0) < 0) {
         snprintf(err, DS_FILTER_ERRSIZE, "invalid JSON record at byte %zu: %s", f->rec.pos + 1, f->rec.err);
         return -1;
     }
@@ -1453,7 +1572,7 @@ int ds_filter_match_page(ds_filter *f, const char *text, size_t len, const unsig
     memset(&page, 0, sizeof page);
     ds_buf_reset(&f->verdicts);
     *count = 0;
-    if (jread(&page, text, len, 0, DS_FILTER_MAX_RECORD_DEPTH) < 0) {
+    if (jread(&page, text, len, 0, DS_FILTER_MAX_RECORD_DEPTH, WANT_ALL) < 0) {
         snprintf(err, DS_FILTER_ERRSIZE, "invalid JSON at byte %zu: %s", page.pos + 1, page.err);
         jfree(&page);
         return -1;

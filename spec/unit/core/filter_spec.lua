@@ -222,7 +222,10 @@ describe("filter:match", function()
 
   it("returns nil, InvalidJSON for a record that is not one JSON object", function()
     for _, text in ipairs({ "", "{", "[1]", '{"eventName":"INSERT"} x', '{"a":"\1"}', '{"a":"\\ud800"}',
-      ("["):rep(300) .. ("]"):rep(300), '{"a":01}', '{"a":1e400}', '{"a":' .. ("["):rep(998) .. ("]"):rep(998) .. "}" }) do
+      ("["):rep(300) .. ("]"):rep(300), '{"a":01}', '{"a":1e400}', '{"a":' .. ("["):rep(998) .. ("]"):rep(998) .. "}",
+      -- in members no pattern names, which are read for their syntax only
+      '{"a":{"b":[1,tru]}}', '{"a":{"b":"\\q"}}', '{"a":[1,]}', '{"a":{"b" 1}}', '{"a":{"b":-}}', '{"a":{"b":1}',
+      '{"a":[{"b":"x"}', '{"eventName":"INSERT","a":{"b":nul}}' }) do
       local ok, err, code = f:match(text)
       assert.is_nil(ok, text)
       assert.equals("InvalidJSON", code)
