@@ -154,14 +154,17 @@ local function ratio(label, num, den, target, ok)
     string.format("%.1f-%.1f", lo, hi), target, ok and verdict(ok(r)) or "")
     :gsub("%s+$", "")))
 end
-ratio("ours / Node", ours, dec.node, ">= 4x", function(r) return r >= 4 end)
-ratio("ours under LuaJIT / Node", dec.luajit_ours_decode_records, dec.node, ">= 4x", function(r) return r >= 4 end)
+-- The issue's decode targets.
+local function at_least_4(r) return r >= 4 end
+local function at_most_2(r) return r <= 2 end
+local function at_most_1_25(r) return r <= 1.25 end
+local function at_least_15(r) return r >= 15 end
+ratio("ours / Node", ours, dec.node, ">= 4x", at_least_4)
+ratio("ours under LuaJIT / Node", dec.luajit_ours_decode_records, dec.node, ">= 4x", at_least_4)
 ratio("ours / lua-cjson + plain Lua", ours, dec.lua_cjson, ">= 8x", function(r) return r >= 8 end)
-ratio("cJSON-arena floor / ours (times slower than the floor)", dec.cjson_arena, ours, "<= 2x",
-  function(r) return r <= 2 end)
+ratio("cJSON-arena floor / ours (times slower than the floor)", dec.cjson_arena, ours, "<= 2x", at_most_2)
 ratio("cJSON-arena floor / our values alone (no JSON read)", dec.cjson_arena, dec.lua_build, "(info)")
-ratio("values alone / ours (= ours' time / the values' time)", dec.lua_build, ours, "<= 1.25x",
-  function(r) return r <= 1.25 end)
+ratio("values alone / ours (= ours' time / the values' time)", dec.lua_build, ours, "<= 1.25x", at_most_1_25)
 ratio("ours / cJSON with malloc", ours, dec.cjson_malloc, "-")
 p("")
 p("1b. Every page of gen_page.lua (--list), ours against Node: records per CPU second (median round) and")
@@ -177,7 +180,6 @@ local function page_ratio(num, den, ok)
   if not r then return "n/a" end
   return string.format("%6.2fx %9s  %-7s", r, string.format("%.1f-%.1f", lo, hi), ok and verdict(ok(r)) or "")
 end
-local function at_least_4(r) return r >= 4 end
 for _, name in ipairs(names) do
   local d = pages[name]
   local any = d.ours_decode_records or d.node or d.luajit_ours_decode_records
@@ -199,8 +201,8 @@ for _, name in ipairs(names) do
   local d = pages[name]
   if d.lua_build then
     p("%s", (string.format("   %-13s %10s  %-26s  %-26s", name, commas(d.lua_build.rps),
-      page_ratio(d.lua_build, d.node), page_ratio(d.lua_build, d.ours_decode_records,
-        function(r) return r <= 1.25 end)):gsub("%s+$", "")))
+      page_ratio(d.lua_build, d.node), page_ratio(d.lua_build, d.ours_decode_records, at_most_1_25))
+      :gsub("%s+$", "")))
   end
 end
 p("")
@@ -220,8 +222,6 @@ rate_rows({
   { "cjson_arena", "C: cJSON parse only, bump arena reset per parse (floor, as in 1)" },
 })
 p("   %-60s %10s %9s %8s", "ratios (same run: median of the rounds' ratios)", "measured", "rounds", "target")
-local function at_least_15(r) return r >= 15 end
-local function at_most_2(r) return r <= 2 end
 ratio("ours / Node, filtered", dec.ours_filtered, dec.node_filtered, ">= 15x", at_least_15)
 ratio("ours under LuaJIT / Node, filtered", dec.luajit_ours_filtered, dec.node_filtered, ">= 15x", at_least_15)
 ratio("cJSON-arena floor / ours filtered (times slower than floor)", dec.cjson_arena, dec.ours_filtered,
