@@ -75,8 +75,9 @@ done
 } >>"$results"
 
 # ---- 1. decode
-# Every page of gen_page.lua against Node, under Lua 5.4 and LuaJIT; on the
-# "orders" page also lua-cjson, our values alone and the cJSON floor.
+# Every page of gen_page.lua against Node, under Lua 5.4 and LuaJIT, and our
+# values alone; on the "orders" page also lua-cjson, the cJSON floor and the
+# filtered decode (ours, LuaJIT, Node: 1c).
 # Interleaved rounds, so that load from elsewhere on the machine hits every
 # decoder alike; report.lua takes the median round of each, and each ratio
 # within a round (the median of the rounds' ratios).
@@ -84,23 +85,27 @@ pages=$("$LUA" bench/gen_page.lua --list)
 for page in $pages; do
   "$LUA" bench/gen_page.lua --seed "$seed" --page "$page" "$out/page-$page-$seed.json" >&2
 done
-decode_rows() {  # page command...: the command's RESULT lines, tagged with the page
+decode_rows() {  # page command...: the command's RESULT and KEPT lines, tagged with the page
   local page=$1; shift
-  "$@" | sed "s/^RESULT .*/& $page/" >>"$results"
+  "$@" | sed "s/^\(RESULT\|KEPT\) .*/& $page/" >>"$results"
 }
 for round in $(seq 1 "$rounds"); do
   for page in $pages; do
     file=$out/page-$page-$seed.json
-    say "decode round $round/$rounds, page $page: ours (Lua 5.4, LuaJIT), Node"
+    say "decode round $round/$rounds, page $page: ours (Lua 5.4), our values alone, ours (LuaJIT), Node"
     decode_rows "$page" "$LUA" bench/decode/decode.lua ours "$file" "$runs" "$run_sec"
+    decode_rows "$page" "$LUA" bench/decode/decode.lua lua_build "$file" "$runs" "$run_sec"
     decode_rows "$page" env LUA_CPATH="$root/build-luajit/?.so;;" luajit bench/decode/decode.lua ours "$file" \
       "$runs" "$run_sec"
     decode_rows "$page" node bench/node/decode.js "$file" "$runs" "$run_sec"
     if [ "$page" = orders ]; then
-      say "decode round $round/$rounds, page orders: lua-cjson, our values alone, cJSON floor"
+      say "decode round $round/$rounds, page orders: lua-cjson, cJSON floor, filtered (ours, LuaJIT, Node)"
       decode_rows "$page" "$LUA" bench/decode/decode.lua cjson "$file" "$runs" "$run_sec"
-      decode_rows "$page" "$LUA" bench/decode/decode.lua lua_build "$file" "$runs" "$run_sec"
       decode_rows "$page" "$out/cjson_floor" "$file" "$runs" "$run_sec" 2>/dev/null
+      decode_rows "$page" "$LUA" bench/decode/decode.lua ours_filtered "$file" "$runs" "$run_sec"
+      decode_rows "$page" env LUA_CPATH="$root/build-luajit/?.so;;" luajit bench/decode/decode.lua ours_filtered \
+        "$file" "$runs" "$run_sec"
+      decode_rows "$page" node bench/node/decode.js "$file" "$runs" "$run_sec" filtered
     fi
   done
 done

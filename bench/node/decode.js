@@ -4,8 +4,13 @@
 // integers become BigInt, 38-significant-digit decimals are small and become
 // lossy Numbers). B values stay base64 strings (util-dynamodb leaves B as given).
 //
-//   node bench/node/decode.js PAGE.json [runs] [min_seconds_per_run]
+//   node bench/node/decode.js PAGE.json [runs] [min_seconds_per_run] [filtered]
 // Prints: RESULT node <records/s> <MB/s> <records per page> <bytes>
+// With "filtered" (the orders page): the same decode, then the records whose
+// new image has customer.age >= 84 kept in an array, as a Node user filters
+// after unmarshall (bench/decode/decode.lua's ours_filtered pattern, written as
+// JavaScript); prints RESULT node_filtered ... (records/s counts every record
+// of the page) and KEPT node_filtered <records kept>.
 'use strict';
 const fs = require('fs');
 const { unmarshall } = require('@aws-sdk/util-dynamodb');
@@ -13,6 +18,7 @@ const { unmarshall } = require('@aws-sdk/util-dynamodb');
 const file = process.argv[2];
 const runs = Number(process.argv[3] || 7);
 const minSec = Number(process.argv[4] || 0.25);
+const filtered = process.argv[5] === 'filtered';
 const text = fs.readFileSync(file, 'utf8');
 const bytes = Buffer.byteLength(text);
 
@@ -23,16 +29,22 @@ function cpuNow() {
 }
 
 let sink = 0;
+let kept = 0;  // records the filter kept, in the last decode
 function decode() {
   const page = JSON.parse(text);
   const recs = page.Records;
+  const keep = [];
   for (let i = 0; i < recs.length; i++) {
     const d = recs[i].dynamodb;
     const keys = d.Keys ? unmarshall(d.Keys) : undefined;
     const nw = d.NewImage ? unmarshall(d.NewImage) : undefined;
     const old = d.OldImage ? unmarshall(d.OldImage) : undefined;
     if (keys) sink += 1 + (nw ? 1 : 0) + (old ? 1 : 0);
+    if (filtered && recs[i].eventName === 'MODIFY' && nw?.customer?.age >= 84) {
+      keep.push({ record: recs[i], keys, newImage: nw, oldImage: old });
+    }
   }
+  kept = keep.length;
   return recs.length;
 }
 
@@ -56,4 +68,6 @@ for (let r = 0; r < runs; r++) {
 rates.sort((a, b) => a - b);
 const pages = rates[Math.floor(rates.length / 2)];
 if (sink === 0) throw new Error('nothing decoded');
-console.log(`RESULT node ${(pages * nrec).toFixed(0)} ${(pages * bytes / 1e6).toFixed(1)} ${nrec} ${bytes}`);
+const name = filtered ? 'node_filtered' : 'node';
+console.log(`RESULT ${name} ${(pages * nrec).toFixed(0)} ${(pages * bytes / 1e6).toFixed(1)} ${nrec} ${bytes}`);
+if (filtered) console.log(`KEPT ${name} ${kept}`);

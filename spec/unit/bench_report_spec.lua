@@ -1,5 +1,5 @@
--- bench/report.lua: section 1 (decode, every page of gen_page.lua against Node)
--- and section 7 (replication): the round of median rate of
+-- bench/report.lua: section 1 (decode, every page of gen_page.lua against Node,
+-- our values alone on every page, the filtered decode) and section 7 (replication): the round of median rate of
 -- each copier, the range of its rounds, the ratios, and what was not run.
 
 local helper = require("helper")
@@ -73,19 +73,46 @@ describe("bench/report.lua, section 1", function()
     dir = helper.tmpdir()
     text = report({
       "RESULT ours_decode_records 40000 72.0 1000 1800000",
+      "RESULT lua_build 44000 79.2 1000 1800000",
       "RESULT luajit_ours_decode_records 50000 90.0 1000 1800000 orders",
       "RESULT node 10000 18.0 1000 1800000",
+      "RESULT cjson_arena 300000 540.0 1000 1800000 orders",
+      "RESULT ours_filtered 200000 360.0 1000 1800000 orders",
+      "KEPT ours_filtered 98 orders",
+      "RESULT luajit_ours_filtered 250000 450.0 1000 1800000 orders",
+      "KEPT luajit_ours_filtered 98 orders",
+      "RESULT node_filtered 10000 18.0 1000 1800000 orders",
+      "KEPT node_filtered 98 orders",
       "RESULT ours_decode_records 90000 54.0 1000 600000 small_items",
+      "RESULT lua_build 130000 78.0 1000 600000 small_items",
       "RESULT node 30000 18.0 1000 600000 small_items",
       "RESULT ours_decode_records 36000 64.8 1000 1800000 orders",
+      "RESULT lua_build 45000 81.0 1000 1800000 orders",
       "RESULT luajit_ours_decode_records 30000 54.0 1000 1800000 orders",
       "RESULT node 12000 21.6 1000 1800000 orders",
+      "RESULT cjson_arena 300000 540.0 1000 1800000 orders",
+      "RESULT ours_filtered 180000 324.0 1000 1800000 orders",
+      "KEPT ours_filtered 98 orders",
+      "RESULT luajit_ours_filtered 150000 270.0 1000 1800000 orders",
+      "KEPT luajit_ours_filtered 98 orders",
+      "RESULT node_filtered 15000 27.0 1000 1800000 orders",
+      "KEPT node_filtered 98 orders",
       "RESULT ours_decode_records 100000 60.0 1000 600000 small_items",
+      "RESULT lua_build 140000 84.0 1000 600000 small_items",
       "RESULT node 20000 12.0 1000 600000 small_items",
       "RESULT ours_decode_records 50000 90.0 1000 1800000 orders",
+      "RESULT lua_build 55000 99.0 1000 1800000 orders",
       "RESULT luajit_ours_decode_records 45000 81.0 1000 1800000 orders",
       "RESULT node 10000 18.0 1000 1800000 orders",
+      "RESULT cjson_arena 300000 540.0 1000 1800000 orders",
+      "RESULT ours_filtered 240000 432.0 1000 1800000 orders",
+      "KEPT ours_filtered 98 orders",
+      "RESULT luajit_ours_filtered 300000 540.0 1000 1800000 orders",
+      "KEPT luajit_ours_filtered 98 orders",
+      "RESULT node_filtered 20000 36.0 1000 1800000 orders",
+      "KEPT node_filtered 98 orders",
       "RESULT ours_decode_records 80000 48.0 1000 600000 small_items",
+      "RESULT lua_build 110000 66.0 1000 600000 small_items",
       "RESULT node 25000 15.0 1000 600000 small_items",
     })
   end)
@@ -94,9 +121,47 @@ describe("bench/report.lua, section 1", function()
     assert.equal("40,000    72.0     35%", row(text, "ours: ds.decode_records(text)"))
     assert.equal("45,000    81.0     44%", row(text, "ours under LuaJIT"))
     -- rounds: 4.0, 3.0, 5.0
-    assert.equal("4.00x   3.0-5.0   >= 4x  met", row(text, "ours / Node"))
+    assert.equal("4.00x   3.0-5.0    >= 4x  met", row(text, "ours / Node"))
     -- rounds: 5.0, 2.5, 4.5
-    assert.equal("4.50x   2.5-5.0   >= 4x  met", row(text, "ours under LuaJIT / Node"))
+    assert.equal("4.50x   2.5-5.0    >= 4x  met", row(text, "ours under LuaJIT / Node"))
+    -- rounds: 1.10, 1.25, 1.10
+    assert.equal("1.10x   1.1-1.2 <= 1.25x  met", row(text, "values alone / ours (= ours' time / the values' time)"))
+  end)
+
+  it("shows our values alone on every page: against Node (info) and against ours", function()
+    local part = assert(text:match("\n   Our result's values alone(.-)\n\n"), text)
+    -- Node: rounds 4.4, 3.75, 5.5; ours: 1.10, 1.25, 1.10
+    assert.equal("45,000    4.40x   3.8-5.5             1.10x   1.1-1.2  met", row(part, "orders"))
+    -- Node: rounds 4.33, 7.0, 4.4; ours: 1.44, 1.40, 1.375
+    assert.equal("130,000    4.40x   4.3-7.0             1.40x   1.4-1.4  NOT MET", row(part, "small_items"))
+  end)
+
+  it("shows the filtered decode against Node and against the cJSON-arena floor", function()
+    local part = assert(text:match("\n(1c%..-)\n\n"), text)
+    assert.matches("a filter that keeps 98 of its 1,000 records", part, 1, true)
+    assert.equal("200,000   360.0     30%", row(part, "ours: ds.decode_records(text, { filter = pattern })"))
+    assert.equal("250,000   450.0     60%", row(part, "ours under LuaJIT"))
+    assert.equal("15,000    27.0     67%", row(part, "Node: JSON.parse + unmarshall, then the condition in JavaScript"))
+    -- rounds: 20, 12, 12
+    assert.equal("12.00x 12.0-20.0   >= 15x  NOT MET", row(part, "ours / Node, filtered"))
+    -- rounds: 25, 10, 15
+    assert.equal("15.00x 10.0-25.0   >= 15x  met", row(part, "ours under LuaJIT / Node, filtered"))
+    -- rounds: 1.5, 1.67, 1.25
+    assert.equal("1.50x   1.2-1.7    <= 2x  met", row(part, "cJSON-arena floor / ours filtered (times slower than floor)"))
+    -- rounds: 1.2, 2.0, 1.0
+    assert.equal("1.20x   1.0-2.0    <= 2x  met", row(part, "cJSON-arena floor / ours under LuaJIT, filtered"))
+  end)
+
+  it("fails when the filtered decoders kept different numbers of records", function()
+    helper.write_file(dir .. "/kept.txt", table.concat({
+      "RESULT ours_filtered 200000 360.0 1000 1800000 orders", "KEPT ours_filtered 98 orders",
+      "RESULT node_filtered 10000 18.0 1000 1800000 orders", "KEPT node_filtered 97 orders",
+    }, "\n") .. "\n")
+    local out = assert(helper.popen("lua5.4 bench/report.lua " .. dir .. "/kept.txt 2>&1"))
+    local said = out:read("*a")
+    assert.is_falsy(out:close(), said)
+    assert.matches("page orders: the filtered decoders kept different numbers of records: "
+      .. "node_filtered kept 97, ours_filtered kept 98", said, 1, true)
   end)
 
   it("shows every page's ratio to Node, the median of the rounds' ratios", function()
