@@ -274,9 +274,6 @@ typedef struct {
     size_t last_seq_len;
 } scan;
 
-/* String bytes that need no look: all but '"', '\\' and control bytes. */
-static unsigned char plain_byte[256];
-
 static inline void scan_ws(scan *s)
 {
     while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
@@ -342,8 +339,7 @@ static const char *scan_escaped(lua_State *L, scan *s, const unsigned char *star
         char utf8[4];
         unsigned cp = 0;
         int k;
-        while (p < end && plain_byte[*p])
-            p++;
+        p = ds_json_plain_end(p, end);
         scratch_put(L, s->st, (const char *)run, (size_t)(p - run));
         if (p >= end || *p < 0x20)
             scan_giveup(L);
@@ -393,9 +389,8 @@ static inline const char *scan_string(lua_State *L, scan *s, size_t *len)
     const unsigned char *start, *p, *end = (const unsigned char *)s->end;
     if (scan_peek(s) != '"')
         scan_giveup(L);
-    start = p = (const unsigned char *)s->p + 1;
-    while (p < end && plain_byte[*p])
-        p++;
+    start = (const unsigned char *)s->p + 1;
+    p = ds_json_plain_end(start, end);
     if (p < end && *p == '"') {
         *len = (size_t)(p - start);
         s->p = (const char *)p + 1;
@@ -977,9 +972,6 @@ static int decode_stats(lua_State *L)
 
 void ds_open_decode(lua_State *L)
 {
-    int i;
-    for (i = 0; i < 256; i++)
-        plain_byte[i] = i >= 0x20 && i != '"' && i != '\\';
     ds_new_gc_type(L, DECODE_STATE_MT, state_gc);
     state_new(L);
     lua_pushvalue(L, -1);
