@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base64.h"
 #include "buffer.h"
 #include "ds_av.h"
 #include "ds_body.h"
@@ -32,12 +33,13 @@
 #include "number.h"
 
 #define DECODE_STATE_MT "dynamodb_stream.decode_state"
-/* The scratch buffer is kept between calls up to this size: one page with a
- * huge escaped string should not pin its memory. */
+/* The scratch buffers are kept between calls up to this size: one page with a
+ * huge escaped string or B value should not pin its memory. */
 #define DECODE_KEEP_SCRATCH ((size_t)1 << 20)
 
 typedef struct {
     ds_buf scratch; /* decoded strings with escapes */
+    ds_buf bytes;   /* the bytes of a B value, until pushed */
     int busy;     /* inside a fast build (a finalizer may call us meanwhile) */
     /* Size of the last object read under a key of each hash (hint_slot): the
      * next one under that key is made that size, then filled as it is read.
@@ -52,6 +54,7 @@ static int state_gc(lua_State *L)
 {
     decode_state *st = luaL_checkudata(L, 1, DECODE_STATE_MT);
     ds_buf_free(&st->scratch);
+    ds_buf_free(&st->bytes);
     return 0;
 }
 
@@ -59,6 +62,7 @@ static decode_state *state_new(lua_State *L)
 {
     decode_state *st = lua_newuserdatauv(L, sizeof *st, 1);
     memset(&st->scratch, 0, sizeof st->scratch);
+    memset(&st->bytes, 0, sizeof st->bytes);
     st->busy = 0;
     st->fast = st->exact = 0;
     memset(st->map_hint, 0, sizeof st->map_hint);
@@ -401,6 +405,18 @@ static inline const char *scan_string(lua_State *L, scan *s, size_t *len)
     return scan_escaped(L, s, start, p, len);
 }
 
+/* Pushes the bytes of the B string str[0..len) (read before: it may be in
+ * the scratch buffer). */
+static void scan_push_binary(lua_State *L, scan *s, const char *str, size_t len)
+{
+    unsigned char *room;
+    ds_buf_reset(&s->st->bytes);
+    room = (unsigned char *)ds_buf_reserve(&s->st->bytes, DS_BASE64_DECODED_MAX(len));
+    if (room == NULL)
+        scan_giveup(L);
+    ds_av_push_binary(L, str, len, room);
+}
+
 static int scan_literal(scan *s, const char *word, size_t n)
 {
     if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
@@ -644,7 +660,7 @@ static void scan_av_set(lua_State *L, scan *s, char kind)
             if (kind == 'N')
                 ds_av_push_number(L, str, len, s->numbers_string, s->mt);
             else if (kind == 'B')
-                ds_av_push_binary(L, str, len);
+                scan_push_binary(L, s, str, len);
             else
                 lua_pushlstring(L, str, len);
             n++;
@@ -679,7 +695,7 @@ static void scan_av(lua_State *L, scan *s, int level, int *binary, unsigned slot
         } else if (kind == 'N') {
             ds_av_push_number(L, str, len, s->numbers_string, s->mt);
         } else {
-            ds_av_push_binary(L, str, len);
+            scan_push_binary(L, s, str, len);
             *binary = 1;
         }
     } else if (tlen == 1 && (tag[0] == 'M' || tag[0] == 'L')) {
@@ -896,6 +912,8 @@ static int decode_fast(lua_State *L, const char *text, size_t n, int numbers_str
     st->busy = 0;
     if (st->scratch.cap > DECODE_KEEP_SCRATCH)
         ds_buf_free(&st->scratch);
+    if (st->bytes.cap > DECODE_KEEP_SCRATCH)
+        ds_buf_free(&st->bytes);
     if (rc == LUA_OK) {
         counts->fast++;
         lua_remove(L, -3); /* the state */
