@@ -5,8 +5,6 @@
 #define DS_JSON_LEX_H
 
 #include <stddef.h>
-#include <stdint.h>
-#include <string.h>
 
 #pragma GCC visibility push(hidden)
 
@@ -19,27 +17,7 @@ size_t ds_json_skip_ws(const char *s, size_t n, size_t i);
  * a word while 8 remain (never reading past end): long strings are common.
  * In each has-zero-byte test a borrow can flag only bytes after a true hit,
  * so the first flagged byte is exact. */
-static inline const unsigned char *ds_json_plain_end(const unsigned char *p, const unsigned char *end)
-{
-    const uint64_t ones = 0x0101010101010101u, highs = ones * 0x80;
-    while (end - p >= 8) {
-        uint64_t w, q, b, hit;
-        memcpy(&w, p, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-        w = __builtin_bswap64(w); /* the first byte lowest, where borrows start */
-#endif
-        q = w ^ (ones * '"');
-        b = w ^ (ones * '\\');
-        hit = ((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w);
-        hit &= highs;
-        if (hit)
-            return p + (__builtin_ctzll(hit) >> 3);
-        p += 8;
-    }
-    while (p < end && *p >= 0x20 && *p != '"' && *p != '\\')
-        p++;
-    return p;
-}
+const unsigned char *ds_json_plain_end(const unsigned char *p, const unsigned char *end);
 
 /* 1 when s[0..n) is exactly a JSON number (cJSON also takes 01, 1., -.5). */
 int ds_json_number_ok(const char *s, size_t n);
