@@ -201,6 +201,12 @@ static lua_Integer set_repeat(lua_State *L, int seen, int idx, int number, lua_I
 
 static void unm_value(lua_State *L, int av, const ds_path *path, int depth, const av_ctx *c, int *binary);
 
+/* Raises the error of the base64 text of n characters, bad at character at. */
+static void bad_base64(lua_State *L, size_t at, size_t n, const char *where, const av_ctx *c, const ds_path *p)
+{
+    av_error(L, c, p, "bad base64 in %s (character %d of %d)", where, (int)(at + 1), (int)n);
+}
+
 /* Pushes the bytes of the base64 text s[0..n). */
 static void unm_binary(lua_State *L, const char *s, size_t n, const char *where, const av_ctx *c, const ds_path *p)
 {
@@ -210,7 +216,7 @@ static void unm_binary(lua_State *L, const char *s, size_t n, const char *where,
     if (ds_base64_decode(s, n, out, &outlen) != 0) {
         luaL_pushresultsize(&b, 0);
         lua_pop(L, 1);
-        av_error(L, c, p, "bad base64 in %s (character %d of %d)", where, (int)(outlen + 1), (int)n);
+        bad_base64(L, outlen, n, where, c, p);
     }
     luaL_pushresultsize(&b, outlen);
 }
@@ -490,10 +496,13 @@ void ds_av_push_number(lua_State *L, const char *s, size_t n, int numbers_string
     unm_number(L, s, n, "N", &c, NULL);
 }
 
-void ds_av_push_binary(lua_State *L, const char *s, size_t n)
+void ds_av_push_binary(lua_State *L, const char *s, size_t n, unsigned char *room)
 {
     av_ctx c = {"unmarshall", 0, 0, NULL};
-    unm_binary(L, s, n, "B", &c, NULL);
+    size_t outlen;
+    if (ds_base64_decode(s, n, room, &outlen) != 0)
+        bad_base64(L, outlen, n, "B", &c, NULL);
+    lua_pushlstring(L, (const char *)room, outlen);
 }
 
 void ds_av_finish(lua_State *L, int res, int bin, int is_list, int mt, ds_keys *keys)

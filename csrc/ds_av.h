@@ -48,8 +48,10 @@ DS_HIDDEN void ds_keys_push(lua_State *L, ds_keys *k, const char *s, size_t n);
  * index of the ds_push_markers values. They raise on malformed input. */
 /* Pushes the value of the N string s[0..n). [-0, +1] */
 DS_HIDDEN void ds_av_push_number(lua_State *L, const char *s, size_t n, int numbers_string, int mt);
-/* Pushes the bytes of the B (base64) string s[0..n). [-0, +1] */
-DS_HIDDEN void ds_av_push_binary(lua_State *L, const char *s, size_t n);
+/* Pushes the bytes of the B (base64) string s[0..n), decoded in room (for
+ * DS_BASE64_DECODED_MAX(n) bytes: a buffer the caller reuses, so that no
+ * Lua buffer is made and dropped per value). [-0, +1] */
+DS_HIDDEN void ds_av_push_binary(lua_State *L, const char *s, size_t n, unsigned char *room);
 /* The M (is_list 0) or L table at res gets its metatable from the __binary
  * table at bin = res + 1 (a table, maybe empty): then leaves res at the top. */
 DS_HIDDEN void ds_av_finish(lua_State *L, int res, int bin, int is_list, int mt, ds_keys *keys);

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base64.h"
 #include "buffer.h"
 #include "ds_av.h"
 #include "ds_body.h"
@@ -32,12 +33,13 @@
 #include "number.h"
 
 #define DECODE_STATE_MT "dynamodb_stream.decode_state"
-/* The scratch buffer is kept between calls up to this size: one page with a
- * huge escaped string should not pin its memory. */
+/* The scratch buffers are kept between calls up to this size: one page with a
+ * huge escaped string or B value should not pin its memory. */
 #define DECODE_KEEP_SCRATCH ((size_t)1 << 20)
 
 typedef struct {
     ds_buf scratch; /* decoded strings with escapes */
+    ds_buf bytes;   /* the bytes of a B value, until pushed */
     int busy;     /* inside a fast build (a finalizer may call us meanwhile) */
     /* Size of the last object read under a key of each hash (hint_slot): the
      * next one under that key is made that size, then filled as it is read.
@@ -52,6 +54,7 @@ static int state_gc(lua_State *L)
 {
     decode_state *st = luaL_checkudata(L, 1, DECODE_STATE_MT);
     ds_buf_free(&st->scratch);
+    ds_buf_free(&st->bytes);
     return 0;
 }
 
@@ -59,6 +62,7 @@ static decode_state *state_new(lua_State *L)
 {
     decode_state *st = lua_newuserdatauv(L, sizeof *st, 1);
     memset(&st->scratch, 0, sizeof st->scratch);
+    memset(&st->bytes, 0, sizeof st->bytes);
     st->busy = 0;
     st->fast = st->exact = 0;
     memset(st->map_hint, 0, sizeof st->map_hint);
@@ -274,9 +278,6 @@ typedef struct {
     size_t last_seq_len;
 } scan;
 
-/* String bytes that need no look: all but '"', '\\' and control bytes. */
-static unsigned char plain_byte[256];
-
 static inline void scan_ws(scan *s)
 {
     while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
@@ -342,8 +343,7 @@ static const char *scan_escaped(lua_State *L, scan *s, const unsigned char *star
         char utf8[4];
         unsigned cp = 0;
         int k;
-        while (p < end && plain_byte[*p])
-            p++;
+        p = ds_json_plain_end(p, end);
         scratch_put(L, s->st, (const char *)run, (size_t)(p - run));
         if (p >= end || *p < 0x20)
             scan_giveup(L);
@@ -393,9 +393,8 @@ static inline const char *scan_string(lua_State *L, scan *s, size_t *len)
     const unsigned char *start, *p, *end = (const unsigned char *)s->end;
     if (scan_peek(s) != '"')
         scan_giveup(L);
-    start = p = (const unsigned char *)s->p + 1;
-    while (p < end && plain_byte[*p])
-        p++;
+    start = (const unsigned char *)s->p + 1;
+    p = ds_json_plain_end(start, end);
     if (p < end && *p == '"') {
         *len = (size_t)(p - start);
         s->p = (const char *)p + 1;
@@ -404,6 +403,18 @@ static inline const char *scan_string(lua_State *L, scan *s, size_t *len)
     if (p >= end || *p != '\\')
         scan_giveup(L);
     return scan_escaped(L, s, start, p, len);
+}
+
+/* Pushes the bytes of the B string str[0..len) (read before: it may be in
+ * the scratch buffer). */
+static void scan_push_binary(lua_State *L, scan *s, const char *str, size_t len)
+{
+    unsigned char *room;
+    ds_buf_reset(&s->st->bytes);
+    room = (unsigned char *)ds_buf_reserve(&s->st->bytes, DS_BASE64_DECODED_MAX(len));
+    if (room == NULL)
+        scan_giveup(L);
+    ds_av_push_binary(L, str, len, room);
 }
 
 static int scan_literal(scan *s, const char *word, size_t n)
@@ -649,7 +660,7 @@ static void scan_av_set(lua_State *L, scan *s, char kind)
             if (kind == 'N')
                 ds_av_push_number(L, str, len, s->numbers_string, s->mt);
             else if (kind == 'B')
-                ds_av_push_binary(L, str, len);
+                scan_push_binary(L, s, str, len);
             else
                 lua_pushlstring(L, str, len);
             n++;
@@ -684,7 +695,7 @@ static void scan_av(lua_State *L, scan *s, int level, int *binary, unsigned slot
         } else if (kind == 'N') {
             ds_av_push_number(L, str, len, s->numbers_string, s->mt);
         } else {
-            ds_av_push_binary(L, str, len);
+            scan_push_binary(L, s, str, len);
             *binary = 1;
         }
     } else if (tlen == 1 && (tag[0] == 'M' || tag[0] == 'L')) {
@@ -901,6 +912,8 @@ static int decode_fast(lua_State *L, const char *text, size_t n, int numbers_str
     st->busy = 0;
     if (st->scratch.cap > DECODE_KEEP_SCRATCH)
         ds_buf_free(&st->scratch);
+    if (st->bytes.cap > DECODE_KEEP_SCRATCH)
+        ds_buf_free(&st->bytes);
     if (rc == LUA_OK) {
         counts->fast++;
         lua_remove(L, -3); /* the state */
@@ -977,9 +990,6 @@ static int decode_stats(lua_State *L)
 
 void ds_open_decode(lua_State *L)
 {
-    int i;
-    for (i = 0; i < 256; i++)
-        plain_byte[i] = i >= 0x20 && i != '"' && i != '\\';
     ds_new_gc_type(L, DECODE_STATE_MT, state_gc);
     state_new(L);
     lua_pushvalue(L, -1);

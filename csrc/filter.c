@@ -154,10 +154,9 @@ static void jappend(jtree *t, int parent, int child)
 static int jstring(jtree *t, const char **s, size_t *len)
 {
     const char *x = t->text;
-    size_t i = t->pos + 1, start = i;
+    const unsigned char *u = (const unsigned char *)x;
+    size_t start = t->pos + 1, i = (size_t)(ds_json_plain_end(u + start, u + t->len) - u);
     char *out;
-    while (i < t->len && x[i] != '"' && x[i] != '\\' && (unsigned char)x[i] >= 0x20)
-        i++;
     if (i < t->len && x[i] == '"') {
         *s = x + start;
         *len = i - start;

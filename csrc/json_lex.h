@@ -12,6 +12,13 @@
  * whitespace (space, tab, LF, CR), or n. */
 size_t ds_json_skip_ws(const char *s, size_t n, size_t i);
 
+/* The first byte in [p, end) that a JSON string cannot hold as it is: '"',
+ * '\\' or a control byte (below 0x20); end when there is none. Tests 8 bytes
+ * a word while 8 remain (never reading past end): long strings are common.
+ * In each has-zero-byte test a borrow can flag only bytes after a true hit,
+ * so the first flagged byte is exact. */
+const unsigned char *ds_json_plain_end(const unsigned char *p, const unsigned char *end);
+
 /* 1 when s[0..n) is exactly a JSON number (cJSON also takes 01, 1., -.5). */
 int ds_json_number_ok(const char *s, size_t n);
 

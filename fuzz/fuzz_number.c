@@ -16,7 +16,9 @@
  *   - ds_digits_to_double of 8 bytes of digits and a byte of exponent: when
  *     it decides, strtod's double.
  *   - ds_base64_decode: an accepted input is the canonical encoding of its
- *     bytes (encode gives the input back); a rejection's offset is in range.
+ *     bytes (encode gives the input back); it accepts and rejects as
+ *     base64_first_bad, one character at a time, and a rejection's offset is
+ *     that character's.
  *   - ds_base64_encode of arbitrary bytes decodes back to them. */
 #include <math.h>
 #include <stdint.h>
@@ -138,12 +140,43 @@ static void fuzz_double(const uint8_t *data, size_t n)
     CHECK(digits == want_digits && e10 == want_e10);
 }
 
+/* base64.h's contract one character at a time: the offset of the first bad
+ * character of s[0..n), or n when it is all good. */
+static size_t base64_first_bad(const char *s, size_t n)
+{
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t g;
+    if (n % 4 != 0)
+        return n - n % 4;
+    for (g = 0; g < n; g += 4) {
+        int v[4] = {0, 0, 0, 0}, j, pad = 0;
+        for (j = 0; j < 4; j++) {
+            const char *at = s[g + j] != '\0' ? strchr(alphabet, s[g + j]) : NULL;
+            if (at != NULL) {
+                v[j] = (int)(at - alphabet);
+                continue;
+            }
+            if (s[g + j] == '=' && g + 4 == n && j >= 2 && (j == 3 || s[g + 3] == '=')) {
+                pad = 4 - j;
+                break;
+            }
+            return g + (size_t)j;
+        }
+        if ((pad == 2 && v[1] % 16 != 0) || (pad == 1 && v[2] % 4 != 0))
+            return g + 3 - (size_t)pad;
+    }
+    return n;
+}
+
 static void fuzz_base64_decode(const char *s, size_t n)
 {
     unsigned char *out = malloc(DS_BASE64_DECODED_MAX(n) + 1);
-    size_t outlen = (size_t)-1;
+    size_t outlen = (size_t)-1, bad = base64_first_bad(s, n);
+    int rc;
     CHECK(out != NULL);
-    if (ds_base64_decode(s, n, out, &outlen) == 0) {
+    rc = ds_base64_decode(s, n, out, &outlen);
+    CHECK(rc == (bad == n ? 0 : -1));
+    if (rc == 0) {
         char *again = malloc(DS_BASE64_ENCODED_LEN(outlen) + 1);
         CHECK(again != NULL);
         CHECK(outlen <= DS_BASE64_DECODED_MAX(n));
@@ -151,7 +184,7 @@ static void fuzz_base64_decode(const char *s, size_t n)
         CHECK(DS_BASE64_ENCODED_LEN(outlen) == n && memcmp(again, s, n) == 0);
         free(again);
     } else {
-        CHECK(outlen <= n);
+        CHECK(outlen == bad);
     }
     free(out);
 }
