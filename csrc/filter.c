@@ -150,20 +150,14 @@ static void jappend(jtree *t, int parent, int child)
     p->last = child;
 }
 
-/* Reads the string at t->pos (its '"'); *s, *len get its bytes. */
-static int jstring(jtree *t, const char **s, size_t *len)
+/* The rest of jstring from i, the first byte after start that is not plain:
+ * the bytes decoded into t->strings. Out of line: rare, and its registers
+ * would make every string's call cost more. */
+__attribute__((noinline)) static int jstring_escaped(jtree *t, size_t start, size_t i, const char **s, size_t *len)
 {
     const char *x = t->text;
     const unsigned char *u = (const unsigned char *)x;
-    size_t start = t->pos + 1, i = (size_t)(ds_json_plain_end(u + start, u + t->len) - u);
-    char *out;
-    if (i < t->len && x[i] == '"') {
-        *s = x + start;
-        *len = i - start;
-        t->pos = i + 1;
-        return 0;
-    }
-    out = t->strings.data + t->strings.len;
+    char *out = t->strings.data + t->strings.len;
     memcpy(out, x + start, i - start);
     *len = i - start;
     while (i < t->len && x[i] != '"') {
@@ -171,9 +165,11 @@ static int jstring(jtree *t, const char **s, size_t *len)
         char c = x[i];
         if ((unsigned char)c < 0x20)
             return jfail(t, "raw control character in a string");
-        if (c != '\\') {
-            out[(*len)++] = c;
-            i++;
+        if (c != '\\') { /* a run of plain bytes */
+            size_t run_end = (size_t)(ds_json_plain_end(u + i, u + t->len) - u);
+            memcpy(out + *len, x + i, run_end - i);
+            *len += run_end - i;
+            i = run_end;
             continue;
         }
         if (++i >= t->len)
@@ -208,6 +204,20 @@ static int jstring(jtree *t, const char **s, size_t *len)
     t->strings.len += *len;
     t->pos = i + 1;
     return 0;
+}
+
+/* Reads the string at t->pos (its '"'); *s, *len get its bytes. */
+static inline int jstring(jtree *t, const char **s, size_t *len)
+{
+    const unsigned char *u = (const unsigned char *)t->text;
+    size_t start = t->pos + 1, i = (size_t)(ds_json_plain_end_inline(u + start, u + t->len) - u);
+    if (i < t->len && u[i] == '"') {
+        *s = t->text + start;
+        *len = i - start;
+        t->pos = i + 1;
+        return 0;
+    }
+    return jstring_escaped(t, start, i, s, len);
 }
 
 static int jvalue(jtree *t, int depth, int want);
@@ -398,11 +408,101 @@ static int jwant(const jtree *t, int w, const char *k, size_t n)
     return WANT_NONE;
 }
 
-/* Objects, arrays and values read under want: WANT_NONE checks the syntax
- * and returns 0 without making a node. */
+/* The scalar at t->pos that is not a string (a literal or a number), checked
+ * and passed; its kind, or -1. */
+static int jscalar(jtree *t)
+{
+    static const struct { const char *word; size_t n; int kind; } literals[] = {
+        {"true", 4, J_TRUE}, {"false", 5, J_FALSE}, {"null", 4, J_NULL}};
+    const char *x = t->text;
+    size_t i = t->pos, k;
+    for (k = 0; k < sizeof literals / sizeof literals[0]; k++) {
+        if (x[i] != literals[k].word[0])
+            continue;
+        if (t->len - i < literals[k].n || memcmp(x + i, literals[k].word, literals[k].n) != 0)
+            return jfail(t, "unexpected character");
+        t->pos += literals[k].n;
+        return literals[k].kind;
+    }
+    while (i < t->len && ((x[i] >= '0' && x[i] <= '9') || x[i] == '.' || x[i] == '-' || x[i] == '+' ||
+                          x[i] == 'e' || x[i] == 'E'))
+        i++;
+    if (i == t->pos || !ds_json_number_ok(x + t->pos, i - t->pos))
+        return jfail(t, "bad number or unexpected character");
+    if (beyond_double(x + t->pos, i - t->pos))
+        return jfail(t, "number out of range"); /* as json_decode: the decoder's paths agree */
+    t->pos = i;
+    return J_NUMBER;
+}
+
+/* Passes the value at t->pos, checking its syntax as jvalue reads it at
+ * depth (the same errors at the same bytes), and makes no node: a record
+ * member no pattern names. A loop, not a call per value. */
+static int jskip(jtree *t, int depth)
+{
+    unsigned char in_array[DS_FILTER_MAX_RECORD_DEPTH + 1]; /* per open container */
+    const char *x = t->text, *unused;
+    size_t n;
+    int open = 0;
+    for (;;) {
+        /* a value */
+        if (t->pos >= t->len)
+            return jfail(t, "unexpected end");
+        if (x[t->pos] == '{' || x[t->pos] == '[') {
+            int array = x[t->pos] == '[';
+            if (depth + open > t->max_depth)
+                return jfail(t, "nested too deeply");
+            in_array[open++] = (unsigned char)array;
+            t->pos = ds_json_skip_ws(x, t->len, t->pos + 1);
+            if (t->pos < t->len && x[t->pos] == (array ? ']' : '}')) {
+                t->pos++;
+                open--;
+            } else if (array) {
+                continue;
+            } else {
+                goto key;
+            }
+        } else if (x[t->pos] == '"') {
+            if (jstring(t, &unused, &n) < 0)
+                return -1;
+        } else if (jscalar(t) < 0) {
+            return -1;
+        }
+        /* after a value: the end, a comma, or a container's close */
+        for (;;) {
+            if (open == 0)
+                return 0;
+            t->pos = ds_json_skip_ws(x, t->len, t->pos);
+            if (t->pos < t->len && x[t->pos] == ',') {
+                t->pos = ds_json_skip_ws(x, t->len, t->pos + 1);
+                break;
+            }
+            if (t->pos < t->len && x[t->pos] == (in_array[open - 1] ? ']' : '}')) {
+                t->pos++;
+                open--;
+                continue;
+            }
+            return jfail(t, in_array[open - 1] ? "expected ',' or ']'" : "expected ',' or '}'");
+        }
+        if (in_array[open - 1])
+            continue;
+    key:
+        if (t->pos >= t->len || x[t->pos] != '"')
+            return jfail(t, "expected a key");
+        if (jstring(t, &unused, &n) < 0)
+            return -1;
+        t->pos = ds_json_skip_ws(x, t->len, t->pos);
+        if (t->pos >= t->len || x[t->pos] != ':')
+            return jfail(t, "expected ':'");
+        t->pos = ds_json_skip_ws(x, t->len, t->pos + 1);
+    }
+}
+
+/* An object read under want: a member that no path of want names is passed
+ * by jskip. */
 static int jobject(jtree *t, int depth, int want)
 {
-    int o = want == WANT_NONE ? 0 : jnew(t, J_OBJECT);
+    int o = jnew(t, J_OBJECT);
     if (o < 0)
         return -1;
     t->pos = ds_json_skip_ws(t->text, t->len, t->pos + 1);
@@ -423,10 +523,13 @@ static int jobject(jtree *t, int depth, int want)
             return jfail(t, "expected ':'");
         t->pos = ds_json_skip_ws(t->text, t->len, t->pos + 1);
         member_want = want >= 0 ? jwant(t, want, k, klen) : want;
-        if ((v = jvalue(t, depth + 1, member_want)) < 0)
+        if (member_want == WANT_NONE) {
+            if (jskip(t, depth + 1) < 0)
+                return -1;
+        } else if ((v = jvalue(t, depth + 1, member_want)) < 0) {
             return -1;
-        if (t->record) { /* wants are for records only */
-            if (member_want != WANT_NONE && jput(t, o, k, klen, v) < 0)
+        } else if (t->record) {
+            if (jput(t, o, k, klen, v) < 0)
                 return -1;
         } else {
             t->v[v].key = k;
@@ -448,7 +551,7 @@ static int jobject(jtree *t, int depth, int want)
 
 static int jarray(jtree *t, int depth, int want)
 {
-    int a = want == WANT_NONE ? 0 : jnew(t, J_ARRAY);
+    int a = jnew(t, J_ARRAY);
     if (a < 0)
         return -1;
     t->pos = ds_json_skip_ws(t->text, t->len, t->pos + 1);
@@ -460,8 +563,7 @@ static int jarray(jtree *t, int depth, int want)
         int v = jvalue(t, depth + 1, want); /* a pattern reads an array's elements as the array */
         if (v < 0)
             return -1;
-        if (want != WANT_NONE)
-            jappend(t, a, v);
+        jappend(t, a, v);
         t->pos = ds_json_skip_ws(t->text, t->len, t->pos);
         if (t->pos < t->len && t->text[t->pos] == ',') {
             t->pos = ds_json_skip_ws(t->text, t->len, t->pos + 1);
@@ -475,19 +577,11 @@ static int jarray(jtree *t, int depth, int want)
     }
 }
 
-static int jliteral(jtree *t, const char *word, int kind, int want)
-{
-    size_t n = strlen(word);
-    if (t->len - t->pos < n || memcmp(t->text + t->pos, word, n) != 0)
-        return jfail(t, "unexpected character");
-    t->pos += n;
-    return want == WANT_NONE ? 0 : jnew(t, kind);
-}
-
 static int jvalue(jtree *t, int depth, int want)
 {
     const char *x = t->text;
-    int v;
+    size_t at = t->pos;
+    int v, kind;
     if (t->pos >= t->len)
         return jfail(t, "unexpected end");
     if ((x[t->pos] == '{' || x[t->pos] == '[') && depth > t->max_depth)
@@ -495,38 +589,18 @@ static int jvalue(jtree *t, int depth, int want)
     switch (x[t->pos]) {
     case '{': return jobject(t, depth, want);
     case '[': return jarray(t, depth, want);
-    case 't': return jliteral(t, "true", J_TRUE, want);
-    case 'f': return jliteral(t, "false", J_FALSE, want);
-    case 'n': return jliteral(t, "null", J_NULL, want);
     case '"':
-        if (want == WANT_NONE) {
-            const char *skipped;
-            size_t n;
-            return jstring(t, &skipped, &n) < 0 ? -1 : 0;
-        }
         if ((v = jnew(t, J_STRING)) < 0 || jstring(t, &t->v[v].s, &t->v[v].len) < 0)
             return -1;
         return v;
-    default: {
-        size_t i = t->pos;
-        while (i < t->len && ((x[i] >= '0' && x[i] <= '9') || x[i] == '.' || x[i] == '-' || x[i] == '+' ||
-                              x[i] == 'e' || x[i] == 'E'))
-            i++;
-        if (i == t->pos || !ds_json_number_ok(x + t->pos, i - t->pos))
-            return jfail(t, "bad number or unexpected character");
-        if (beyond_double(x + t->pos, i - t->pos))
-            return jfail(t, "number out of range"); /* as json_decode: the decoder's paths agree */
-        if (want == WANT_NONE) {
-            t->pos = i;
-            return 0;
-        }
-        if ((v = jnew(t, J_NUMBER)) < 0)
+    default:
+        if ((kind = jscalar(t)) < 0 || (v = jnew(t, kind)) < 0)
             return -1;
-        t->v[v].s = x + t->pos;
-        t->v[v].len = i - t->pos;
-        t->pos = i;
+        if (kind == J_NUMBER) {
+            t->v[v].s = x + at;
+            t->v[v].len = t->pos - at;
+        }
         return v;
-    }
     }
 }
 

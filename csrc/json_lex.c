@@ -4,33 +4,9 @@
 #include <stdint.h>
 #include <string.h>
 
-size_t ds_json_skip_ws(const char *s, size_t n, size_t i)
-{
-    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
-        i++;
-    return i;
-}
-
 const unsigned char *ds_json_plain_end(const unsigned char *p, const unsigned char *end)
 {
-    const uint64_t ones = 0x0101010101010101u, highs = ones * 0x80;
-    while (end - p >= 8) {
-        uint64_t w, hit;
-        memcpy(&w, p, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-        w = __builtin_bswap64(w); /* the first byte lowest, where borrows start */
-#endif
-        /* (x - ones) & ~x for x = w ^ '"', w ^ '\\' and (x - 0x20s) & ~w:
-         * neither byte has its high bit, so ~x's high bits are ~w's */
-        hit = ((w ^ ones * '"') - ones) | ((w ^ ones * '\\') - ones) | (w - ones * 0x20);
-        hit &= ~w & highs;
-        if (hit)
-            return p + (__builtin_ctzll(hit) >> 3);
-        p += 8;
-    }
-    while (p < end && *p >= 0x20 && *p != '"' && *p != '\\')
-        p++;
-    return p;
+    return ds_json_plain_end_inline(p, end);
 }
 
 /* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? exactly */

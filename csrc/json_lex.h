@@ -5,12 +5,19 @@
 #define DS_JSON_LEX_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #pragma GCC visibility push(hidden)
 
 /* The index of the first byte at or after i in s[0..n) that is not JSON
- * whitespace (space, tab, LF, CR), or n. */
-size_t ds_json_skip_ws(const char *s, size_t n, size_t i);
+ * whitespace (space, tab, LF, CR), or n. Inline: most calls find none. */
+static inline size_t ds_json_skip_ws(const char *s, size_t n, size_t i)
+{
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    return i;
+}
 
 /* The first byte in [p, end) that a JSON string cannot hold as it is: '"',
  * '\\' or a control byte (below 0x20); end when there is none. Tests 8 bytes
@@ -18,6 +25,30 @@ size_t ds_json_skip_ws(const char *s, size_t n, size_t i);
  * In each has-zero-byte test a borrow can flag only bytes after a true hit,
  * so the first flagged byte is exact. */
 const unsigned char *ds_json_plain_end(const unsigned char *p, const unsigned char *end);
+
+/* ds_json_plain_end for a caller's hot loop: inlined there, where the call
+ * would cost as much as a short string's scan. */
+static inline const unsigned char *ds_json_plain_end_inline(const unsigned char *p, const unsigned char *end)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = ones * 0x80;
+    while (end - p >= 8) {
+        uint64_t w, hit;
+        memcpy(&w, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        w = __builtin_bswap64(w); /* the first byte lowest, where borrows start */
+#endif
+        /* (x - ones) & ~x for x = w ^ '"', w ^ '\\' and (x - 0x20s) & ~w:
+         * neither byte has its high bit, so ~x's high bits are ~w's */
+        hit = ((w ^ ones * '"') - ones) | ((w ^ ones * '\\') - ones) | (w - ones * 0x20);
+        hit &= ~w & highs;
+        if (hit)
+            return p + (__builtin_ctzll(hit) >> 3);
+        p += 8;
+    }
+    while (p < end && *p >= 0x20 && *p != '"' && *p != '\\')
+        p++;
+    return p;
+}
 
 /* 1 when s[0..n) is exactly a JSON number (cJSON also takes 01, 1., -.5). */
 int ds_json_number_ok(const char *s, size_t n);

@@ -233,6 +233,20 @@ describe("filter:match", function()
     end
   end)
 
+  it("gives the same error at the same byte whether the bad member is read or only passed", function()
+    local reads = core.compile_filter('{"a":[{"exists":true}]}') -- reads a's value
+    local passes = core.compile_filter('{"z":[{"exists":true}]}') -- checks a's syntax only
+    for _, value in ipairs({ '{"b":[1,tru]}', '{"b":"\\q"}', '[1,]', '{"b" 1}', '{"b":-}',
+      '[{"b":"x"}', '{"b":nul}', '"\1"', '"\\ud800"', '1e400', '01', '{1:2}', '{"b":1,}', '[1 2]', '{"b":{"c":[',
+      '"abc', ("["):rep(998) .. ("]"):rep(998), '{"b":"x\\u00"}' }) do
+      local text = '{"eventName":"INSERT","a":' .. value .. ',"z":1}'
+      local _, read_err = reads:match(text)
+      local _, pass_err = passes:match(text)
+      assert.is_string(read_err, text)
+      assert.equals(read_err, pass_err, text)
+    end
+  end)
+
   it("reads what json_decode reads: 1e-400, 997 levels of nesting", function()
     local g = core.compile_filter('{"a":[{"exists":true}]}')
     assert.is_true(g:match('{"a":1e-400}'))
