@@ -7,6 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #pragma GCC visibility push(hidden)
 
@@ -20,10 +23,11 @@ static inline size_t ds_json_skip_ws(const char *s, size_t n, size_t i)
 }
 
 /* The first byte in [p, end) that a JSON string cannot hold as it is: '"',
- * '\\' or a control byte (below 0x20); end when there is none. Tests 8 bytes
- * a word while 8 remain (never reading past end): long strings are common.
- * In each has-zero-byte test a borrow can flag only bytes after a true hit,
- * so the first flagged byte is exact. */
+ * '\\' or a control byte (below 0x20); end when there is none. Tests 16
+ * bytes a step with SSE2 (every x86-64), then 8 bytes a word, while that many
+ * remain (never reading past end): long strings are common. In each
+ * has-zero-byte test a borrow can flag only bytes after a true hit, so the
+ * first flagged byte is exact. */
 const unsigned char *ds_json_plain_end(const unsigned char *p, const unsigned char *end);
 
 /* ds_json_plain_end for a caller's hot loop: inlined there, where the call
@@ -31,6 +35,18 @@ const unsigned char *ds_json_plain_end(const unsigned char *p, const unsigned ch
 static inline const unsigned char *ds_json_plain_end_inline(const unsigned char *p, const unsigned char *end)
 {
     const uint64_t ones = 0x0101010101010101u, highs = ones * 0x80;
+#ifdef __SSE2__
+    /* 16 bytes a step where every x86-64 has it: '"', '\\' or at most 0x1F */
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), controls = _mm_set1_epi8(0x1F);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        int hit = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                                                 _mm_cmpeq_epi8(_mm_max_epu8(v, controls), controls)));
+        if (hit)
+            return p + __builtin_ctz((unsigned)hit);
+        p += 16;
+    }
+#endif
     while (end - p >= 8) {
         uint64_t w, hit;
         memcpy(&w, p, 8);
