@@ -58,6 +58,12 @@ static void keys_words(const char *s, size_t n, uint64_t w[3])
         memcpy(&w[1], s + 8, 8);
 }
 
+/* The slot of the string with words w and length n. */
+static unsigned keys_slot(const uint64_t w[3], size_t n)
+{
+    return (unsigned)(((w[0] ^ (w[2] * 0x9E3779B97F4A7C15ull) ^ n) * 0xBF58476D1CE4E5B9ull) >> 40) & (DS_KEYS_SLOTS - 1);
+}
+
 void ds_keys_push(lua_State *L, ds_keys *k, const char *s, size_t n)
 {
     uint64_t w[3];
@@ -67,7 +73,7 @@ void ds_keys_push(lua_State *L, ds_keys *k, const char *s, size_t n)
         return;
     }
     keys_words(s, n, w);
-    h = (unsigned)(((w[0] ^ (w[2] * 0x9E3779B97F4A7C15ull) ^ n) * 0xBF58476D1CE4E5B9ull) >> 40) & (DS_KEYS_SLOTS - 1);
+    h = keys_slot(w, n);
     if (k->slot[h].len == n && k->slot[h].w[0] == w[0] && k->slot[h].w[1] == w[1] && k->slot[h].w[2] == w[2]) {
         lua_rawgeti(L, k->table, (lua_Integer)h + 1);
         return;

@@ -1252,6 +1252,19 @@ static unsigned long combinations(const ds_filter *f, int node)
     return total;
 }
 
+/* A new want node for key (pool offset), with no children; or -1. */
+static int want_node(ds_filter *f, size_t key, size_t keylen)
+{
+    int c = grow((void **)&f->wants, &f->nwants, &f->capwants, sizeof(wnode));
+    if (c < 0)
+        return -1;
+    f->wants[c].key = key;
+    f->wants[c].keylen = keylen;
+    f->wants[c].first = f->wants[c].next = -1;
+    f->wants[c].whole = 0;
+    return c;
+}
+
 /* The child of want node w for key k (pool offset), made when missing. */
 static int want_child(ds_filter *f, int w, size_t key, size_t keylen)
 {
@@ -1259,12 +1272,8 @@ static int want_child(ds_filter *f, int w, size_t key, size_t keylen)
     for (c = f->wants[w].first; c >= 0; c = f->wants[c].next)
         if (f->wants[c].keylen == keylen && memcmp(POOL(f, f->wants[c].key), POOL(f, key), keylen) == 0)
             return c;
-    if ((c = grow((void **)&f->wants, &f->nwants, &f->capwants, sizeof(wnode))) < 0)
+    if ((c = want_node(f, key, keylen)) < 0)
         return -1;
-    f->wants[c].key = key;
-    f->wants[c].keylen = keylen;
-    f->wants[c].first = -1;
-    f->wants[c].whole = 0;
     f->wants[c].next = f->wants[w].first;
     f->wants[w].first = c;
     return c;
@@ -1294,11 +1303,8 @@ static int want_build(ds_filter *f)
     static const char *const always[][2] = {{"userIdentity", NULL}, {"dynamodb", "SequenceNumber"}};
     size_t i, j, off;
     int root, w;
-    if ((root = grow((void **)&f->wants, &f->nwants, &f->capwants, sizeof(wnode))) < 0)
+    if ((root = want_node(f, 0, 0)) < 0)
         return -1;
-    f->wants[root].first = -1;
-    f->wants[root].whole = 0;
-    f->wants[root].key = f->wants[root].keylen = 0;
     for (i = 0; i < (size_t)f->nroots; i++)
         if (want_paths(f, root, f->roots[i]) < 0)
             return -1;

@@ -1,9 +1,6 @@
 /* json_lex.c - JSON lexing helpers, see json_lex.h. */
 #include "json_lex.h"
 
-#include <stdint.h>
-#include <string.h>
-
 const unsigned char *ds_json_plain_end(const unsigned char *p, const unsigned char *end)
 {
     return ds_json_plain_end_inline(p, end);
