@@ -14,6 +14,7 @@ typedef struct {
     char *data; /* NULL until the first append; not NUL-terminated */
     size_t len;
     size_t cap;
+    int mapped; /* data is an anonymous mapping (see buffer.c), else malloc's */
 } ds_buf;
 
 /* Room for n more bytes after the contents: where they go (count them in
@@ -25,6 +26,13 @@ char *ds_buf_reserve(ds_buf *b, size_t n);
 /* Appends n bytes. 0 on success, -1 on allocation failure or size overflow
  * (the buffer is then unchanged). */
 int ds_buf_append(ds_buf *b, const void *p, size_t n);
+
+/* Gives back the room beyond the contents when it is more than slack
+ * bytes; keeps the buffer as it is when that fails. */
+void ds_buf_shrink(ds_buf *b, size_t slack);
+
+/* The buffer, whose allocation the caller now owns; b is left empty. */
+ds_buf ds_buf_take(ds_buf *b);
 
 /* Forgets the contents but keeps the allocation for reuse. */
 void ds_buf_reset(ds_buf *b);

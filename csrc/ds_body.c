@@ -1,6 +1,5 @@
-/* The body userdata, see ds_body.h. It owns one malloc'd block: freed by
+/* The body userdata, see ds_body.h. It owns one block (a ds_buf's): freed by
  * close, __close and __gc, whichever comes first. */
-#include <stdlib.h>
 #include <string.h>
 
 #include "ds_body.h"
@@ -66,10 +65,8 @@ static void pool_put(lua_State *L, ds_buf *b)
         }
     if (b->data != NULL && p->n < BODY_POOL_BLOCKS && b->cap <= BODY_POOL_BLOCK_MAX &&
         ds_keep_fits(&p->keep, b->cap) && p->total + b->cap <= BODY_POOL_TOTAL) {
-        p->blocks[p->n++] = *b;
         p->total += b->cap;
-        b->data = NULL;
-        b->len = b->cap = 0;
+        p->blocks[p->n++] = ds_buf_take(b);
         return;
     }
     ds_buf_free(b);
@@ -118,16 +115,8 @@ void ds_body_push(lua_State *L, ds_buf *b)
     luaL_setmetatable(L, DS_BODY_MT);
     if (b->data == NULL && ds_buf_reserve(b, 0) == NULL) /* an empty body is open too */
         luaL_error(L, "out of memory");
-    if (b->cap - b->len > BODY_MAX_SLACK) { /* a grown buffer: give back its tail */
-        char *d = realloc(b->data, b->len ? b->len : 1);
-        if (d != NULL) {
-            b->data = d;
-            b->cap = b->len ? b->len : 1;
-        }
-    }
-    u->buf = *b; /* nothing below raises: the block has one owner at any time */
-    b->data = NULL;
-    b->len = b->cap = 0;
+    ds_buf_shrink(b, BODY_MAX_SLACK); /* a grown buffer: give back its tail */
+    u->buf = ds_buf_take(b);          /* nothing raises now: the block has one owner at any time */
 }
 
 const char *ds_body_pin(lua_State *L, int idx, size_t *len)

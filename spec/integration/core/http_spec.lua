@@ -318,6 +318,29 @@ describe("core.http", function()
       end)
     end
 
+    -- From 256 KiB a buffer is a mapping of its own (csrc/buffer.c): bodies on
+    -- both sides of that size, and bodies that grow across it, keep every byte.
+    it("keep every byte of bodies around the size where buffers become mappings", function()
+      local block = {}
+      for i = 1, 8192 do block[i] = string.format("%07x ", i) end
+      block = table.concat(block) -- 64 KiB in which every 8 bytes differ
+      local blocks = {}
+      for i = 1, 80 do blocks[i] = string.format("<%06d>", i) .. block end
+      local text = table.concat(blocks)
+      local function varied(n) return text:sub(1, n) end
+      for _, mode in ipairs({ "string", "buffer" }) do
+        helper.with_close(core.http({ body = mode }), function(h)
+          for _, n in ipairs({ 262143, 262144, 262145, 300000, 1048579, 100, 5000001, 700000 }) do
+            local sent = varied(n)
+            local status, body = h:post(base .. "/reflect/200", {}, sent)
+            assert.equals(200, status)
+            assert.is_true(tostring(body) == sent, mode .. " " .. n)
+            if mode == "buffer" then body:close() end
+          end
+        end)
+      end
+    end)
+
     it("with body objects, keep closed large bodies' blocks until 8 small ones followed", function()
       helper.with_close(core.http({ body = "buffer" }), function(h)
         local bodies = {}
