@@ -13,13 +13,17 @@
  * keys are reused, not pushed again (as ds.decode_records' key cache reuses
  * them); so are metatables with a __name (the module's shared markers) and
  * userdata (ds.null). Other metatables (per-table __binary ones) are built
- * again. Bench tool only: it trusts its input. */
+ * again. Bench tool only: it trusts its input.
+ *
+ * Built for Lua 5.4 and for LuaJIT (bench/Makefile): ds.h, the module's
+ * version gate, gives LuaJIT the 5.3 API it is written against and an
+ * lua_isinteger that holds for integral doubles, so that array parts are
+ * found there too. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <lauxlib.h>
-#include <lua.h>
+#include "ds.h"
 
 #define TAPE_MT "lua_build_floor.tape"
 #define TAPE_MAX_DEPTH 200

@@ -9,6 +9,8 @@
 #   BENCH_RUN_SEC  minimum seconds per timed run (default 0.25)
 #   BENCH_CHANGES  changes pre-written for the end-to-end part (default 20000)
 #   BENCH_SKIP_E2E=1  decode only (no DynamoDB Local)
+#   BENCH_PAGES    the pages of section 1, e.g. "orders keys_only" (default: every gen_page.lua --list)
+#   BENCH_ONLY_DECODE=1  section 1 only, its table printed, bench/README.md left alone (quick checks)
 #   BENCH_IDLE_S (12), BENCH_LAT_WRITES (300), BENCH_LAT_INTERVAL_MS (50): sections 3-4
 #   BENCH_POLL_ROUNDS   rounds of section 5 (poll rounds over 1/16/64 shards; default 9)
 #   BENCH_MEM_RECORDS   records of the memory run, section 6 (default 200000)
@@ -75,13 +77,13 @@ done
 } >>"$results"
 
 # ---- 1. decode
-# Every page of gen_page.lua against Node, under Lua 5.4 and LuaJIT, and our
-# values alone; on the "orders" page also lua-cjson, the cJSON floor and the
+# Every page of gen_page.lua against Node, ours and our values alone, each
+# under Lua 5.4 and LuaJIT; on the "orders" page also lua-cjson, the cJSON floor and the
 # filtered decode (ours, LuaJIT, Node: 1c).
 # Interleaved rounds, so that load from elsewhere on the machine hits every
 # decoder alike; report.lua takes the median round of each, and each ratio
 # within a round (the median of the rounds' ratios).
-pages=$("$LUA" bench/gen_page.lua --list)
+pages=${BENCH_PAGES:-$("$LUA" bench/gen_page.lua --list)}
 for page in $pages; do
   "$LUA" bench/gen_page.lua --seed "$seed" --page "$page" "$out/page-$page-$seed.json" >&2
 done
@@ -92,10 +94,12 @@ decode_rows() {  # page command...: the command's RESULT and KEPT lines, tagged 
 for round in $(seq 1 "$rounds"); do
   for page in $pages; do
     file=$out/page-$page-$seed.json
-    say "decode round $round/$rounds, page $page: ours (Lua 5.4), our values alone, ours (LuaJIT), Node"
+    say "decode round $round/$rounds, page $page: ours and our values alone (Lua 5.4, LuaJIT), Node"
     decode_rows "$page" "$LUA" bench/decode/decode.lua ours "$file" "$runs" "$run_sec"
     decode_rows "$page" "$LUA" bench/decode/decode.lua lua_build "$file" "$runs" "$run_sec"
     decode_rows "$page" env LUA_CPATH="$root/build-luajit/?.so;;" luajit bench/decode/decode.lua ours "$file" \
+      "$runs" "$run_sec"
+    decode_rows "$page" env LUA_CPATH="$root/build-luajit/?.so;;" luajit bench/decode/decode.lua lua_build "$file" \
       "$runs" "$run_sec"
     decode_rows "$page" node bench/node/decode.js "$file" "$runs" "$run_sec"
     if [ "$page" = orders ]; then
@@ -109,6 +113,14 @@ for round in $(seq 1 "$rounds"); do
     fi
   done
 done
+print_table() {
+  echo "META load_end $(cut -d' ' -f1-3 /proc/loadavg)" >>"$results"
+  "$LUA" bench/report.lua "$results" | tee "$out/table.txt"
+}
+if [ "${BENCH_ONLY_DECODE:-0}" = 1 ]; then
+  print_table
+  exit 0
+fi
 
 # ---- 5. many shards: a poll round over 1/16/64 shards (fake endpoint, 20 ms
 # per GetRecords): bare GetRecords serially and in parallel, then the consumer.
@@ -134,8 +146,7 @@ if [ "${BENCH_SKIP_REPLICATE:-0}" != 1 ] && [ "${BENCH_SKIP_E2E:-0}" != 1 ]; the
     "${BENCH_REPL_ROUNDS:-3}" "$root/$results" >&2
 fi
 
-echo "META load_end $(cut -d' ' -f1-3 /proc/loadavg)" >>"$results"
-"$LUA" bench/report.lua "$results" | tee "$out/table.txt"
+print_table
 # The table in bench/README.md is this run's, never one pasted by hand.
 commit=$(git rev-parse --short HEAD 2>/dev/null || true)
 if [ -n "$commit" ] && [ -n "$(git status --porcelain --untracked-files=no -- . ':!bench/README.md' 2>/dev/null)" ]; then commit="$commit (with uncommitted changes)"; fi

@@ -17,7 +17,8 @@
 -- Prints: RESULT <name> <records/s> <MB/s> <records per page> <bytes>
 -- where name is lua_cjson, ours_decode_records, ours_filtered or lua_build
 -- (records/s counts every record of the page, kept or not); under LuaJIT
--- (ours only) luajit_ours_decode_records, luajit_ours_filtered. ours_filtered
+-- (all but cjson) luajit_ours_decode_records, luajit_ours_filtered,
+-- luajit_lua_build. ours_filtered
 -- also prints KEPT <name> <records kept> (bench/report.lua checks that every
 -- filtered decoder kept as many).
 -- Timing: CPU time of the process (os.clock: steal and waits on a busy
@@ -70,7 +71,8 @@ elseif impl == "ours_filtered" then
     return #recs + filtered
   end
 elseif impl == "lua_build" then
-  package.cpath = here .. "/../out/?.so;" .. package.cpath
+  -- bench/Makefile builds one lua_build_floor.so per interpreter.
+  package.cpath = here .. (jit and "/../out/luajit/?.so;" or "/../out/?.so;") .. package.cpath
   local floor = require("lua_build_floor")
   local page = assert(require("dynamodb_stream").decode_records(text))
   local tape = floor.record(page)

@@ -1,5 +1,5 @@
 -- bench/report.lua: section 1 (decode, every page of gen_page.lua against Node,
--- our values alone on every page, the filtered decode) and section 7 (replication): the round of median rate of
+-- our values alone on every page under Lua 5.4 and LuaJIT, the filtered decode) and section 7 (replication): the round of median rate of
 -- each copier, the range of its rounds, the ratios, and what was not run.
 
 local helper = require("helper")
@@ -75,6 +75,7 @@ describe("bench/report.lua, section 1", function()
       "RESULT ours_decode_records 40000 72.0 1000 1800000",
       "RESULT lua_build 44000 79.2 1000 1800000",
       "RESULT luajit_ours_decode_records 50000 90.0 1000 1800000 orders",
+      "RESULT luajit_lua_build 60000 108.0 1000 1800000 orders",
       "RESULT node 10000 18.0 1000 1800000",
       "RESULT cjson_arena 300000 540.0 1000 1800000 orders",
       "RESULT ours_filtered 200000 360.0 1000 1800000 orders",
@@ -89,6 +90,7 @@ describe("bench/report.lua, section 1", function()
       "RESULT ours_decode_records 36000 64.8 1000 1800000 orders",
       "RESULT lua_build 45000 81.0 1000 1800000 orders",
       "RESULT luajit_ours_decode_records 30000 54.0 1000 1800000 orders",
+      "RESULT luajit_lua_build 36000 64.8 1000 1800000 orders",
       "RESULT node 12000 21.6 1000 1800000 orders",
       "RESULT cjson_arena 300000 540.0 1000 1800000 orders",
       "RESULT ours_filtered 180000 324.0 1000 1800000 orders",
@@ -103,6 +105,7 @@ describe("bench/report.lua, section 1", function()
       "RESULT ours_decode_records 50000 90.0 1000 1800000 orders",
       "RESULT lua_build 55000 99.0 1000 1800000 orders",
       "RESULT luajit_ours_decode_records 45000 81.0 1000 1800000 orders",
+      "RESULT luajit_lua_build 63000 113.4 1000 1800000 orders",
       "RESULT node 10000 18.0 1000 1800000 orders",
       "RESULT cjson_arena 300000 540.0 1000 1800000 orders",
       "RESULT ours_filtered 240000 432.0 1000 1800000 orders",
@@ -129,11 +132,18 @@ describe("bench/report.lua, section 1", function()
   end)
 
   it("shows our values alone on every page: against Node (info) and against ours", function()
-    local part = assert(text:match("\n   Our result's values alone(.-)\n\n"), text)
+    local part = assert(text:match("\n   Our result's values alone(.-)\n   The same under LuaJIT"), text)
     -- Node: rounds 4.4, 3.75, 5.5; ours: 1.10, 1.25, 1.10
     assert.equal("45,000    4.40x   3.8-5.5             1.10x   1.1-1.2  met", row(part, "orders"))
     -- Node: rounds 4.33, 7.0, 4.4; ours: 1.44, 1.40, 1.375
     assert.equal("130,000    4.40x   4.3-7.0             1.40x   1.4-1.4  NOT MET", row(part, "small_items"))
+  end)
+
+  it("shows our values alone under LuaJIT: against Node and against ours under LuaJIT, both info", function()
+    local part = assert(text:match("\n   The same under LuaJIT(.-)\n\n"), text)
+    -- Node: rounds 6.0, 3.0, 6.3; ours under LuaJIT: 1.2, 1.2, 1.4
+    assert.equal("60,000    6.00x   3.0-6.3             1.20x   1.2-1.4", row(part, "orders"))
+    assert.is_nil(row(part, "small_items"))  -- no LuaJIT rows for this page
   end)
 
   it("shows the filtered decode against Node and against the cJSON-arena floor", function()
