@@ -233,7 +233,10 @@ describe("core.decode_records", function()
       for name in list:lines() do kinds[#kinds + 1] = name end
       assert.is_true(list:close())
       assert.is_true(#kinds >= 10)
-      for _, kind in ipairs(kinds) do check_generated("--seed 5 --records 40 --page " .. kind) end
+      -- 25 records (40 but under valgrind) still hold every feature of every kind:
+      -- gen_page.lua's rarest, a negative 38-digit number, is in image 25.
+      local records = helper.under_valgrind() and 25 or 40
+      for _, kind in ipairs(kinds) do check_generated("--seed 5 --records " .. records .. " --page " .. kind) end
     end)
 
     it("classifies N like number.c's full rule (fast double path included)", function()
