@@ -224,7 +224,9 @@ describe("core.decode_records", function()
     -- Under valgrind (these seeds took 16 s there) the first seed only: other
     -- seeds are other data of the same generator, read by the same C paths.
     it("on generated pages (bench/gen_page.lua, several seeds), both number modes", function()
-      for _, seed in ipairs(helper.valgrind_subset({ 1, 42, 1234 }, 1)) do check_generated("--seed " .. seed .. " --records 150") end
+      for _, seed in ipairs(helper.valgrind_subset({ 1, 42, 1234 }, 1)) do
+        check_generated("--seed " .. seed .. " --records 150")
+      end
     end)
 
     it("on every page kind of bench/gen_page.lua --list, both number modes", function()
