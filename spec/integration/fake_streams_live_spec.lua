@@ -220,4 +220,19 @@ describe("fake_streams_server.py, live", function()
     assert.same({}, disorder)
     assert.equals(16 + 2 + 17, #live.describe_all(c, srv.arn))
   end)
+
+  it("stops a writer on POST writer/stop: it writes nothing more, and another may start", function()
+    local before = #srv.changes()
+    srv.start_writer(1000000, 10, 500, 3)
+    local monotime = require("dynamodb_stream.core").monotime
+    local deadline = monotime() + 10
+    while srv.writer().written < 50 and monotime() < deadline do ds.sleep(0.02) end
+    local stopped = srv.stop_writer().written
+    assert.is_true(stopped >= 50, "the writer wrote " .. stopped)
+    ds.sleep(0.1)
+    assert.same({ written = stopped, target = 1000000, running = false }, srv.writer())
+    assert.equals(before + stopped, #srv.changes())
+    srv.start_writer(1, 1, 1)
+    srv.stop_writer()
+  end)
 end)

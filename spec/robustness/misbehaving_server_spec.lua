@@ -3,13 +3,16 @@
 -- dynamodb_stream.ngx_http (cosockets) inside a real nginx. Each one ends with
 -- the right error code soon after the call's `timeout` at the latest, holds no
 -- more than max_body, and the nginx worker survives them all. The calls use
--- timeout = 1 s and max_body = 1 MiB to stay cheap.
+-- timeout = 1 s and max_body = 1 MiB to stay cheap; those that must end in
+-- Timeout (a drip, a silence: the whole call bounded) 0.3 s.
 local core = require("dynamodb_stream.core")
 local helper = require("helper")
 local nginx = require("nginx")
 local ngx_http = require("dynamodb_stream.ngx_http")
 
 local TIMEOUT, MAX_BODY = 1, 1024 * 1024
+local SHORT_TIMEOUT = 0.3
+local function timeout_for(code) return code == "Timeout" and SHORT_TIMEOUT or TIMEOUT end
 -- How long after `timeout` a call may end: generous, for valgrind; a transport
 -- that does not bound the call takes minutes (a drip) or forever.
 local SLACK = 4
@@ -56,19 +59,22 @@ describe("a misbehaving server", function()
   end)
 
   describe("through core.http (libcurl)", function()
-    local http
-    setup(function() http = core.http({ timeout = TIMEOUT, connect_timeout = 1, max_body = MAX_BODY }) end)
-    teardown(function() http:close() end)
+    local http, http_short
+    setup(function()
+      http = core.http({ timeout = TIMEOUT, connect_timeout = 1, max_body = MAX_BODY })
+      http_short = core.http({ timeout = SHORT_TIMEOUT, connect_timeout = 1, max_body = MAX_BODY })
+    end)
+    teardown(function() http:close(); http_short:close() end)
 
     for _, case in ipairs(CASES) do
       local code = case[2]
       it(case[3] .. ": " .. code, function()
         local t0 = core.monotime()
-        local status, msg, got = http:post(base .. "/" .. case[1], {}, "")
+        local status, msg, got = (code == "Timeout" and http_short or http):post(base .. "/" .. case[1], {}, "")
         local seconds = core.monotime() - t0
         assert.is_nil(status)
         assert.equals(code, got, msg)
-        assert.is_true(seconds < TIMEOUT + SLACK, ("%.1f s"):format(seconds))
+        assert.is_true(seconds < timeout_for(code) + SLACK, ("%.1f s"):format(seconds))
       end)
     end
 
@@ -87,12 +93,12 @@ describe("a misbehaving server", function()
     end
     local server, worker
 
-    -- One call per request: /call?path=...; answers status, code, message,
-    -- length, seconds and the worker's pid as JSON.
+    -- One call per request: /call?path=...&timeout=...; answers status, code,
+    -- message, length, seconds and the worker's pid as JSON.
     local CALL = [[
       local ngx_http = require("dynamodb_stream.ngx_http")
       local core = require("dynamodb_stream.core")
-      local t = ngx_http.http({ timeout = %d, connect_timeout = 1, max_body = %d })
+      local t = ngx_http.http({ timeout = tonumber(ngx.var.arg_timeout), connect_timeout = 1, max_body = %d })
       ngx.update_time()
       local t0 = ngx.now()
       local status, body, code = t:post("%s/" .. ngx.var.arg_path, {}, "")
@@ -105,7 +111,7 @@ describe("a misbehaving server", function()
     setup(function()
       server = nginx.start({ ready = "/ready", server = {
         "location = /ready { return 200; }",
-        "location = /call { content_by_lua_block {" .. CALL:format(TIMEOUT, MAX_BODY, base) .. "} }",
+        "location = /call { content_by_lua_block {" .. CALL:format(MAX_BODY, base) .. "} }",
       } })
     end)
 
@@ -115,8 +121,9 @@ describe("a misbehaving server", function()
 
     -- The answer of one call; the request to nginx itself is guarded, so a
     -- transport that hangs fails this case instead of the suite.
-    local function call(path)
-      local body = server.get("/call?path=" .. path, TIMEOUT + 2 * SLACK)
+    local function call(path, timeout)
+      timeout = timeout or TIMEOUT
+      local body = server.get("/call?path=" .. path .. "&timeout=" .. timeout, timeout + 2 * SLACK)
       local r = core.json_decode(body)
       assert(type(r) == "table", ("%s: no answer from nginx (%s); error log:\n%s"):format(path, body,
         server.error_log():sub(-2000)))
@@ -127,10 +134,10 @@ describe("a misbehaving server", function()
 
     for _, case in ipairs(CASES) do
       it(case[3] .. ": " .. case[2], function()
-        local r = call(case[1])
+        local r = call(case[1], timeout_for(case[2]))
         assert.equals(core.null, r.status)
         assert.equals(case[2], r.code, r.message)
-        assert.is_true(r.seconds < TIMEOUT + SLACK, ("%.1f s"):format(r.seconds))
+        assert.is_true(r.seconds < timeout_for(case[2]) + SLACK, ("%.1f s"):format(r.seconds))
       end)
     end
 

@@ -68,6 +68,7 @@ the order of the shards (parents first) and, in a shard, of sequence numbers.
   POST /_control/writer {"changes": N, "keys": K, "rate": R, "seed": S}
       a thread appends N changes over keys "key-00000".."key-<K-1>" (picked at
       random, seeded) at R changes/s; 409 while one runs.
+  POST /_control/writer/stop  the writer stops after the change it is writing
   GET /_control/writer -> {"written": n, "target": N, "running": bool}
   POST /_control/split {"shard": ID}  (default: the first open shard)
       closes it and opens two children, each with half its range
@@ -363,13 +364,14 @@ class Writer(object):
         self.stream, self.target, self.keys, self.rate = stream, changes, keys, rate
         self.rng = random.Random(seed)
         self.written = 0
+        self.stopped = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
 
     def run(self):
         start = time.monotonic()
-        while self.written < self.target:
+        while self.written < self.target and not self.stopped.is_set():
             due = min(self.target, int((time.monotonic() - start) * self.rate) + 1)
-            while self.written < due:
+            while self.written < due and not self.stopped.is_set():
                 self.stream.put("key-%05d" % self.rng.randrange(self.keys))
                 self.written += 1
             time.sleep(0.005)
@@ -490,6 +492,11 @@ class Api(object):
                 return 200, json.dumps(stream.split(params.get("shard")))
             if path == "/_control/rollover":
                 return 200, json.dumps(stream.rollover())
+            if path == "/_control/writer/stop":
+                if self.writer:
+                    self.writer.stopped.set()
+                    self.writer.thread.join()
+                return 200, json.dumps({"written": self.writer.written if self.writer else 0})
             if path == "/_control/writer":
                 if self.writer and self.writer.running():
                     return 409, json.dumps({"error": "a writer is running"})

@@ -51,6 +51,7 @@ function M.start(args, lifetime)
     return ok("POST", "writer", { changes = changes, keys = keys, rate = rate, seed = seed or 1 })
   end
   function srv.writer() return ok("GET", "writer") end
+  function srv.stop_writer() return ok("POST", "writer/stop") end
   -- Every change written: { { key, version, shard, seq }, ... } in the order written.
   function srv.changes()
     local out = {}
