@@ -58,10 +58,13 @@ static void keys_words(const char *s, size_t n, uint64_t w[3])
         memcpy(&w[1], s + 8, 8);
 }
 
-/* The slot of the string with words w and length n. */
+/* The slot of the string with words w and length n: the top bits of a
+ * multiplicative hash, the only ones that every input bit reaches (bits
+ * 40-49 ignored the top 14 bits of w[0], where "attr001" and "attr005"
+ * differ, and most keys of a many-attribute item shared slots). */
 static unsigned keys_slot(const uint64_t w[3], size_t n)
 {
-    return (unsigned)(((w[0] ^ (w[2] * 0x9E3779B97F4A7C15ull) ^ n) * 0xBF58476D1CE4E5B9ull) >> 40) & (DS_KEYS_SLOTS - 1);
+    return (unsigned)(((w[0] ^ (w[2] * 0x9E3779B97F4A7C15ull) ^ n) * 0xBF58476D1CE4E5B9ull) >> (64 - DS_KEYS_SLOTS_LOG2));
 }
 
 void ds_keys_push(lua_State *L, ds_keys *k, const char *s, size_t n)

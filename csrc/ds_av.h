@@ -31,7 +31,8 @@ DS_HIDDEN int ds_av_numbers_opt(lua_State *L, int idx);
  * of Lua's string interning. The strings live in a Lua table (slot i at
  * [i + 1]) at stack index `table` while the cache is used; their words are
  * kept here. */
-#define DS_KEYS_SLOTS  1024
+#define DS_KEYS_SLOTS_LOG2 10
+#define DS_KEYS_SLOTS  (1 << DS_KEYS_SLOTS_LOG2)
 #define DS_KEYS_MAXLEN 24
 typedef struct ds_keys {
     int table;
