@@ -42,8 +42,9 @@ typedef struct ds_keys {
     } slot[DS_KEYS_SLOTS];
 } ds_keys;
 
-/* Pushes the string s[0..n), from the cache when it is there. [-0, +1] */
-DS_HIDDEN void ds_keys_push(lua_State *L, ds_keys *k, const char *s, size_t n);
+/* Pushes the string s[0..n), from the cache when it is there; readable
+ * bytes at s (at least n) may be read. [-0, +1] */
+DS_HIDDEN void ds_keys_push(lua_State *L, ds_keys *k, const char *s, size_t n, size_t readable);
 
 /* Pieces of unmarshall for ds_decode.c, which reads the JSON itself. mt: stack
  * index of the ds_push_markers values. They raise on malformed input. */
