@@ -489,11 +489,14 @@ static void scan_new_map(lua_State *L, const scan *s, unsigned slot)
     lua_createtable(L, 0, s->st->map_hint[slot]);
 }
 
-/* Hints stop at 64 fields: a key whose objects alternate between huge and
- * small ones must not make every small one huge. */
+/* A hint passes 64 fields (up to 255) only when the object before was as
+ * big: a key whose objects alternate between huge and small ones must not
+ * make every small one huge, but items of 100+ attributes, one after the
+ * other, are made at their size instead of growing from 64. */
 static void scan_note_size(const scan *s, unsigned slot, int n)
 {
-    s->st->map_hint[slot] = (unsigned char)(n > 64 ? 64 : n);
+    unsigned char *hint = &s->st->map_hint[slot];
+    *hint = (unsigned char)(n <= 64 ? n : *hint < 64 ? 64 : n > 255 ? 255 : n);
 }
 
 /* v1 .. vn above base -> one table of them in their place. */
