@@ -61,7 +61,7 @@ describe("numbers", function()
         assert.equals(want[1], got[1] .. "e0", text)
       else
         assert.equals(math.type and math.type(want) or type(want), math.type and math.type(got) or type(got), text)
-        assert.equals(string.format("%a", want), string.format("%a", got), text)
+        assert.equals(want, got, text)
       end
     end
     local fills = { "0000000000000000000", "9999999999999999999", "1234567890123456789", "9081726354453627189" }
