@@ -42,10 +42,20 @@ static void av_setmt(lua_State *L, const av_ctx *c, int which)
 
 /* The words that identify a string of 1..DS_KEYS_MAXLEN bytes with its
  * length: its first and last 8 bytes, and bytes 8..16 when it is longer
- * than 16 (shorter ones zero-padded), so together they cover every byte. */
-static void keys_words(const char *s, size_t n, uint64_t w[3])
+ * than 16 (shorter ones zero-padded, byte i at bits 8i), so together they
+ * cover every byte. readable: bytes readable at s (at least n); with 8 of
+ * them a short string is one load, masked. */
+static void keys_words(const char *s, size_t n, size_t readable, uint64_t w[3])
 {
     w[0] = w[1] = w[2] = 0;
+    if (n < 8 && readable >= 8) {
+        memcpy(&w[0], s, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        w[0] = __builtin_bswap64(w[0]);
+#endif
+        w[0] &= ((uint64_t)1 << (8 * n)) - 1;
+        return;
+    }
     if (n < 8) {
         size_t i;
         for (i = 0; i < n; i++)
@@ -58,13 +68,16 @@ static void keys_words(const char *s, size_t n, uint64_t w[3])
         memcpy(&w[1], s + 8, 8);
 }
 
-/* The slot of the string with words w and length n. */
+/* The slot of the string with words w and length n: the top bits of a
+ * multiplicative hash, the only ones that every input bit reaches (bits
+ * 40-49 ignored the top 14 bits of w[0], where "attr001" and "attr005"
+ * differ, and most keys of a many-attribute item shared slots). */
 static unsigned keys_slot(const uint64_t w[3], size_t n)
 {
-    return (unsigned)(((w[0] ^ (w[2] * 0x9E3779B97F4A7C15ull) ^ n) * 0xBF58476D1CE4E5B9ull) >> 40) & (DS_KEYS_SLOTS - 1);
+    return (unsigned)(((w[0] ^ (w[2] * 0x9E3779B97F4A7C15ull) ^ n) * 0xBF58476D1CE4E5B9ull) >> (64 - DS_KEYS_SLOTS_LOG2));
 }
 
-void ds_keys_push(lua_State *L, ds_keys *k, const char *s, size_t n)
+void ds_keys_push(lua_State *L, ds_keys *k, const char *s, size_t n, size_t readable)
 {
     uint64_t w[3];
     unsigned h;
@@ -72,7 +85,7 @@ void ds_keys_push(lua_State *L, ds_keys *k, const char *s, size_t n)
         lua_pushlstring(L, s, n);
         return;
     }
-    keys_words(s, n, w);
+    keys_words(s, n, readable, w);
     h = keys_slot(w, n);
     if (k->slot[h].len == n && k->slot[h].w[0] == w[0] && k->slot[h].w[1] == w[1] && k->slot[h].w[2] == w[2]) {
         lua_rawgeti(L, k->table, (lua_Integer)h + 1);
@@ -90,7 +103,7 @@ void ds_keys_push(lua_State *L, ds_keys *k, const char *s, size_t n)
 static void av_push_key(lua_State *L, const av_ctx *c, const char *s, size_t n)
 {
     if (c->keys)
-        ds_keys_push(L, c->keys, s, n);
+        ds_keys_push(L, c->keys, s, n, n);
     else
         lua_pushlstring(L, s, n);
 }

@@ -31,7 +31,8 @@ DS_HIDDEN int ds_av_numbers_opt(lua_State *L, int idx);
  * of Lua's string interning. The strings live in a Lua table (slot i at
  * [i + 1]) at stack index `table` while the cache is used; their words are
  * kept here. */
-#define DS_KEYS_SLOTS  1024
+#define DS_KEYS_SLOTS_LOG2 10
+#define DS_KEYS_SLOTS  (1 << DS_KEYS_SLOTS_LOG2)
 #define DS_KEYS_MAXLEN 24
 typedef struct ds_keys {
     int table;
@@ -41,8 +42,9 @@ typedef struct ds_keys {
     } slot[DS_KEYS_SLOTS];
 } ds_keys;
 
-/* Pushes the string s[0..n), from the cache when it is there. [-0, +1] */
-DS_HIDDEN void ds_keys_push(lua_State *L, ds_keys *k, const char *s, size_t n);
+/* Pushes the string s[0..n), from the cache when it is there; readable
+ * bytes at s (at least n) may be read. [-0, +1] */
+DS_HIDDEN void ds_keys_push(lua_State *L, ds_keys *k, const char *s, size_t n, size_t readable);
 
 /* Pieces of unmarshall for ds_decode.c, which reads the JSON itself. mt: stack
  * index of the ds_push_markers values. They raise on malformed input. */

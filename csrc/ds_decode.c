@@ -394,7 +394,7 @@ static inline const char *scan_string(lua_State *L, scan *s, size_t *len)
     if (scan_peek(s) != '"')
         scan_giveup(L);
     start = (const unsigned char *)s->p + 1;
-    p = ds_json_plain_end(start, end);
+    p = ds_json_plain_end_short(start, end);
     if (p < end && *p == '"') {
         *len = (size_t)(p - start);
         s->p = (const char *)p + 1;
@@ -403,6 +403,13 @@ static inline const char *scan_string(lua_State *L, scan *s, size_t *len)
     if (p >= end || *p != '\\')
         scan_giveup(L);
     return scan_escaped(L, s, start, p, len);
+}
+
+/* Pushes the string str[0..len) that scan_string just read through the key
+ * cache; one in the text may be read up to its end. */
+static inline void scan_push_key(lua_State *L, scan *s, const char *str, size_t len)
+{
+    ds_keys_push(L, s->keys, str, len, str == s->st->scratch.data ? len : (size_t)(s->end - str));
 }
 
 /* Pushes the bytes of the B string str[0..len) (read before: it may be in
@@ -482,11 +489,14 @@ static void scan_new_map(lua_State *L, const scan *s, unsigned slot)
     lua_createtable(L, 0, s->st->map_hint[slot]);
 }
 
-/* Hints stop at 64 fields: a key whose objects alternate between huge and
- * small ones must not make every small one huge. */
+/* A hint passes 64 fields (up to 255) only when the object before was as
+ * big: a key whose objects alternate between huge and small ones must not
+ * make every small one huge, but items of 100+ attributes, one after the
+ * other, are made at their size instead of growing from 64. */
 static void scan_note_size(const scan *s, unsigned slot, int n)
 {
-    s->st->map_hint[slot] = (unsigned char)(n > 64 ? 64 : n);
+    unsigned char *hint = &s->st->map_hint[slot];
+    *hint = (unsigned char)(n <= 64 ? n : *hint < 64 ? 64 : n > 255 ? 255 : n);
 }
 
 /* v1 .. vn above base -> one table of them in their place. */
@@ -529,7 +539,7 @@ static void scan_value(lua_State *L, scan *s, int depth)
     switch (scan_peek(s)) {
     case '"':
         str = scan_string(L, s, &len);
-        ds_keys_push(L, s->keys, str, len); /* event names, regions, versions repeat */
+        scan_push_key(L, s, str, len); /* event names, regions, versions repeat */
         return;
     case 't':
     case 'f':
@@ -573,7 +583,7 @@ static void scan_av_map(lua_State *L, scan *s, int level, unsigned slot)
     int t, bin, n = 0, have_bin = 0;
     const char *str;
     size_t len;
-    scan_room(L);
+    scan_room(L); /* enough for the loop too: each pair is set before the next */
     scan_new_map(L, s, slot);
     t = lua_gettop(L);
     bin = t + 1;
@@ -582,10 +592,9 @@ static void scan_av_map(lua_State *L, scan *s, int level, unsigned slot)
         do {
             int isbin = 0;
             unsigned field_slot;
-            scan_room(L);
             str = scan_string(L, s, &len);
             field_slot = hint_slot(str, len);
-            ds_keys_push(L, s->keys, str, len);
+            scan_push_key(L, s, str, len);
             scan_expect(L, s, ':');
             scan_av(L, s, level, &isbin, field_slot);
             if (isbin || have_bin) {
@@ -732,14 +741,13 @@ static void scan_object(lua_State *L, scan *s, int depth, scan_field field, unsi
     int t, n = 0;
     const char *k;
     size_t klen;
-    scan_room(L);
+    scan_room(L); /* enough for the loop too: each pair is set before the next */
     scan_new_map(L, s, slot);
     t = lua_gettop(L);
     if (scan_open(L, s, '{', '}')) {
         do {
-            scan_room(L);
             k = scan_string(L, s, &klen);
-            ds_keys_push(L, s->keys, k, klen);
+            scan_push_key(L, s, k, klen);
             scan_expect(L, s, ':');
             if (field == NULL || !field(L, s, k, klen))
                 scan_value(L, s, depth);

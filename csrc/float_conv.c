@@ -64,16 +64,14 @@ static void round53(const uint64_t p[3], uint64_t *m, int *shift)
 int ds_digits_to_double(uint64_t w, int q, double *out)
 {
     uint64_t lo[3], hi[3], m, m_hi, bits, a_hi, a_lo, b_hi, b_lo, mid;
-    int lz = 0, s, s_hi;
+    int lz, s, s_hi;
     long e2, biased;
     const uint64_t *t;
 
     if (w == 0 || q < DS_POW10_MIN || q > DS_POW10_MAX)
         return 0;
-    while (!(w >> 63)) { /* at most 63 steps; normalizes w */
-        w <<= 1;
-        lz++;
-    }
+    lz = __builtin_clzll(w); /* w != 0 */
+    w <<= lz;
     t = POW10[q - DS_POW10_MIN];
     a_lo = mul128(w, t[0], &a_hi); /* w * E = a * 2^64 + b */
     b_lo = mul128(w, t[1], &b_hi);

@@ -1,8 +1,43 @@
 /* json_lex.c - JSON lexing helpers, see json_lex.h. */
 #include "json_lex.h"
 
+#ifdef __SSE2__
+/* 1 when p[0..64) holds a byte that ends a plain run: '"' or '\\' in one
+ * of the four loads, or a control byte in their bytewise minimum. */
+static int special64(const unsigned char *p)
+{
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), controls = _mm_set1_epi8(0x1F);
+    __m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
+    __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(p + 32));
+    __m128i d = _mm_loadu_si128((const __m128i *)(const void *)(p + 48));
+    __m128i low = _mm_min_epu8(_mm_min_epu8(a, b), _mm_min_epu8(c, d));
+    __m128i hit = _mm_cmpeq_epi8(_mm_max_epu8(low, controls), controls);
+    hit = _mm_or_si128(hit, _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(a, quote), _mm_cmpeq_epi8(a, backslash)),
+                                         _mm_or_si128(_mm_cmpeq_epi8(b, quote), _mm_cmpeq_epi8(b, backslash))));
+    hit = _mm_or_si128(hit, _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(c, quote), _mm_cmpeq_epi8(c, backslash)),
+                                         _mm_or_si128(_mm_cmpeq_epi8(d, quote), _mm_cmpeq_epi8(d, backslash))));
+    return _mm_movemask_epi8(hit) != 0;
+}
+#endif
+
 const unsigned char *ds_json_plain_end(const unsigned char *p, const unsigned char *end)
 {
+#ifdef __SSE2__
+    /* After two steps of 16 bytes, a long string is passed 64 bytes a
+     * test; the 16-byte steps then find the byte in the last 64. */
+    int step;
+    for (step = 0; step < 2 && end - p >= 16; step++) {
+        unsigned hit = ds_json_special16(p);
+        if (hit)
+            return p + __builtin_ctz(hit);
+        p += 16;
+    }
+    if (step == 2) {
+        while (end - p >= 64 && !special64(p))
+            p += 64;
+    }
+#endif
     return ds_json_plain_end_inline(p, end);
 }
 

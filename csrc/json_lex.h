@@ -30,20 +30,35 @@ static inline size_t ds_json_skip_ws(const char *s, size_t n, size_t i)
  * first flagged byte is exact. */
 const unsigned char *ds_json_plain_end(const unsigned char *p, const unsigned char *end);
 
+#ifdef __SSE2__
+/* The bytes p[0..16) that a JSON string cannot hold as they are ('"', '\\'
+ * or at most 0x1F) as 0xFF, the others 0; 16 bytes must be readable. */
+static inline __m128i ds_json_special_bytes(const unsigned char *p)
+{
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), controls = _mm_set1_epi8(0x1F);
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    return _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                        _mm_cmpeq_epi8(_mm_max_epu8(v, controls), controls));
+}
+
+/* Those bytes of p[0..16) as bits, byte i at bit i. */
+static inline unsigned ds_json_special16(const unsigned char *p)
+{
+    return (unsigned)_mm_movemask_epi8(ds_json_special_bytes(p));
+}
+#endif
+
 /* ds_json_plain_end for a caller's hot loop: inlined there, where the call
  * would cost as much as a short string's scan. */
 static inline const unsigned char *ds_json_plain_end_inline(const unsigned char *p, const unsigned char *end)
 {
     const uint64_t ones = 0x0101010101010101u, highs = ones * 0x80;
 #ifdef __SSE2__
-    /* 16 bytes a step where every x86-64 has it: '"', '\\' or at most 0x1F */
-    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), controls = _mm_set1_epi8(0x1F);
+    /* 16 bytes a step where every x86-64 has it */
     while (end - p >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-        int hit = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-                                                 _mm_cmpeq_epi8(_mm_max_epu8(v, controls), controls)));
+        unsigned hit = ds_json_special16(p);
         if (hit)
-            return p + __builtin_ctz((unsigned)hit);
+            return p + __builtin_ctz(hit);
         p += 16;
     }
 #endif
@@ -64,6 +79,21 @@ static inline const unsigned char *ds_json_plain_end_inline(const unsigned char 
     while (p < end && *p >= 0x20 && *p != '"' && *p != '\\')
         p++;
     return p;
+}
+
+/* ds_json_plain_end where most strings are short (names, tags, small
+ * values): their first 16 bytes tested inline, the rest by the call. */
+static inline const unsigned char *ds_json_plain_end_short(const unsigned char *p, const unsigned char *end)
+{
+#ifdef __SSE2__
+    if (end - p >= 16) {
+        unsigned hit = ds_json_special16(p);
+        if (hit)
+            return p + __builtin_ctz(hit);
+        p += 16;
+    }
+#endif
+    return ds_json_plain_end(p, end);
 }
 
 /* 1 when s[0..n) is exactly a JSON number (cJSON also takes 01, 1., -.5). */

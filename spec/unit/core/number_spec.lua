@@ -47,4 +47,49 @@ describe("numbers", function()
       assert.equals(core.decimal_mt, getmetatable(core.unmarshall_value { N = s }), s)
     end
   end)
+
+  -- ds_number_classify_fast reads runs of eight digits with one load
+  -- (ds_eight_digits); "e0" sends the same number through ds_number_classify,
+  -- which reads a digit at a time: every split of up to 19 digits around the
+  -- dot, runs of 0s, 9s and mixed digits, and a byte next to '0' or '9' in
+  -- every position.
+  it("reads digits eight at a time as ds_number_classify reads them one at a time", function()
+    local function same(text)
+      local got, want = core.unmarshall_value { N = text }, core.unmarshall_value { N = text .. "e0" }
+      if type(want) == "table" then
+        assert.equals(core.decimal_mt, getmetatable(got), text)
+        assert.equals(want[1], got[1] .. "e0", text)
+      else
+        assert.equals(math.type and math.type(want) or type(want), math.type and math.type(got) or type(got), text)
+        assert.equals(want, got, text)
+      end
+    end
+    local fills = { "0000000000000000000", "9999999999999999999", "1234567890123456789", "9081726354453627189" }
+    for int_len = 0, 19 do
+      for frac_len = 0, 19 - int_len do
+        if int_len + frac_len > 0 then
+          for _, f in ipairs(fills) do
+            local int, frac = f:sub(1, int_len), f:sub(20 - frac_len)
+            for _, text in ipairs { int .. (frac_len > 0 and "." .. frac or ""), int .. "." .. frac } do
+              if text ~= "." then
+                same(text)
+                same("-" .. text)
+              end
+            end
+          end
+        end
+      end
+    end
+    local digits = "1234567890123456789"
+    for len = 1, 19 do
+      for pos = 1, len do
+        for _, c in ipairs { "/", ":", " ", "\0" } do
+          local text = digits:sub(1, pos - 1) .. c .. digits:sub(pos + 1, len)
+          local ok, err = pcall(core.unmarshall_value, { N = text })
+          assert.is_false(ok, text)
+          assert.matches("not a decimal number", err, 1, true)
+        end
+      end
+    end
+  end)
 end)

@@ -77,6 +77,46 @@ describe("string scanning a word at a time", function()
     end
   end)
 
+  -- ds_json_plain_end passes a long string 64 bytes a test after its first
+  -- 48 bytes (16 inline, two steps of 16), then finds the byte in the last
+  -- 64 with 16-byte steps: lengths to 200 put the end in the first two
+  -- blocks of 64, in their every 16-byte part, and in the tail after them.
+  it("decodes strings of every length 0..200 with an escape at every position (the 64-byte steps)", function()
+    for len = 0, 200 do
+      local plain = filler(len, len + 2)
+      local recs, nsi, _, fast = decode_fast(page('{"S":"' .. plain .. '"}', '"' .. plain .. '"'))
+      assert(recs, nsi)
+      assert.is_true(fast)
+      assert.equals(plain, recs[1].dynamodb.NewImage.s)
+      assert.equals(plain, nsi)
+      for pos = 0, len - 1 do
+        for _, sp in ipairs(kinds({ SPECIALS[1], SPECIALS[3] }, 1)) do
+          local json = plain:sub(1, pos) .. sp.json .. plain:sub(pos + 1)
+          local want = plain:sub(1, pos) .. sp.bytes .. plain:sub(pos + 1)
+          recs, nsi, _, fast = decode_fast(page('{"S":"' .. json .. '"}', '"' .. json .. '"'))
+          assert(recs, nsi)
+          assert.is_true(fast)
+          assert.equals(want, recs[1].dynamodb.NewImage.s)
+          assert.equals(want, nsi)
+        end
+      end
+    end
+  end)
+
+  it("rejects a raw control byte at every position of a 200-byte string, as json_decode does", function()
+    local plain = filler(200, 11)
+    for pos = 0, 199 do
+      local s = plain:sub(1, pos) .. "\31" .. plain:sub(pos + 2)
+      for _, text in ipairs({ page('{"S":"' .. s .. '"}', "null"), page('{"S":"a"}', '"' .. s .. '"') }) do
+        local recs, msg, code = core.decode_records(text)
+        assert.is_nil(recs, "accepted a raw control byte at " .. pos)
+        assert.equals("InvalidJSON", code)
+        local _, want = core.json_decode(text)
+        assert.equals(want, msg)
+      end
+    end
+  end)
+
   it("rejects a raw control byte at every position of every length 0..40, as json_decode does", function()
     for len = 1, 40 do
       local plain = filler(len, 3 * len)
