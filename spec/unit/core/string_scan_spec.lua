@@ -81,6 +81,12 @@ describe("string scanning a word at a time", function()
   -- 48 bytes (16 inline, two steps of 16), then finds the byte in the last
   -- 64 with 16-byte steps: lengths to 200 put the end in the first two
   -- blocks of 64, in their every 16-byte part, and in the tail after them.
+  -- Under valgrind (which checks the loads against the text's end, set by the
+  -- length) the escape goes at each 16-byte part's first and last byte only.
+  local function escape_at(pos, len)
+    return not helper.under_valgrind() or pos % 16 == 0 or pos % 16 == 15 or pos == len - 1
+  end
+
   it("decodes strings of every length 0..200 with an escape at every position (the 64-byte steps)", function()
     for len = 0, 200 do
       local plain = filler(len, len + 2)
@@ -90,14 +96,16 @@ describe("string scanning a word at a time", function()
       assert.equals(plain, recs[1].dynamodb.NewImage.s)
       assert.equals(plain, nsi)
       for pos = 0, len - 1 do
-        for _, sp in ipairs(kinds({ SPECIALS[1], SPECIALS[3] }, 1)) do
-          local json = plain:sub(1, pos) .. sp.json .. plain:sub(pos + 1)
-          local want = plain:sub(1, pos) .. sp.bytes .. plain:sub(pos + 1)
-          recs, nsi, _, fast = decode_fast(page('{"S":"' .. json .. '"}', '"' .. json .. '"'))
-          assert(recs, nsi)
-          assert.is_true(fast)
-          assert.equals(want, recs[1].dynamodb.NewImage.s)
-          assert.equals(want, nsi)
+        if escape_at(pos, len) then
+          for _, sp in ipairs(kinds({ SPECIALS[1], SPECIALS[3] }, 1)) do
+            local json = plain:sub(1, pos) .. sp.json .. plain:sub(pos + 1)
+            local want = plain:sub(1, pos) .. sp.bytes .. plain:sub(pos + 1)
+            recs, nsi, _, fast = decode_fast(page('{"S":"' .. json .. '"}', '"' .. json .. '"'))
+            assert(recs, nsi)
+            assert.is_true(fast)
+            assert.equals(want, recs[1].dynamodb.NewImage.s)
+            assert.equals(want, nsi)
+          end
         end
       end
     end
