@@ -47,34 +47,43 @@ local function filler(n, salt)
 end
 
 describe("string scanning a word at a time", function()
-  it("decodes strings of every length 0..40 with an escape at every position, in records and at the text's end", function()
-    for len = 0, 40 do
-      local plain = filler(len, len)
-      -- no escape: the closing quote at every offset of a word
-      local recs, nsi, code, fast = decode_fast(page('{"S":"' .. plain .. '"}', '"' .. plain .. '"'))
-      assert(recs, nsi)
-      assert.is_true(fast)
-      assert.equals(plain, recs[1].dynamodb.NewImage.s)
-      assert.equals(plain, nsi)
-      for pos = 0, len - 1 do
-        for _, sp in ipairs(kinds(SPECIALS, 2)) do
+  -- A string of len filler bytes decodes as itself, and with each of specials
+  -- put at each position where at(pos, len) holds decodes as the bytes built
+  -- here: as the last value of a record and as the text's last member (only
+  -- '"}' after it); with in_maps, also as a map key and in a string set.
+  local function check_escapes(len, seed, specials, at, in_maps)
+    local plain = filler(len, seed)
+    local recs, nsi, _, fast = decode_fast(page('{"S":"' .. plain .. '"}', '"' .. plain .. '"'))
+    assert(recs, nsi)
+    assert.is_true(fast)
+    assert.equals(plain, recs[1].dynamodb.NewImage.s)
+    assert.equals(plain, nsi)
+    for pos = 0, len - 1 do
+      if at(pos, len) then
+        for _, sp in ipairs(specials) do
           local json = plain:sub(1, pos) .. sp.json .. plain:sub(pos + 1)
           local want = plain:sub(1, pos) .. sp.bytes .. plain:sub(pos + 1)
-          -- the string last in the text: only '"}' after it
-          recs, nsi, code, fast = decode_fast(page('{"S":"' .. json .. '"}', '"' .. json .. '"'))
+          recs, nsi, _, fast = decode_fast(page('{"S":"' .. json .. '"}', '"' .. json .. '"'))
           assert(recs, nsi)
           assert.is_true(fast)
           assert.equals(want, recs[1].dynamodb.NewImage.s)
           assert.equals(want, nsi)
-          -- as a map key and in a string set
-          recs, nsi = decode_fast(page('{"M":{"' .. json .. '":{"SS":["' .. json .. '","' .. plain .. '"]}}}', "null"))
-          assert(recs, nsi)
-          local set = recs[1].dynamodb.NewImage.s[want]
-          assert.equals(want, set[1])
-          assert.equals(plain, set[2])
+          if in_maps then
+            recs, nsi = decode_fast(page('{"M":{"' .. json .. '":{"SS":["' .. json .. '","' .. plain .. '"]}}}', "null"))
+            assert(recs, nsi)
+            local set = recs[1].dynamodb.NewImage.s[want]
+            assert.equals(want, set[1])
+            assert.equals(plain, set[2])
+          end
         end
       end
     end
+  end
+
+  local function every_position() return true end
+
+  it("decodes strings of every length 0..40 with an escape at every position, in records and at the text's end", function()
+    for len = 0, 40 do check_escapes(len, len, kinds(SPECIALS, 2), every_position, true) end
   end)
 
   -- ds_json_plain_end passes a long string 64 bytes a test after its first
@@ -88,27 +97,7 @@ describe("string scanning a word at a time", function()
   end
 
   it("decodes strings of every length 0..200 with an escape at every position (the 64-byte steps)", function()
-    for len = 0, 200 do
-      local plain = filler(len, len + 2)
-      local recs, nsi, _, fast = decode_fast(page('{"S":"' .. plain .. '"}', '"' .. plain .. '"'))
-      assert(recs, nsi)
-      assert.is_true(fast)
-      assert.equals(plain, recs[1].dynamodb.NewImage.s)
-      assert.equals(plain, nsi)
-      for pos = 0, len - 1 do
-        if escape_at(pos, len) then
-          for _, sp in ipairs(kinds({ SPECIALS[1], SPECIALS[3] }, 1)) do
-            local json = plain:sub(1, pos) .. sp.json .. plain:sub(pos + 1)
-            local want = plain:sub(1, pos) .. sp.bytes .. plain:sub(pos + 1)
-            recs, nsi, _, fast = decode_fast(page('{"S":"' .. json .. '"}', '"' .. json .. '"'))
-            assert(recs, nsi)
-            assert.is_true(fast)
-            assert.equals(want, recs[1].dynamodb.NewImage.s)
-            assert.equals(want, nsi)
-          end
-        end
-      end
-    end
+    for len = 0, 200 do check_escapes(len, len + 2, kinds({ SPECIALS[1], SPECIALS[3] }, 1), escape_at, false) end
   end)
 
   it("rejects a raw control byte at every position of a 200-byte string, as json_decode does", function()
