@@ -6,17 +6,10 @@
  * of the four loads, or a control byte in their bytewise minimum. */
 static int special64(const unsigned char *p)
 {
-    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), controls = _mm_set1_epi8(0x1F);
-    __m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
-    __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
-    __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(p + 32));
-    __m128i d = _mm_loadu_si128((const __m128i *)(const void *)(p + 48));
-    __m128i low = _mm_min_epu8(_mm_min_epu8(a, b), _mm_min_epu8(c, d));
-    __m128i hit = _mm_cmpeq_epi8(_mm_max_epu8(low, controls), controls);
-    hit = _mm_or_si128(hit, _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(a, quote), _mm_cmpeq_epi8(a, backslash)),
-                                         _mm_or_si128(_mm_cmpeq_epi8(b, quote), _mm_cmpeq_epi8(b, backslash))));
-    hit = _mm_or_si128(hit, _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(c, quote), _mm_cmpeq_epi8(c, backslash)),
-                                         _mm_or_si128(_mm_cmpeq_epi8(d, quote), _mm_cmpeq_epi8(d, backslash))));
+    __m128i a = ds_json_load16(p), b = ds_json_load16(p + 16), c = ds_json_load16(p + 32), d = ds_json_load16(p + 48);
+    __m128i hit = ds_json_control(_mm_min_epu8(_mm_min_epu8(a, b), _mm_min_epu8(c, d)));
+    hit = _mm_or_si128(hit, _mm_or_si128(ds_json_quote_or_backslash(a), ds_json_quote_or_backslash(b)));
+    hit = _mm_or_si128(hit, _mm_or_si128(ds_json_quote_or_backslash(c), ds_json_quote_or_backslash(d)));
     return _mm_movemask_epi8(hit) != 0;
 }
 #endif

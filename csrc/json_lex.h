@@ -31,20 +31,31 @@ static inline size_t ds_json_skip_ws(const char *s, size_t n, size_t i)
 const unsigned char *ds_json_plain_end(const unsigned char *p, const unsigned char *end);
 
 #ifdef __SSE2__
-/* The bytes p[0..16) that a JSON string cannot hold as they are ('"', '\\'
- * or at most 0x1F) as 0xFF, the others 0; 16 bytes must be readable. */
-static inline __m128i ds_json_special_bytes(const unsigned char *p)
+/* The 16 bytes at p (all readable). */
+static inline __m128i ds_json_load16(const unsigned char *p)
 {
-    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), controls = _mm_set1_epi8(0x1F);
-    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-    return _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-                        _mm_cmpeq_epi8(_mm_max_epu8(v, controls), controls));
+    return _mm_loadu_si128((const __m128i *)(const void *)p);
 }
 
-/* Those bytes of p[0..16) as bits, byte i at bit i. */
+/* The bytes of v that are '"' or '\\' as 0xFF, the others 0. */
+static inline __m128i ds_json_quote_or_backslash(__m128i v)
+{
+    return _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+}
+
+/* The bytes of v at most 0x1F (control bytes) as 0xFF, the others 0. */
+static inline __m128i ds_json_control(__m128i v)
+{
+    const __m128i controls = _mm_set1_epi8(0x1F);
+    return _mm_cmpeq_epi8(_mm_max_epu8(v, controls), controls);
+}
+
+/* The bytes p[0..16) that a JSON string cannot hold as they are ('"', '\\'
+ * or at most 0x1F) as bits, byte i at bit i; 16 bytes must be readable. */
 static inline unsigned ds_json_special16(const unsigned char *p)
 {
-    return (unsigned)_mm_movemask_epi8(ds_json_special_bytes(p));
+    __m128i v = ds_json_load16(p);
+    return (unsigned)_mm_movemask_epi8(_mm_or_si128(ds_json_quote_or_backslash(v), ds_json_control(v)));
 }
 #endif
 
