@@ -310,6 +310,16 @@ function helper.main_phase()
     and not helper.under_valgrind()
 end
 
+-- busted's `it` (pass it and `pending`, the spec's own) in the Lua 5.4 main
+-- phase, elsewhere a pending test that says where it runs: for specs of what
+-- no interpreter, build or sanitizer of the phase changes (a C program, a
+-- luarocks build from a copy of the sources), which every phase would only
+-- repeat.
+function helper.lua54_it(it, pending)
+  if helper.main_phase() and helper.lua == "lua5.4" then return it end
+  return function(title) pending(title .. " (in the Lua 5.4 phase only)") end
+end
+
 -- The shell command that runs bin/dynamodb-stream with this interpreter and the
 -- spec's module paths, against DynamoDB Local (opts: helper.local_opts(...), its
 -- credentials in the environment and nothing else of ours: HOME = dir, no ~/.aws).
