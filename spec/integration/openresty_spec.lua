@@ -11,19 +11,13 @@ local ds = require("dynamodb_stream")
 local helper = require("helper")
 local socket = require("socket")
 local fault_proxy = require("fault_proxy")
+local nginx = require("nginx")
 
 local NGINX = "/usr/sbin/nginx"
-local MODULES = { "/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modules/ngx_http_lua_module.so" }
 local NAMESPACE = "openrestyspec"
 local q = helper.shell_quote
 
 local exists = helper.exists
-
-local function nginx_installed()
-  if not exists(NGINX) then return false end
-  for _, m in ipairs(MODULES) do if not exists(m) then return false end end
-  return true
-end
 
 local sh = helper.capture
 
@@ -102,8 +96,8 @@ local function stop_example(master, workers_seen)
 end
 
 describe("examples/openresty in nginx", function()
-  if not nginx_installed() then
-    pending("nginx with libnginx-mod-http-lua is not installed (scripts/install-deps installs it)")
+  if nginx.skip_reason() then
+    pending(nginx.skip_reason())
     return
   end
 
@@ -337,8 +331,8 @@ describe("examples/openresty in nginx", function()
 end)
 
 describe("examples/openresty started badly", function()
-  if not nginx_installed() then
-    pending("nginx with libnginx-mod-http-lua is not installed (scripts/install-deps installs it)")
+  if nginx.skip_reason() then
+    pending(nginx.skip_reason())
     return
   end
 
@@ -385,9 +379,8 @@ describe("examples/openresty started badly", function()
 end)
 
 describe("openresty.poller on_error", function()
-  local nginx = require("nginx")
-  if not nginx.installed() then
-    pending(nginx.MISSING)
+  if nginx.skip_reason() then
+    pending(nginx.skip_reason())
     return
   end
 

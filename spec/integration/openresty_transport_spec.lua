@@ -77,8 +77,8 @@ ds_init_worker.status, ds_init_worker.body = status, body
 ]]
 
 describe("dynamodb_stream.ngx_http in nginx", function()
-  if not nginx.installed() then
-    pending(nginx.MISSING)
+  if nginx.skip_reason() then
+    pending(nginx.skip_reason())
     return
   end
 

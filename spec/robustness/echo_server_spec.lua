@@ -92,8 +92,8 @@ describe("errors of an echoing server", function()
   end)
 
   describe("in nginx", function()
-    if not nginx.installed() then
-      pending(nginx.MISSING)
+    if nginx.skip_reason() then
+      pending(nginx.skip_reason())
       return
     end
     local server

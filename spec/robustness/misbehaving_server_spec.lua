@@ -87,8 +87,8 @@ describe("a misbehaving server", function()
   end)
 
   describe("through ngx_http (cosockets) in nginx", function()
-    if not nginx.installed() then
-      pending(nginx.MISSING)
+    if nginx.skip_reason() then
+      pending(nginx.skip_reason())
       return
     end
     local server, worker

@@ -22,6 +22,16 @@ function nginx.installed()
   return helper.exists(NGINX) and helper.exists(MODULES[1]) and helper.exists(MODULES[2])
 end
 
+-- Why this phase runs no nginx spec (pending's text), or nil. nginx runs its
+-- own LuaJIT and build-luajit whatever the phase: the Lua 5.3, 5.1, ASan and
+-- valgrind phases would only repeat the main ones (helper.main_phase).
+function nginx.skip_reason()
+  if not nginx.installed() then return nginx.MISSING end
+  if not helper.main_phase() then
+    return "nginx runs its own LuaJIT and build-luajit in every phase: in the Lua 5.4 and LuaJIT phases only"
+  end
+end
+
 local function free_port()
   local s = assert(socket.bind("127.0.0.1", 0))
   local _, p = s:getsockname()

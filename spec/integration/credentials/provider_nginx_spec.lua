@@ -56,8 +56,8 @@ ngx.say(core.json_encode(out))
 ]]
 
 describe("providers inside nginx", function()
-  if not nginx.installed() then
-    pending(nginx.MISSING)
+  if nginx.skip_reason() then
+    pending(nginx.skip_reason())
     return
   end
 

@@ -35,8 +35,8 @@ ngx.say(core.json_encode(out))
 ]]
 
 describe("credentials.sts and credentials.sso in nginx", function()
-  if not nginx.installed() then
-    pending(nginx.MISSING)
+  if nginx.skip_reason() then
+    pending(nginx.skip_reason())
     return
   end
 

@@ -24,8 +24,8 @@ describe("leases in OpenResty: two nginx nodes share a stream", function()
       .. (tostring(WHY):match("^[^\n]*"):gsub(":$", "")) .. ")")
     return
   end
-  if not nginx.installed() then
-    pending(nginx.MISSING)
+  if nginx.skip_reason() then
+    pending(nginx.skip_reason())
     return
   end
 
