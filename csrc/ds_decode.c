@@ -284,11 +284,20 @@ static inline void scan_ws(scan *s)
         s->p++;
 }
 
-/* Skips whitespace; the next byte, or 0 at the end of the text. */
-static inline char scan_peek(scan *s)
+/* scan_peek past whitespace (or a control byte), kept out of line: AWS
+ * sends no whitespace between tokens. */
+__attribute__((noinline)) static char scan_peek_ws(scan *s)
 {
     scan_ws(s);
     return s->p < s->end ? *s->p : 0;
+}
+
+/* Skips whitespace; the next byte, or 0 at the end of the text. */
+static inline char scan_peek(scan *s)
+{
+    if (s->p < s->end && (unsigned char)*s->p > ' ')
+        return *s->p;
+    return scan_peek_ws(s);
 }
 
 static inline void scan_expect(lua_State *L, scan *s, char c)
