@@ -300,9 +300,16 @@ static inline char scan_peek(scan *s)
     return scan_peek_ws(s);
 }
 
+/* Skips whitespace; 1 when the next byte is c (one compare when it is
+ * right there). */
+static inline int scan_at(scan *s, char c)
+{
+    return (s->p < s->end && *s->p == c) || scan_peek_ws(s) == c;
+}
+
 static inline void scan_expect(lua_State *L, scan *s, char c)
 {
-    if (scan_peek(s) != c)
+    if (!scan_at(s, c))
         scan_giveup(L);
     s->p++;
 }
@@ -400,7 +407,7 @@ static const char *scan_escaped(lua_State *L, scan *s, const unsigned char *star
 static inline const char *scan_string(lua_State *L, scan *s, size_t *len)
 {
     const unsigned char *start, *p, *end = (const unsigned char *)s->end;
-    if (scan_peek(s) != '"')
+    if (!scan_at(s, '"'))
         scan_giveup(L);
     start = (const unsigned char *)s->p + 1;
     p = ds_json_plain_end_short(start, end);
