@@ -86,9 +86,11 @@ static inline unsigned ds_keys_slot(const uint64_t w[3], size_t n)
 DS_HIDDEN void ds_keys_miss(lua_State *L, ds_keys *k, const char *s, size_t n, const uint64_t w[3], unsigned h);
 
 /* Pushes the string s[0..n), from the cache when it is there; readable
- * bytes at s (at least n) may be read. Inline: a hit is most of a page's
- * names, and a call's register saves cost as much as the test. [-0, +1] */
-static inline void ds_keys_push(lua_State *L, ds_keys *k, const char *s, size_t n, size_t readable)
+ * bytes at s (at least n) may be read. Returns its slot (0 for one too
+ * long or empty to cache), which callers may use as a hash of it. Inline:
+ * a hit is most of a page's names, and a call's register saves cost as
+ * much as the test. [-0, +1] */
+static inline unsigned ds_keys_push(lua_State *L, ds_keys *k, const char *s, size_t n, size_t readable)
 {
     uint64_t w[3];
     unsigned h = 0;
@@ -98,10 +100,11 @@ static inline void ds_keys_push(lua_State *L, ds_keys *k, const char *s, size_t 
         if (k->slot[h].len == n && k->slot[h].w[0] == w[0] && k->slot[h].w[1] == w[1] &&
             k->slot[h].w[2] == w[2]) {
             lua_rawgeti(L, k->table, (lua_Integer)h + 1);
-            return;
+            return h;
         }
     }
     ds_keys_miss(L, k, s, n, w, h);
+    return h;
 }
 
 /* Pieces of unmarshall for ds_decode.c, which reads the JSON itself. mt: stack

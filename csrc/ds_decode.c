@@ -41,7 +41,8 @@ typedef struct {
     ds_buf scratch; /* decoded strings with escapes */
     ds_buf bytes;   /* the bytes of a B value, until pushed */
     int busy;     /* inside a fast build (a finalizer may call us meanwhile) */
-    /* Size of the last object read under a key of each hash (hint_slot): the
+    /* Size of the last object read under a key of each hash (hint_slot, the
+     * low bits of its key cache slot): the
      * next one under that key is made that size, then filled as it is read.
      * Only a hint: Lua grows a table that gets more, and the node part is a
      * power of two, so a count that moves a little costs nothing. */
@@ -421,11 +422,14 @@ static inline const char *scan_string(lua_State *L, scan *s, size_t *len)
     return scan_escaped(L, s, start, p, len);
 }
 
+/* The map_hint slot of the objects read under a key of key cache slot h. */
+#define HINT_SLOT(h) ((h) & 63u)
+
 /* Pushes the string str[0..len) that scan_string just read through the key
- * cache; one in the text may be read up to its end. */
-static inline void scan_push_key(lua_State *L, scan *s, const char *str, size_t len)
+ * cache; one in the text may be read up to its end. Returns its hint slot. */
+static inline unsigned scan_push_key(lua_State *L, scan *s, const char *str, size_t len)
 {
-    ds_keys_push(L, s->keys, str, len, str == s->st->scratch.data ? len : (size_t)(s->end - str));
+    return HINT_SLOT(ds_keys_push(L, s->keys, str, len, str == s->st->scratch.data ? len : (size_t)(s->end - str)));
 }
 
 /* Pushes the bytes of the B string str[0..len) (read before: it may be in
@@ -491,12 +495,15 @@ static void scan_number(lua_State *L, scan *s)
     lua_pushnumber(L, (lua_Number)x);
 }
 
-/* The map_hint slot of the objects read under key k[0..n). */
+/* The map_hint slot of the objects read under key k[0..n) (scan_push_key's
+ * answer, without the push). */
 static unsigned hint_slot(const char *k, size_t n)
 {
-    if (n == 0)
+    uint64_t w[3];
+    if (n == 0 || n > DS_KEYS_MAXLEN)
         return 0;
-    return ((unsigned)n * 31u + (unsigned char)k[0] * 7u + (unsigned char)k[n - 1]) & 63u;
+    ds_keys_words(k, n, n, w);
+    return HINT_SLOT(ds_keys_slot(w, n));
 }
 
 /* Pushes a new table for an object read under hint slot `slot`. */
@@ -609,8 +616,7 @@ static void scan_av_map(lua_State *L, scan *s, int level, unsigned slot)
             int isbin = 0;
             unsigned field_slot;
             str = scan_string(L, s, &len);
-            field_slot = hint_slot(str, len);
-            scan_push_key(L, s, str, len);
+            field_slot = scan_push_key(L, s, str, len);
             scan_expect(L, s, ':');
             scan_av(L, s, level, &isbin, field_slot);
             if (isbin || have_bin) {
