@@ -467,11 +467,14 @@ static int scan_bool(lua_State *L, scan *s)
  * fits int64 is an integer, anything else the double strtod gives (as cJSON
  * reads it; beyond a double, json_decode refuses it). The double is read from
  * the decimal's digits and exponent, so the locale's decimal point does not
- * matter. */
+ * matter. The envelope's numbers (ApproximateCreationDateTime, SizeBytes)
+ * take the N values' fast reader: its integer is that int64, its double the
+ * nearest one, strtod's. */
 static void scan_number(lua_State *L, scan *s)
 {
     const char *t = s->p;
     ds_decimal d;
+    ds_number num;
     long long i;
     char text[DS_NUM_MAX_DIGITS + 24];
     double x;
@@ -479,8 +482,16 @@ static void scan_number(lua_State *L, scan *s)
                              *s->p == 'e' || *s->p == 'E'))
         s->p++;
     /* cJSON (json_decode) reads at most 63 bytes of a number */
-    if (s->p - t > 63 || !ds_json_number_ok(t, (size_t)(s->p - t)) ||
-        ds_decimal_parse(t, (size_t)(s->p - t), &d) != DS_NUM_OK)
+    if (s->p - t > 63 || !ds_json_number_ok(t, (size_t)(s->p - t)))
+        scan_giveup(L);
+    if (ds_number_classify_fast(t, (size_t)(s->p - t), &num) == DS_NUM_OK && num.kind != DS_NUM_DECIMAL) {
+        if (num.kind == DS_NUM_INTEGER)
+            lua_pushinteger(L, (lua_Integer)num.i);
+        else
+            lua_pushnumber(L, (lua_Number)num.d);
+        return;
+    }
+    if (ds_decimal_parse(t, (size_t)(s->p - t), &d) != DS_NUM_OK)
         scan_giveup(L);
     if (ds_decimal_to_int64(&d, &i)) {
         lua_pushinteger(L, (lua_Integer)i);

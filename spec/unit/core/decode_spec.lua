@@ -440,6 +440,25 @@ describe("core.decode_records", function()
       assert.equals("integer", math_type(recs[1].dynamodb.ApproximateCreationDateTime))
     end)
 
+    it("is the fast one for envelope numbers, each json_decode's integer or double", function()
+      -- integral texts that fit int64 are integers, the rest strtod's double:
+      -- short ones, 16-17 digits printed shortest or not, more, exponents
+      local numbers = { "0", "-0", "0.0", "-0.0", "7", "-7", "1717361509.0", "1795677000.000",
+        "9007199254740993", "12345678901234567", "9223372036854775807", "9223372036854775808",
+        "-9223372036854775808", "0.1", "-2.5", "123.456", "3.14159", "0.30000000000000004",
+        "58.93184691667557", "-77.11649179458618", "1.0000000000000001", "0.12345678901234567890", "1e3",
+        "1.5e-3", "5.960464477539063e-8", "2E+2", "1e-400" }
+      local fields = {}
+      for i, n in ipairs(numbers) do fields[i] = '"n' .. i .. '":' .. n end
+      local text = page({ record(1, '"Keys":{"pk":{"S":"a"}},' .. table.concat(fields, ",")) },
+        ',"odd":[' .. table.concat(numbers, ",") .. "]")
+      local path, recs = path_of(text)
+      assert.equals("fast", path)
+      assert.equals("integer", math_type(recs[1].dynamodb.n9)) -- 2^53 + 1, exact
+      assert.equals(9007199254740993, recs[1].dynamodb.n9)
+      assert.equals("float", math_type(recs[1].dynamodb.n16))
+    end)
+
     it("is the fast one for the bench's generated pages (bench/gen_page.lua), with the same result", function()
       local dir = helper.tmpdir()
       for _, seed in ipairs(helper.valgrind_subset({ 7, 8 }, 1)) do -- one under valgrind, as above
