@@ -607,7 +607,37 @@ static void scan_value(lua_State *L, scan *s, int depth)
     scan_make_array(L, s, base, n);
 }
 
-static void scan_av(lua_State *L, scan *s, int level, int *binary, unsigned slot);
+static void scan_av_other(lua_State *L, scan *s, int level, int *binary, unsigned slot, const char *tag,
+                          size_t tlen);
+
+/* Pushes the value of one AttributeValue object, {"<type>": value}. level
+ * counts the M and L values around it. S and N, most AttributeValues, are
+ * tested first and read here; the other types in scan_av_other. */
+static void scan_av(lua_State *L, scan *s, int level, int *binary, unsigned slot)
+{
+    const char *tag, *str;
+    size_t tlen, len;
+    if (s->end - s->p >= 5 && s->p[0] == '{' && s->p[1] == '"' && s->p[3] == '"' && s->p[4] == ':') {
+        /* {"S": as AWS sends it; a tag byte that is not a type letter gives up below */
+        tag = s->p + 2;
+        tlen = 1;
+        s->p += 5;
+    } else {
+        scan_expect(L, s, '{');
+        tag = scan_string(L, s, &tlen);
+        scan_expect(L, s, ':');
+    }
+    if (tlen == 1 && tag[0] == 'S') {
+        str = scan_string(L, s, &len);
+        lua_pushlstring(L, str, len);
+    } else if (tlen == 1 && tag[0] == 'N') {
+        str = scan_string(L, s, &len);
+        ds_av_push_number(L, str, len, s->numbers_string, s->mt);
+    } else {
+        scan_av_other(L, s, level, binary, slot, tag, tlen);
+    }
+    scan_expect(L, s, '}'); /* exactly one type key */
+}
 
 /* An M or item map read under hint slot `slot`: the table, then bin (the
  * __binary table, nil until a B comes) above it, the __binary bookkeeping as
@@ -713,33 +743,17 @@ static void scan_av_set(lua_State *L, scan *s, char kind)
     lua_setmetatable(L, -2);
 }
 
-/* Pushes the value of one AttributeValue object, {"<type>": value}. level
- * counts the M and L values around it. */
-static void scan_av(lua_State *L, scan *s, int level, int *binary, unsigned slot)
+/* The value of an AttributeValue of type tag[0..tlen), not S or N (see
+ * scan_av): gives up on an unknown type. */
+static void scan_av_other(lua_State *L, scan *s, int level, int *binary, unsigned slot, const char *tag,
+                          size_t tlen)
 {
-    const char *tag, *str;
-    size_t tlen, len;
-    if (s->end - s->p >= 5 && s->p[0] == '{' && s->p[1] == '"' && s->p[3] == '"' && s->p[4] == ':') {
-        /* {"S": as AWS sends it; a tag byte that is not a type letter gives up below */
-        tag = s->p + 2;
-        tlen = 1;
-        s->p += 5;
-    } else {
-        scan_expect(L, s, '{');
-        tag = scan_string(L, s, &tlen);
-        scan_expect(L, s, ':');
-    }
-    if (tlen == 1 && (tag[0] == 'S' || tag[0] == 'N' || tag[0] == 'B')) {
-        char kind = tag[0];
+    const char *str;
+    size_t len;
+    if (tlen == 1 && tag[0] == 'B') {
         str = scan_string(L, s, &len);
-        if (kind == 'S') {
-            lua_pushlstring(L, str, len);
-        } else if (kind == 'N') {
-            ds_av_push_number(L, str, len, s->numbers_string, s->mt);
-        } else {
-            scan_push_binary(L, s, str, len);
-            *binary = 1;
-        }
+        scan_push_binary(L, s, str, len);
+        *binary = 1;
     } else if (tlen == 1 && (tag[0] == 'M' || tag[0] == 'L')) {
         if (level + 1 > DS_MAX_DEPTH)
             scan_giveup(L);
@@ -758,7 +772,6 @@ static void scan_av(lua_State *L, scan *s, int level, int *binary, unsigned slot
     } else {
         scan_giveup(L);
     }
-    scan_expect(L, s, '}'); /* exactly one type key */
 }
 
 static int key_is(const char *k, size_t n, const char *want, size_t wn)
