@@ -644,7 +644,8 @@ static void scan_av(lua_State *L, scan *s, int level, int *binary, unsigned slot
  * unmarshall keeps it (a repeated key drops an earlier B). */
 static void scan_av_map(lua_State *L, scan *s, int level, unsigned slot)
 {
-    int t, bin, n = 0, have_bin = 0;
+    int t, bin, n = 0;
+    uint64_t bin_slots = 0; /* bit i: a B came under a key of hint slot i */
     const char *str;
     size_t len;
     scan_room(L); /* enough for the loop too: each pair is set before the next */
@@ -660,12 +661,15 @@ static void scan_av_map(lua_State *L, scan *s, int level, unsigned slot)
             field_slot = scan_push_key(L, s, str, len);
             scan_expect(L, s, ':');
             scan_av(L, s, level, &isbin, field_slot);
-            if (isbin || have_bin) {
-                if (!have_bin) {
+            /* a key that may have had a B before (same slot) is set again
+             * in bin, so that a repeated key drops an earlier B */
+            if (isbin || (bin_slots >> field_slot & 1)) {
+                if (bin_slots == 0) {
                     lua_newtable(L);
                     lua_replace(L, bin);
-                    have_bin = 1;
                 }
+                if (isbin)
+                    bin_slots |= (uint64_t)1 << field_slot;
                 lua_pushvalue(L, -2);
                 if (isbin)
                     lua_pushvalue(L, -2);
@@ -678,7 +682,7 @@ static void scan_av_map(lua_State *L, scan *s, int level, unsigned slot)
         } while (scan_more(L, s, '}'));
     }
     scan_note_size(s, slot, n);
-    if (!have_bin)
+    if (bin_slots == 0)
         lua_settop(L, t);
     else
         ds_av_finish(L, t, bin, 0, s->mt, s->keys);

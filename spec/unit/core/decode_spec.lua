@@ -209,6 +209,12 @@ describe("core.decode_records", function()
       assert.equals(3, recs[1].dynamodb.Keys.k)
       local ok = check_equal('{"Records":[{"dynamodb":{"NewImage":{"x":{"B":"AA=="},"x":{"S":"s"}}}}]}')
       assert.is_nil(getmetatable(ok[1].dynamodb.NewImage)) -- no __binary left for a replaced B
+      -- keys too long for the key cache, another B kept, one in an M
+      local long = ("k"):rep(30)
+      ok = check_equal('{"Records":[{"dynamodb":{"NewImage":{"' .. long .. '":{"B":"AA=="},"y":{"B":"AQ=="},'
+        .. '"' .. long .. 'x":{"S":"s"},"' .. long .. '":{"N":"1"},"m":{"M":{"z":{"B":"AA=="},"z":{"BOOL":true}}}}}}]}')
+      assert.same({ y = "\1" }, getmetatable(ok[1].dynamodb.NewImage).__binary)
+      assert.is_nil(getmetatable(ok[1].dynamodb.NewImage.m))
     end)
 
     -- A page of bench/gen_page.lua (its arguments), checked in both number modes.
