@@ -558,6 +558,14 @@ static void scan_room(lua_State *L)
         scan_giveup(L);
 }
 
+/* Before item n of an L or set: room for it and the 7 after it (each on the
+ * stack until the list is made), with what pushing one needs besides. */
+static inline void scan_list_room(lua_State *L, int n)
+{
+    if (n % 8 == 0 && !lua_checkstack(L, 16))
+        scan_giveup(L);
+}
+
 /* Reads the value of field k of an object it knows (pushing it) and returns
  * 1, or returns 0: the value is a plain one. */
 typedef int (*scan_field)(lua_State *L, scan *s, const char *k, size_t klen);
@@ -699,7 +707,7 @@ static void scan_av_list(lua_State *L, scan *s, int level, unsigned slot)
     if (scan_open(L, s, '[', ']')) {
         do {
             int isbin = 0;
-            scan_room(L);
+            scan_list_room(L, n);
             scan_av(L, s, level, &isbin, slot);
             n++;
             if (isbin) {
@@ -731,7 +739,7 @@ static void scan_av_set(lua_State *L, scan *s, char kind)
     size_t len;
     if (scan_open(L, s, '[', ']')) {
         do {
-            scan_room(L);
+            scan_list_room(L, n);
             str = scan_string(L, s, &len);
             if (kind == 'N')
                 ds_av_push_number(L, str, len, s->numbers_string, s->mt);

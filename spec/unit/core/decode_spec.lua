@@ -476,6 +476,24 @@ describe("core.decode_records", function()
       helper.rmdir(dir)
     end)
 
+    it("is the fast one for an L, an SS and an NS of 2,000 items (the stack grows as they are read)", function()
+      local items = { L = {}, SS = {}, NS = {} }
+      for i = 1, 2000 do
+        items.L[i] = '{"S":"s' .. i .. '"}'
+        items.SS[i] = '"s' .. i .. '"'
+        items.NS[i] = '"' .. i .. '"'
+      end
+      for _, t in ipairs({ "L", "SS", "NS" }) do
+        local text = page({ record(1, '"Keys":{"pk":{"' .. t .. '":[' .. table.concat(items[t], ",") .. "]}}") })
+        -- in a new coroutine: its stack starts small, whatever the main one grew to
+        -- (LuaJIT lets a C function hold at most 8,000 stack values: longer lists take the exact path there)
+        local path, recs = coroutine.wrap(function() return path_of(text) end)()
+        assert.equals("fast", path)
+        assert.equals(2000, #recs[1].dynamodb.Keys.pk)
+        assert.equals(t == "NS" and 2000 or "s2000", recs[1].dynamodb.Keys.pk[2000])
+      end
+    end)
+
     it("is the fast one for long strings with escapes (its scratch buffer grows, then is let go)", function()
       local long = ("ab\\n\\u00e9\\\""):rep(30000) -- 360 KB of JSON text, every piece escaped
       local text = page({ record(1, '"Keys":{"pk":{"S":"' .. long .. '"}}'), record(2, '"Keys":{"pk":{"S":"x\\ty"}}') })
