@@ -41,7 +41,8 @@ typedef struct {
     ds_buf scratch; /* decoded strings with escapes */
     ds_buf bytes;   /* the bytes of a B value, until pushed */
     int busy;     /* inside a fast build (a finalizer may call us meanwhile) */
-    /* Size of the last object read under a key of each hash (hint_slot): the
+    /* Size of the last object read under a key of each hash (hint_slot, the
+     * low bits of its key cache slot): the
      * next one under that key is made that size, then filled as it is read.
      * Only a hint: Lua grows a table that gets more, and the node part is a
      * power of two, so a count that moves a little costs nothing. */
@@ -284,16 +285,32 @@ static inline void scan_ws(scan *s)
         s->p++;
 }
 
-/* Skips whitespace; the next byte, or 0 at the end of the text. */
-static inline char scan_peek(scan *s)
+/* scan_peek past whitespace (or a control byte), kept out of line: AWS
+ * sends no whitespace between tokens. */
+__attribute__((noinline)) static char scan_peek_ws(scan *s)
 {
     scan_ws(s);
     return s->p < s->end ? *s->p : 0;
 }
 
+/* Skips whitespace; the next byte, or 0 at the end of the text. */
+static inline char scan_peek(scan *s)
+{
+    if (s->p < s->end && (unsigned char)*s->p > ' ')
+        return *s->p;
+    return scan_peek_ws(s);
+}
+
+/* Skips whitespace; 1 when the next byte is c (one compare when it is
+ * right there). */
+static inline int scan_at(scan *s, char c)
+{
+    return (s->p < s->end && *s->p == c) || scan_peek_ws(s) == c;
+}
+
 static inline void scan_expect(lua_State *L, scan *s, char c)
 {
-    if (scan_peek(s) != c)
+    if (!scan_at(s, c))
         scan_giveup(L);
     s->p++;
 }
@@ -391,7 +408,7 @@ static const char *scan_escaped(lua_State *L, scan *s, const unsigned char *star
 static inline const char *scan_string(lua_State *L, scan *s, size_t *len)
 {
     const unsigned char *start, *p, *end = (const unsigned char *)s->end;
-    if (scan_peek(s) != '"')
+    if (!scan_at(s, '"'))
         scan_giveup(L);
     start = (const unsigned char *)s->p + 1;
     p = ds_json_plain_end_short(start, end);
@@ -405,11 +422,14 @@ static inline const char *scan_string(lua_State *L, scan *s, size_t *len)
     return scan_escaped(L, s, start, p, len);
 }
 
+/* The map_hint slot of the objects read under a key of key cache slot h. */
+#define HINT_SLOT(h) ((h) & 63u)
+
 /* Pushes the string str[0..len) that scan_string just read through the key
- * cache; one in the text may be read up to its end. */
-static inline void scan_push_key(lua_State *L, scan *s, const char *str, size_t len)
+ * cache; one in the text may be read up to its end. Returns its hint slot. */
+static inline unsigned scan_push_key(lua_State *L, scan *s, const char *str, size_t len)
 {
-    ds_keys_push(L, s->keys, str, len, str == s->st->scratch.data ? len : (size_t)(s->end - str));
+    return HINT_SLOT(ds_keys_push(L, s->keys, str, len, str == s->st->scratch.data ? len : (size_t)(s->end - str)));
 }
 
 /* Pushes the bytes of the B string str[0..len) (read before: it may be in
@@ -447,11 +467,14 @@ static int scan_bool(lua_State *L, scan *s)
  * fits int64 is an integer, anything else the double strtod gives (as cJSON
  * reads it; beyond a double, json_decode refuses it). The double is read from
  * the decimal's digits and exponent, so the locale's decimal point does not
- * matter. */
+ * matter. The envelope's numbers (ApproximateCreationDateTime, SizeBytes)
+ * take the N values' fast reader: its integer is that int64, its double the
+ * nearest one, strtod's. */
 static void scan_number(lua_State *L, scan *s)
 {
     const char *t = s->p;
     ds_decimal d;
+    ds_number num;
     long long i;
     char text[DS_NUM_MAX_DIGITS + 24];
     double x;
@@ -459,8 +482,16 @@ static void scan_number(lua_State *L, scan *s)
                              *s->p == 'e' || *s->p == 'E'))
         s->p++;
     /* cJSON (json_decode) reads at most 63 bytes of a number */
-    if (s->p - t > 63 || !ds_json_number_ok(t, (size_t)(s->p - t)) ||
-        ds_decimal_parse(t, (size_t)(s->p - t), &d) != DS_NUM_OK)
+    if (s->p - t > 63 || !ds_json_number_ok(t, (size_t)(s->p - t)))
+        scan_giveup(L);
+    if (ds_number_classify_fast(t, (size_t)(s->p - t), &num) == DS_NUM_OK && num.kind != DS_NUM_DECIMAL) {
+        if (num.kind == DS_NUM_INTEGER)
+            lua_pushinteger(L, (lua_Integer)num.i);
+        else
+            lua_pushnumber(L, (lua_Number)num.d);
+        return;
+    }
+    if (ds_decimal_parse(t, (size_t)(s->p - t), &d) != DS_NUM_OK)
         scan_giveup(L);
     if (ds_decimal_to_int64(&d, &i)) {
         lua_pushinteger(L, (lua_Integer)i);
@@ -475,12 +506,15 @@ static void scan_number(lua_State *L, scan *s)
     lua_pushnumber(L, (lua_Number)x);
 }
 
-/* The map_hint slot of the objects read under key k[0..n). */
+/* The map_hint slot of the objects read under key k[0..n) (scan_push_key's
+ * answer, without the push). */
 static unsigned hint_slot(const char *k, size_t n)
 {
-    if (n == 0)
+    uint64_t w[3];
+    if (n == 0 || n > DS_KEYS_MAXLEN)
         return 0;
-    return ((unsigned)n * 31u + (unsigned char)k[0] * 7u + (unsigned char)k[n - 1]) & 63u;
+    ds_keys_words(k, n, n, w);
+    return HINT_SLOT(ds_keys_slot(w, n));
 }
 
 /* Pushes a new table for an object read under hint slot `slot`. */
@@ -521,6 +555,14 @@ static void scan_make_array(lua_State *L, const scan *s, int base, int n)
 static void scan_room(lua_State *L)
 {
     if (!lua_checkstack(L, 8))
+        scan_giveup(L);
+}
+
+/* Before item n of an L or set: room for it and the 7 after it (each on the
+ * stack until the list is made), with what pushing one needs besides. */
+static inline void scan_list_room(lua_State *L, int n)
+{
+    if (n % 8 == 0 && !lua_checkstack(L, 16))
         scan_giveup(L);
 }
 
@@ -573,14 +615,45 @@ static void scan_value(lua_State *L, scan *s, int depth)
     scan_make_array(L, s, base, n);
 }
 
-static void scan_av(lua_State *L, scan *s, int level, int *binary, unsigned slot);
+static void scan_av_other(lua_State *L, scan *s, int level, int *binary, unsigned slot, const char *tag,
+                          size_t tlen);
+
+/* Pushes the value of one AttributeValue object, {"<type>": value}. level
+ * counts the M and L values around it. S and N, most AttributeValues, are
+ * tested first and read here; the other types in scan_av_other. */
+static void scan_av(lua_State *L, scan *s, int level, int *binary, unsigned slot)
+{
+    const char *tag, *str;
+    size_t tlen, len;
+    if (s->end - s->p >= 5 && s->p[0] == '{' && s->p[1] == '"' && s->p[3] == '"' && s->p[4] == ':') {
+        /* {"S": as AWS sends it; a tag byte that is not a type letter gives up below */
+        tag = s->p + 2;
+        tlen = 1;
+        s->p += 5;
+    } else {
+        scan_expect(L, s, '{');
+        tag = scan_string(L, s, &tlen);
+        scan_expect(L, s, ':');
+    }
+    if (tlen == 1 && tag[0] == 'S') {
+        str = scan_string(L, s, &len);
+        lua_pushlstring(L, str, len);
+    } else if (tlen == 1 && tag[0] == 'N') {
+        str = scan_string(L, s, &len);
+        ds_av_push_number(L, str, len, s->numbers_string, s->mt);
+    } else {
+        scan_av_other(L, s, level, binary, slot, tag, tlen);
+    }
+    scan_expect(L, s, '}'); /* exactly one type key */
+}
 
 /* An M or item map read under hint slot `slot`: the table, then bin (the
  * __binary table, nil until a B comes) above it, the __binary bookkeeping as
  * unmarshall keeps it (a repeated key drops an earlier B). */
 static void scan_av_map(lua_State *L, scan *s, int level, unsigned slot)
 {
-    int t, bin, n = 0, have_bin = 0;
+    int t, bin, n = 0;
+    uint64_t bin_slots = 0; /* bit i: a B came under a key of hint slot i */
     const char *str;
     size_t len;
     scan_room(L); /* enough for the loop too: each pair is set before the next */
@@ -593,16 +666,18 @@ static void scan_av_map(lua_State *L, scan *s, int level, unsigned slot)
             int isbin = 0;
             unsigned field_slot;
             str = scan_string(L, s, &len);
-            field_slot = hint_slot(str, len);
-            scan_push_key(L, s, str, len);
+            field_slot = scan_push_key(L, s, str, len);
             scan_expect(L, s, ':');
             scan_av(L, s, level, &isbin, field_slot);
-            if (isbin || have_bin) {
-                if (!have_bin) {
+            /* a key that may have had a B before (same slot) is set again
+             * in bin, so that a repeated key drops an earlier B */
+            if (isbin || (bin_slots >> field_slot & 1)) {
+                if (bin_slots == 0) {
                     lua_newtable(L);
                     lua_replace(L, bin);
-                    have_bin = 1;
                 }
+                if (isbin)
+                    bin_slots |= (uint64_t)1 << field_slot;
                 lua_pushvalue(L, -2);
                 if (isbin)
                     lua_pushvalue(L, -2);
@@ -615,7 +690,7 @@ static void scan_av_map(lua_State *L, scan *s, int level, unsigned slot)
         } while (scan_more(L, s, '}'));
     }
     scan_note_size(s, slot, n);
-    if (!have_bin)
+    if (bin_slots == 0)
         lua_settop(L, t);
     else
         ds_av_finish(L, t, bin, 0, s->mt, s->keys);
@@ -632,7 +707,7 @@ static void scan_av_list(lua_State *L, scan *s, int level, unsigned slot)
     if (scan_open(L, s, '[', ']')) {
         do {
             int isbin = 0;
-            scan_room(L);
+            scan_list_room(L, n);
             scan_av(L, s, level, &isbin, slot);
             n++;
             if (isbin) {
@@ -664,7 +739,7 @@ static void scan_av_set(lua_State *L, scan *s, char kind)
     size_t len;
     if (scan_open(L, s, '[', ']')) {
         do {
-            scan_room(L);
+            scan_list_room(L, n);
             str = scan_string(L, s, &len);
             if (kind == 'N')
                 ds_av_push_number(L, str, len, s->numbers_string, s->mt);
@@ -680,33 +755,17 @@ static void scan_av_set(lua_State *L, scan *s, char kind)
     lua_setmetatable(L, -2);
 }
 
-/* Pushes the value of one AttributeValue object, {"<type>": value}. level
- * counts the M and L values around it. */
-static void scan_av(lua_State *L, scan *s, int level, int *binary, unsigned slot)
+/* The value of an AttributeValue of type tag[0..tlen), not S or N (see
+ * scan_av): gives up on an unknown type. */
+static void scan_av_other(lua_State *L, scan *s, int level, int *binary, unsigned slot, const char *tag,
+                          size_t tlen)
 {
-    const char *tag, *str;
-    size_t tlen, len;
-    if (s->end - s->p >= 5 && s->p[0] == '{' && s->p[1] == '"' && s->p[3] == '"' && s->p[4] == ':') {
-        /* {"S": as AWS sends it; a tag byte that is not a type letter gives up below */
-        tag = s->p + 2;
-        tlen = 1;
-        s->p += 5;
-    } else {
-        scan_expect(L, s, '{');
-        tag = scan_string(L, s, &tlen);
-        scan_expect(L, s, ':');
-    }
-    if (tlen == 1 && (tag[0] == 'S' || tag[0] == 'N' || tag[0] == 'B')) {
-        char kind = tag[0];
+    const char *str;
+    size_t len;
+    if (tlen == 1 && tag[0] == 'B') {
         str = scan_string(L, s, &len);
-        if (kind == 'S') {
-            lua_pushlstring(L, str, len);
-        } else if (kind == 'N') {
-            ds_av_push_number(L, str, len, s->numbers_string, s->mt);
-        } else {
-            scan_push_binary(L, s, str, len);
-            *binary = 1;
-        }
+        scan_push_binary(L, s, str, len);
+        *binary = 1;
     } else if (tlen == 1 && (tag[0] == 'M' || tag[0] == 'L')) {
         if (level + 1 > DS_MAX_DEPTH)
             scan_giveup(L);
@@ -725,7 +784,6 @@ static void scan_av(lua_State *L, scan *s, int level, int *binary, unsigned slot
     } else {
         scan_giveup(L);
     }
-    scan_expect(L, s, '}'); /* exactly one type key */
 }
 
 static int key_is(const char *k, size_t n, const char *want, size_t wn)

@@ -188,6 +188,21 @@ describe("core.decode_records", function()
       assert.equals(100000000000000000, d.d)
       assert.equals(100, d.i)
       assert.equals(core.list_mt, getmetatable(d.k))
+      -- on the fast path (the N values' reader for the short ones): integral
+      -- texts that fit int64 are integers, the rest strtod's double
+      local numbers = { "0", "-0", "0.0", "-0.0", "7", "-7", "1717361509.0", "1795677000.000",
+        "9007199254740993", "12345678901234567", "9223372036854775807", "9223372036854775808",
+        "-9223372036854775808", "0.1", "-2.5", "123.456", "3.14159", "0.30000000000000004",
+        "58.93184691667557", "-77.11649179458618", "1.0000000000000001", "0.12345678901234567890", "1e3",
+        "1.5e-3", "5.960464477539063e-8", "2E+2" }
+      local fields = {}
+      for i, n in ipairs(numbers) do fields[i] = '"n' .. i .. '":' .. n end
+      local fast = core.decode_stats().fast
+      d = check_equal('{"Records":[{"dynamodb":{' .. table.concat(fields, ",") .. "}}]}")[1].dynamodb
+      assert.equals(fast + 1, core.decode_stats().fast)
+      assert.equals("integer", math_type(d.n9)) -- 2^53 + 1 (its nearest double under LuaJIT/5.1)
+      assert.equals(9007199254740993, d.n9)
+      assert.equals("float", math_type(d.n16))
     end)
 
     it("rejects the number forms cJSON accepts but JSON does not, as json_decode does", function()
@@ -209,6 +224,12 @@ describe("core.decode_records", function()
       assert.equals(3, recs[1].dynamodb.Keys.k)
       local ok = check_equal('{"Records":[{"dynamodb":{"NewImage":{"x":{"B":"AA=="},"x":{"S":"s"}}}}]}')
       assert.is_nil(getmetatable(ok[1].dynamodb.NewImage)) -- no __binary left for a replaced B
+      -- keys too long for the key cache, another B kept, one in an M
+      local long = ("k"):rep(30)
+      ok = check_equal('{"Records":[{"dynamodb":{"NewImage":{"' .. long .. '":{"B":"AA=="},"y":{"B":"AQ=="},'
+        .. '"' .. long .. 'x":{"S":"s"},"' .. long .. '":{"N":"1"},"m":{"M":{"z":{"B":"AA=="},"z":{"BOOL":true}}}}}}]}')
+      assert.same({ y = "\1" }, getmetatable(ok[1].dynamodb.NewImage).__binary)
+      assert.is_nil(getmetatable(ok[1].dynamodb.NewImage.m))
     end)
 
     -- A page of bench/gen_page.lua (its arguments), checked in both number modes.
@@ -453,6 +474,24 @@ describe("core.decode_records", function()
         assert.equals("fast", path_of(text, { numbers = "string" }))
       end
       helper.rmdir(dir)
+    end)
+
+    it("is the fast one for an L, an SS and an NS of 2,000 items (the stack grows as they are read)", function()
+      local items = { L = {}, SS = {}, NS = {} }
+      for i = 1, 2000 do
+        items.L[i] = '{"S":"s' .. i .. '"}'
+        items.SS[i] = '"s' .. i .. '"'
+        items.NS[i] = '"' .. i .. '"'
+      end
+      for _, t in ipairs({ "L", "SS", "NS" }) do
+        local text = page({ record(1, '"Keys":{"pk":{"' .. t .. '":[' .. table.concat(items[t], ",") .. "]}}") })
+        -- in a new coroutine: its stack starts small, whatever the main one grew to
+        -- (LuaJIT lets a C function hold at most 8,000 stack values: longer lists take the exact path there)
+        local path, recs = coroutine.wrap(function() return path_of(text) end)()
+        assert.equals("fast", path)
+        assert.equals(2000, #recs[1].dynamodb.Keys.pk)
+        assert.equals(t == "NS" and 2000 or "s2000", recs[1].dynamodb.Keys.pk[2000])
+      end
     end)
 
     it("is the fast one for long strings with escapes (its scratch buffer grows, then is let go)", function()
