@@ -816,9 +816,17 @@ static void scan_object(lua_State *L, scan *s, int depth, scan_field field, unsi
     scan_note_size(s, slot, n);
 }
 
-/* The record's "dynamodb" object: Keys, NewImage and OldImage unmarshalled. */
+/* The record's "dynamodb" object: Keys, NewImage and OldImage unmarshalled;
+ * a SequenceNumber string, new in every record, pushed past the key cache
+ * (where it would only take a slot from a name that repeats). */
 static int dynamodb_field(lua_State *L, scan *s, const char *k, size_t klen)
 {
+    if (key_is(k, klen, "SequenceNumber", 14) && scan_peek(s) == '"') {
+        size_t len;
+        const char *str = scan_string(L, s, &len);
+        lua_pushlstring(L, str, len);
+        return 1;
+    }
     if (!key_is(k, klen, "NewImage", 8) && !key_is(k, klen, "OldImage", 8) && !key_is(k, klen, "Keys", 4))
         return 0;
     scan_av_map(L, s, 0, hint_slot(k, klen));
