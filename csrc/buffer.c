@@ -104,7 +104,7 @@ char *ds_buf_reserve(ds_buf *b, size_t n)
     return b->data + b->len;
 }
 
-int ds_buf_append(ds_buf *b, const void *p, size_t n)
+int ds_buf_grow_append(ds_buf *b, const void *p, size_t n)
 {
     char *room;
     if (n == 0)

@@ -7,6 +7,7 @@
 #define DS_BUFFER_H
 
 #include <stddef.h>
+#include <string.h>
 
 #pragma GCC visibility push(hidden)
 
@@ -23,9 +24,21 @@ typedef struct {
  * a pointer into them is stale afterwards. */
 char *ds_buf_reserve(ds_buf *b, size_t n);
 
+/* ds_buf_append when the buffer has to grow first. */
+int ds_buf_grow_append(ds_buf *b, const void *p, size_t n);
+
 /* Appends n bytes. 0 on success, -1 on allocation failure or size overflow
- * (the buffer is then unchanged). */
-int ds_buf_append(ds_buf *b, const void *p, size_t n);
+ * (the buffer is then unchanged). Inline: decoders append many short runs,
+ * and most fit. */
+static inline int ds_buf_append(ds_buf *b, const void *p, size_t n)
+{
+    if (b->data == NULL || b->cap - b->len < n)
+        return ds_buf_grow_append(b, p, n);
+    if (n > 0)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
 
 /* Gives back the room beyond the contents when it is more than slack
  * bytes; keeps the buffer as it is when that fails. */
