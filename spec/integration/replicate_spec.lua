@@ -339,8 +339,7 @@ describe("replicate against DynamoDB Local", function()
   -- The two long runs (a writer, kills, a slowed scan: about 25 s) run in the main
   -- phases only (helper.main_phase); the other phases run the rest of this file and
   -- replicate_race_spec, over the same code.
-  local long_it = helper.main_phase() and it
-    or function(title) pending(title .. " (in the Lua 5.4 and LuaJIT phases only)") end
+  local long_it = helper.phase_it(it, pending, "main")
 
   long_it("converges while a writer changes the source, SIGKILLed once in the scan and once in the follow phase",
     function()

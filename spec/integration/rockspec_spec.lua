@@ -66,7 +66,7 @@ describe("rockspec", function()
   -- (in a copy of the tracked files, with a temporary tree as LuaRocks'
   -- only tree), installs a module that works from that tree under each
   -- interpreter of its Lua version: the same in every phase, so run in one.
-  local once_it = helper.lua54_it(it, pending)
+  local once_it = helper.phase_it(it, pending, "lua5.4")
   once_it("luarocks lines of the README build and install a module that works from the installed tree", function()
     local readme = assert(helper.read_file("README.md"))
     local section = assert(readme:match("\n## Build and install\n(.-)\n## "), "README has no Build and install section")

@@ -310,14 +310,16 @@ function helper.main_phase()
     and not helper.under_valgrind()
 end
 
--- busted's `it` (pass it and `pending`, the spec's own) in the Lua 5.4 main
--- phase, elsewhere a pending test that says where it runs: for specs of what
--- no interpreter, build or sanitizer of the phase changes (a C program, a
--- luarocks build from a copy of the sources), which every phase would only
--- repeat.
-function helper.lua54_it(it, pending)
-  if helper.main_phase() and helper.lua == "lua5.4" then return it end
-  return function(title) pending(title .. " (in the Lua 5.4 phase only)") end
+-- busted's `it` (pass it and `pending`, the spec's own) where this phase runs
+-- the test, elsewhere a pending test that says where it runs. where: "main"
+-- (helper.main_phase) for long system specs; "lua5.4" (its Lua 5.4 phase) for
+-- specs of what no interpreter, build or sanitizer of the phase changes (a C
+-- program, a luarocks build from a copy of the sources), which every phase
+-- would only repeat.
+function helper.phase_it(it, pending, where)
+  if helper.main_phase() and (where == "main" or helper.lua == "lua5.4") then return it end
+  local only = where == "main" and " (in the Lua 5.4 and LuaJIT phases only)" or " (in the Lua 5.4 phase only)"
+  return function(title) pending(title .. only) end
 end
 
 -- The shell command that runs bin/dynamodb-stream with this interpreter and the

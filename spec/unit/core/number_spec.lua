@@ -7,7 +7,7 @@ local core = require("dynamodb_stream.core")
 
 describe("numbers", function()
   -- a C program with no Lua: one phase runs it (the fuzz phase runs the same checks under ASan)
-  local c_it = helper.lua54_it(it, pending)
+  local c_it = helper.phase_it(it, pending, "lua5.4")
   c_it("agree with printf and strtod on millions of doubles and texts (fuzz/number_check.c)", function()
     assert(helper.execute("make -s number-check BUILD=build >/dev/null"))
     local p = assert(io.popen("build/number_check 300000 2>&1"))
